@@ -1,0 +1,73 @@
+package core
+
+import "time"
+
+// Inbound is one message from a user, as an adapter hands it to the core.
+type Inbound struct {
+	// ChatID is the native chat id (a Telegram chat id, a webchat session).
+	ChatID string
+	// ID is the network's id for this message, unique within the
+	// instance (Telegram update_id, webchat client message id). The core
+	// uses it to drop redeliveries. Empty means "no dedupe possible".
+	ID string
+	// Text is the message text. Media the assistant cannot take is turned
+	// into a readable stand-in by the adapter.
+	Text string
+	// User is what the network tells about the sender.
+	User User
+	// ReceivedAt is when the network received the message; zero means now.
+	ReceivedAt time.Time
+}
+
+// User is what a network tells about the sender of a message. Every field
+// is optional.
+type User struct {
+	// Name is the user's display name (Selarti shows it as the dialog title).
+	Name string
+	// Username is the user's handle on the network, without "@".
+	Username string
+	// Phone is a phone number the user shared.
+	Phone string
+}
+
+// Sender says who wrote an outbound message.
+type Sender string
+
+// Senders of Selarti messages.
+const (
+	SenderBot      Sender = "bot"
+	SenderOperator Sender = "operator"
+	// SenderUser marks the user's own message reported back by the "All
+	// messages" webhook. The core never sends it to a Messenger.
+	SenderUser Sender = "user"
+)
+
+// Outbound is one message for a user, from the assistant or an operator.
+type Outbound struct {
+	// ChatID is the native chat id.
+	ChatID string
+	// ID is Selarti's message id; adapters may use it as an idempotency key.
+	ID string
+	// Text is the message text; it may contain Markdown.
+	Text string
+	// From says whether the assistant or a human operator wrote it.
+	From Sender
+	// Dialog is the dialog's state as of this message.
+	Dialog DialogState
+}
+
+// DialogState is Selarti's flags for a dialog.
+type DialogState struct {
+	Closed     bool // the dialog was closed
+	Operator   bool // the dialog was handed to a human operator
+	GotContact bool // the user shared a phone or e-mail
+	Interest   bool // the user showed interest
+	Success    bool // the dialog was marked successful
+}
+
+// DialogEvent reports that Selarti's flags for a chat changed.
+type DialogEvent struct {
+	ChatID   string // native chat id
+	Previous DialogState
+	Current  DialogState
+}

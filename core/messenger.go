@@ -1,0 +1,125 @@
+// Package core is the heart of Switchboard: the Messenger contract every
+// adapter implements, the adapter registry, the message types, chat-id
+// namespacing, configuration, and the router that moves messages between
+// messengers and Selarti.
+//
+// The core never imports an adapter. Adapters register themselves from
+// their init functions; the binary imports them through adapters/all.
+package core
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+)
+
+// Messenger is one running connection to one chat network, owned by one
+// adapter instance (for example the Telegram bot "tg-sales").
+//
+// The core calls Start once, then Send any number of times, concurrently,
+// and finally Stop. The rules below are the contract.
+//
+// Ids: a Messenger only ever sees native chat ids (a Telegram chat id, a
+// webchat session id). The core adds and strips the "<instance>:" prefix;
+// no adapter parses namespaced ids.
+//
+// Errors returned by Send decide what the core does with the message:
+//
+//   - nil: the network accepted the message; it will not be sent again.
+//   - a *RetryAfterError: the network asked us to slow down; the core
+//     retries after at least Wait.
+//   - a *PermanentError or ErrUnknownChat: retrying cannot help (the bot
+//     was blocked, the chat is gone); the core dead-letters the message.
+//   - any other error: transient; the core retries with backoff.
+//
+// The duplicate rule (from database/sql's driver.ErrBadConn): report a
+// send as failed only when the network certainly did not accept it, or
+// when a duplicate is acceptable. Send should itself be idempotent on
+// Outbound.ID where the network allows it.
+type Messenger interface {
+	// Start connects and begins passing inbound user messages to deliver.
+	// It returns once Send may be called, or with an error. ctx bounds
+	// the start-up only; goroutines that Start spawns run until Stop.
+	// An error wrapped in a *PermanentError (a revoked token, say) stops
+	// the core from retrying Start; any other error is retried with
+	// backoff while the other instances keep running.
+	Start(ctx context.Context, deliver DeliverFunc) error
+
+	// Send delivers one message to a native chat. It must be safe for
+	// concurrent use, and it must honour ctx.
+	Send(ctx context.Context, msg Outbound) error
+
+	// Stop ends everything Start began and waits for it, or until ctx is
+	// done. It must be safe after a failed Start and when called twice.
+	Stop(ctx context.Context) error
+}
+
+// DeliverFunc hands one inbound user message to the core. A nil error
+// means the core has accepted the message (queued it for Selarti, or
+// recognised it as a duplicate of one it already has). Only then may the
+// adapter acknowledge it to its network: advance the Telegram update
+// offset, ack the Slack envelope, ack the webchat client. On error the
+// adapter must not acknowledge; the network (or client) will redeliver.
+// The exception is a permanent error (IsPermanent: empty or oversize
+// text, invalid UTF-8, a malformed native id): the message can never be
+// accepted, so the adapter acknowledges it anyway, lest a network that
+// redelivers until acknowledged (Telegram's update offset) stall behind
+// it, and tells the user if it can. DeliverFunc is safe for concurrent use.
+type DeliverFunc func(ctx context.Context, msg Inbound) error
+
+// HealthChecker is implemented by a Messenger that can probe its network
+// cheaply (getMe, auth.test). The core calls it every HealthInterval while
+// the instance runs; a failure makes /readyz answer 503 and is shown with
+// the instance, but does not stop deliveries.
+type HealthChecker interface {
+	CheckHealth(ctx context.Context) error
+}
+
+// DialogObserver is implemented by a Messenger that wants to show changes
+// of the dialog's state to the user (handed to an operator, closed). The
+// core calls it when Selarti's flags for a chat change. It is advisory: an
+// error is logged and the event is not retried.
+type DialogObserver interface {
+	DialogChanged(ctx context.Context, ev DialogEvent) error
+}
+
+// HTTPService is implemented by a Messenger that serves HTTP on the
+// gateway's listener (the webchat page, a Telegram webhook). The core
+// mounts Handler under HTTPPrefix, which must start and end with "/" and
+// must not collide with another instance's prefix or the core's own paths.
+// The handler sees the full request path, prefix included.
+type HTTPService interface {
+	HTTPPrefix() string
+	http.Handler
+}
+
+// Factory builds one adapter instance. It decodes and validates
+// inst.Config (use DecodeConfig) and does no network I/O: connecting
+// happens in Start. `switchboard check` runs every factory, so a factory
+// error is a configuration error.
+type Factory func(inst Instance) (Messenger, error)
+
+// Instance is everything the core gives a Factory.
+type Instance struct {
+	// Name is the instance name from the config ("tg-sales"). It is
+	// unique and is also the chat-id namespace.
+	Name string
+	// Kind is the adapter kind ("telegram").
+	Kind string
+	// Config is this instance's own "config:" block, not yet decoded.
+	Config RawConfig
+	// Logger already carries adapter=<kind> and instance=<name>.
+	Logger *slog.Logger
+	// HTTP is a shared client with timeouts; tests may swap it.
+	HTTP *http.Client
+	// PublicURL is the gateway's externally reachable base URL (no
+	// trailing slash), for adapters that register webhooks.
+	PublicURL string
+	// DataDir is a directory this instance may keep files in. The core
+	// creates it before Start (never during `switchboard check`), so use
+	// it from Start on.
+	DataDir string
+}
+
+// RawConfig is an adapter's undecoded config block.
+type RawConfig map[string]any
