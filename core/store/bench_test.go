@@ -1,0 +1,219 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/core/store"
+)
+
+// benchChats is how many chats the enqueue-claim-deliver benchmarks write
+// to, round-robin.
+const benchChats = 1000
+
+func BenchmarkMemoryEnqueueClaimDeliver(b *testing.B) {
+	benchEnqueueClaimDeliver(b, store.NewMemory())
+}
+
+func BenchmarkSQLiteEnqueueClaimDeliver(b *testing.B) {
+	benchEnqueueClaimDeliver(b, openSQLite(b, filepath.Join(b.TempDir(), "store.db")))
+}
+
+func BenchmarkMemoryEnqueueClaimDeliverParallel(b *testing.B) {
+	benchEnqueueClaimDeliverParallel(b, store.NewMemory())
+}
+
+func BenchmarkSQLiteEnqueueClaimDeliverParallel(b *testing.B) {
+	benchEnqueueClaimDeliverParallel(b, openSQLite(b, filepath.Join(b.TempDir(), "store.db")))
+}
+
+// benchEnqueueClaimDeliver measures one message's life: each op enqueues a
+// message, claims it and marks it delivered.
+func benchEnqueueClaimDeliver(b *testing.B, st store.Store) {
+	defer st.Close()
+	ctx := context.Background()
+	payload := make([]byte, 256)
+	i := 0
+	for b.Loop() {
+		m := store.Message{Dir: store.ToUser, Chat: fmt.Sprintf("bench:%d", i%benchChats), Payload: payload}
+		i++
+		if _, err := st.Enqueue(ctx, &m); err != nil {
+			b.Fatal(err)
+		}
+		got, err := st.Claim(ctx, store.ToUser, time.Now(), time.Minute, 1)
+		if err != nil || len(got) != 1 {
+			b.Fatalf("Claim = %d messages, %v", len(got), err)
+		}
+		if err := st.Delivered(ctx, got[0].ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(i)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// benchEnqueueClaimDeliverParallel is the same with GOMAXPROCS goroutines
+// (times -cpu), as the router's workers: a goroutine may claim another's
+// message, so each delivers what it claims and the last ones drain.
+func benchEnqueueClaimDeliverParallel(b *testing.B, st store.Store) {
+	defer st.Close()
+	ctx := context.Background()
+	payload := make([]byte, 256)
+	var seq, delivered atomic.Int64
+	b.SetParallelism(4) // several workers per CPU, as the router runs
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			m := store.Message{Dir: store.ToUser, Chat: fmt.Sprintf("bench:%d", n%benchChats), Payload: payload}
+			if _, err := st.Enqueue(ctx, &m); err != nil {
+				b.Error(err)
+				return
+			}
+			got, err := st.Claim(ctx, store.ToUser, time.Now(), time.Minute, 1)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for _, c := range got {
+				if err := st.Delivered(ctx, c.ID); err != nil {
+					b.Error(err)
+					return
+				}
+				delivered.Add(1)
+			}
+		}
+	})
+	// Drain what the goroutines left (another goroutine held the chat).
+	for delivered.Load() < seq.Load() {
+		got, err := st.Claim(ctx, store.ToUser, time.Now(), time.Minute, 100)
+		if err != nil || len(got) == 0 {
+			b.Fatalf("drain: %d of %d delivered, claim: %d, %v", delivered.Load(), seq.Load(), len(got), err)
+		}
+		for _, c := range got {
+			if err := st.Delivered(ctx, c.ID); err != nil {
+				b.Fatal(err)
+			}
+			delivered.Add(1)
+		}
+	}
+	b.ReportMetric(float64(seq.Load())/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkClaimManyChats measures one Claim of 16 heads as the number of
+// chats with pending messages grows, in the two shapes that hurt a naive
+// Claim: many chats due at once (a backlog), and many chats backing off (a
+// messenger is down) while others flow. Each op claims with a 1ns lease at
+// a clock that moves on by 1µs, so the claimed heads are due again at the
+// next op and the number of due chats stays the same.
+func BenchmarkClaimManyChats(b *testing.B) {
+	shapes := []struct {
+		name         string
+		due, backoff int
+	}{
+		{"due=1k", 1_000, 0},
+		{"due=100k", 100_000, 0},
+		{"due=1k/backoff=100k", 1_000, 100_000},
+	}
+	stores := []struct {
+		name string
+		open func(b *testing.B, due, backoff int, base time.Time) store.Store
+	}{
+		{"Memory", func(b *testing.B, due, backoff int, base time.Time) store.Store {
+			st := store.NewMemory()
+			ctx := context.Background()
+			for i := range due + backoff {
+				m := store.Message{Dir: store.ToUser, Chat: fmt.Sprintf("bulk:%d", i), CreatedAt: base}
+				if i >= due {
+					m.NextAt = base.Add(365 * 24 * time.Hour)
+				}
+				if _, err := st.Enqueue(ctx, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			return st
+		}},
+		{"SQLite", func(b *testing.B, due, backoff int, base time.Time) store.Store {
+			st := openSQLite(b, filepath.Join(b.TempDir(), "store.db"))
+			bulkLoad(b, st, due, backoff, base)
+			return st
+		}},
+	}
+	for _, s := range stores {
+		for _, shape := range shapes {
+			b.Run(s.name+"/"+shape.name, func(b *testing.B) {
+				base := time.Now()
+				st := s.open(b, shape.due, shape.backoff, base)
+				defer st.Close()
+				ctx := context.Background()
+				now := base
+				for b.Loop() {
+					now = now.Add(time.Microsecond)
+					got, err := st.Claim(ctx, store.ToUser, now, time.Nanosecond, 16)
+					if err != nil || len(got) != 16 {
+						b.Fatalf("Claim = %d messages, %v", len(got), err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// bulkLoad writes due chats with one fresh message each and backoff chats
+// with one message due in a year, in one transaction: Enqueue, one commit
+// each, would take minutes. It writes the heads rows Enqueue would.
+func bulkLoad(b *testing.B, st *store.SQLite, due, backoff int, base time.Time) {
+	db := store.DBOf(st)
+	tx, err := db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback()
+	later := base.Add(365 * 24 * time.Hour).UnixNano()
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+			INSERT INTO messages (dir, chat, payload, state, created_at, next_at)
+			SELECT 'to_user', 'bulk:' || i, x'', 'pending', ?, CASE WHEN i < ? THEN 0 ELSE ? END FROM n`,
+			[]any{due + backoff, base.UnixNano(), due, later}},
+		{`INSERT INTO heads (dir, chat, msg_id, waiting, ready_at)
+			SELECT dir, chat, id, CASE WHEN next_at <> 0 THEN 1 ELSE 0 END,
+				CASE WHEN next_at <> 0 THEN next_at ELSE created_at END
+			FROM messages WHERE state = 'pending'`, nil},
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(s.q, s.args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkFsync is the floor under the SQLite numbers: one small write
+// and fsync of a file in the same temporary directory. A durable write
+// costs at least one of these; one goroutine's enqueue+claim+deliver
+// costs two (Claim's commit is not synced).
+func BenchmarkFsync(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "fsync"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for b.Loop() {
+		if _, err := f.WriteAt(buf, 0); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "fsyncs/s")
+}

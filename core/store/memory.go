@@ -1,0 +1,463 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+var _ Store = (*Memory)(nil)
+
+// Memory is an in-process Store: maps and heaps behind one mutex. It keeps
+// the whole contract except durability: everything is lost when the
+// process exits. Unit tests use it, and so do deployments that opt out of
+// durability.
+//
+// Claim costs O(limit log chats): each direction keeps its chats with
+// pending messages in two heaps (see dueIndex), and each chat its pending
+// ids in order.
+type Memory struct {
+	mu     sync.Mutex
+	closed bool
+	lastID int64
+
+	msgs   map[int64]*Message     // every kept message
+	dedupe map[dedupeKey]int64    // kept messages with a dedupe key
+	queues map[chatKey]*chatQueue // chats with pending messages
+	due    map[Direction]*dueIndex
+	dead   map[int64]struct{}       // dead letters, for DeadLetters
+	counts map[Direction]*memCounts // per-state counts, for Stats
+	chats  map[string]*memChat
+}
+
+// dedupeKey is where Memory looks up a DedupeKey: keys are per direction.
+type dedupeKey struct {
+	dir Direction
+	key string
+}
+
+// memCounts counts one direction's messages for Stats.
+type memCounts struct {
+	pending int
+	dead    int
+}
+
+// memChat is what Memory knows about a chat apart from its messages.
+type memChat struct {
+	lastSeen time.Time // last ToSelarti CreatedAt; zero: not known
+	flags    uint32
+	flagsAt  time.Time // when flags were last set
+}
+
+// NewMemory returns an empty in-process store.
+func NewMemory() *Memory {
+	s := &Memory{
+		msgs:   make(map[int64]*Message),
+		dedupe: make(map[dedupeKey]int64),
+		queues: make(map[chatKey]*chatQueue),
+		due:    make(map[Direction]*dueIndex),
+		dead:   make(map[int64]struct{}),
+		counts: make(map[Direction]*memCounts),
+		chats:  make(map[string]*memChat),
+	}
+	for _, dir := range Directions {
+		s.due[dir] = &dueIndex{}
+		s.counts[dir] = &memCounts{}
+	}
+	return s
+}
+
+// lock takes the mutex for a call. It returns with the mutex held only when
+// the error is nil.
+func (s *Memory) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Enqueue implements Store.
+func (s *Memory) Enqueue(ctx context.Context, m *Message) (bool, error) {
+	if err := checkNew(m); err != nil {
+		return false, fmt.Errorf("enqueue message: %w", err)
+	}
+	if err := s.lock(ctx); err != nil {
+		return false, fmt.Errorf("enqueue message: %w", err)
+	}
+	defer s.mu.Unlock()
+
+	dk := dedupeKey{m.Dir, m.DedupeKey}
+	if m.DedupeKey != "" {
+		if _, ok := s.dedupe[dk]; ok {
+			return true, nil
+		}
+	}
+	s.lastID++
+	m.ID = s.lastID
+	m.State = Pending
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = wallNow()
+	}
+	stored := clone(m)
+	s.msgs[m.ID] = &stored
+	if m.DedupeKey != "" {
+		s.dedupe[dk] = m.ID
+	}
+	s.counts[m.Dir].pending++
+
+	key := chatKey{m.Dir, m.Chat}
+	if q := s.queues[key]; q != nil {
+		// A later message of a chat that has a head: the order is unchanged.
+		q.insert(m.ID)
+	} else {
+		q = &chatQueue{key: key, ids: []int64{m.ID}, index: -1}
+		s.queues[key] = q
+		s.place(q)
+	}
+
+	if m.Dir == ToSelarti {
+		c := s.chat(m.Chat)
+		if m.CreatedAt.After(c.lastSeen) {
+			c.lastSeen = m.CreatedAt
+		}
+	}
+	return false, nil
+}
+
+// Claim implements Store.
+func (s *Memory) Claim(ctx context.Context, dir Direction, now time.Time, lease time.Duration, limit int) ([]Message, error) {
+	if err := checkClaim(dir, lease); err != nil {
+		return nil, fmt.Errorf("claim messages: %w", err)
+	}
+	if err := s.lock(ctx); err != nil {
+		return nil, fmt.Errorf("claim messages: %w", err)
+	}
+	defer s.mu.Unlock()
+
+	d := s.due[dir]
+	nowN := nanos(now)
+	var out []Message
+	for len(out) < limit {
+		q := d.next(nowN)
+		if q == nil {
+			break
+		}
+		d.drop(q)
+		q.leaseID = q.ids[0]
+		q.leaseUntil = nowN + int64(lease)
+		s.place(q)
+		out = append(out, clone(s.msgs[q.leaseID]))
+	}
+	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// Delivered implements Store.
+func (s *Memory) Delivered(ctx context.Context, id int64) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("mark message %d delivered: %w", id, err)
+	}
+	defer s.mu.Unlock()
+
+	m := s.msgs[id]
+	if m == nil || m.State != Pending {
+		return fmt.Errorf("mark message %d delivered: %w", id, ErrNotFound)
+	}
+	s.leave(m)
+	m.State = Delivered
+	return nil
+}
+
+// Retry implements Store.
+func (s *Memory) Retry(ctx context.Context, id int64, next time.Time, lastErr string) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("retry message %d: %w", id, err)
+	}
+	defer s.mu.Unlock()
+
+	m := s.msgs[id]
+	if m == nil || m.State != Pending {
+		return fmt.Errorf("retry message %d: %w", id, ErrNotFound)
+	}
+	m.Attempts++
+	m.NextAt = next
+	m.LastError = lastErr
+	q := s.queues[chatKey{m.Dir, m.Chat}]
+	s.due[m.Dir].drop(q)
+	s.endLease(q, id)
+	s.place(q)
+	return nil
+}
+
+// Kill implements Store.
+func (s *Memory) Kill(ctx context.Context, id int64, lastErr string) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("kill message %d: %w", id, err)
+	}
+	defer s.mu.Unlock()
+
+	m := s.msgs[id]
+	if m == nil || m.State != Pending {
+		return fmt.Errorf("kill message %d: %w", id, ErrNotFound)
+	}
+	s.leave(m)
+	m.State = Dead
+	m.Attempts++
+	m.LastError = lastErr
+	s.dead[id] = struct{}{}
+	s.counts[m.Dir].dead++
+	return nil
+}
+
+// DeadLetters implements Store.
+func (s *Memory) DeadLetters(ctx context.Context, limit int) ([]Message, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	defer s.mu.Unlock()
+
+	if limit <= 0 {
+		return nil, nil
+	}
+	ids := make([]int64, 0, len(s.dead))
+	for id := range s.dead {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]Message, 0, min(limit, len(ids)))
+	for _, id := range ids[:min(limit, len(ids))] {
+		out = append(out, clone(s.msgs[id]))
+	}
+	return out, nil
+}
+
+// Get implements Store.
+func (s *Memory) Get(ctx context.Context, id int64) (Message, error) {
+	if err := s.lock(ctx); err != nil {
+		return Message{}, fmt.Errorf("get message %d: %w", id, err)
+	}
+	defer s.mu.Unlock()
+
+	m := s.msgs[id]
+	if m == nil {
+		return Message{}, fmt.Errorf("get message %d: %w", id, ErrNotFound)
+	}
+	return clone(m), nil
+}
+
+// Replay implements Store.
+func (s *Memory) Replay(ctx context.Context, id int64) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("replay message %d: %w", id, err)
+	}
+	defer s.mu.Unlock()
+
+	m := s.msgs[id]
+	if m == nil || m.State != Dead {
+		return fmt.Errorf("replay message %d: %w", id, ErrNotFound)
+	}
+	delete(s.dead, id)
+	s.counts[m.Dir].dead--
+	s.counts[m.Dir].pending++
+	m.State = Pending
+	m.Attempts = 0
+	m.NextAt = time.Time{}
+
+	key := chatKey{m.Dir, m.Chat}
+	q := s.queues[key]
+	if q == nil {
+		q = &chatQueue{key: key, index: -1}
+		s.queues[key] = q
+	}
+	// Out of the heap before the head may change: the heap orders by head.
+	s.due[m.Dir].drop(q)
+	q.insert(id)
+	s.place(q)
+	return nil
+}
+
+// Drop implements Store.
+func (s *Memory) Drop(ctx context.Context, id int64) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("drop message %d: %w", id, err)
+	}
+	defer s.mu.Unlock()
+
+	m := s.msgs[id]
+	if m == nil || m.State != Dead {
+		return fmt.Errorf("drop message %d: %w", id, ErrNotFound)
+	}
+	delete(s.dead, id)
+	s.counts[m.Dir].dead--
+	s.forget(m)
+	return nil
+}
+
+// Stats implements Store.
+func (s *Memory) Stats(ctx context.Context, dir Direction) (Stats, error) {
+	if err := checkDir(dir); err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	if err := s.lock(ctx); err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	defer s.mu.Unlock()
+
+	c := s.counts[dir]
+	st := Stats{Pending: c.pending, Dead: c.dead}
+	// O(pending messages): CreatedAt may be set by the caller, so the
+	// oldest is not necessarily a head. Stats is for metrics scrapes, not
+	// the hot path.
+	for key, q := range s.queues {
+		if key.dir != dir {
+			continue
+		}
+		for _, id := range q.ids {
+			if t := s.msgs[id].CreatedAt; st.OldestPending.IsZero() || t.Before(st.OldestPending) {
+				st.OldestPending = t
+			}
+		}
+	}
+	return st, nil
+}
+
+// ChatKnown implements Store.
+func (s *Memory) ChatKnown(ctx context.Context, chat string) (bool, error) {
+	if err := s.lock(ctx); err != nil {
+		return false, fmt.Errorf("look up chat %q: %w", chat, err)
+	}
+	defer s.mu.Unlock()
+
+	c := s.chats[chat]
+	return c != nil && !c.lastSeen.IsZero(), nil
+}
+
+// DialogFlags implements Store.
+func (s *Memory) DialogFlags(ctx context.Context, chat string) (uint32, error) {
+	if err := s.lock(ctx); err != nil {
+		return 0, fmt.Errorf("get dialog flags of chat %q: %w", chat, err)
+	}
+	defer s.mu.Unlock()
+
+	if c := s.chats[chat]; c != nil {
+		return c.flags, nil
+	}
+	return 0, nil
+}
+
+// SetDialogFlags implements Store.
+func (s *Memory) SetDialogFlags(ctx context.Context, chat string, flags uint32) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("set dialog flags of chat %q: %w", chat, err)
+	}
+	defer s.mu.Unlock()
+
+	c := s.chat(chat)
+	c.flags = flags
+	c.flagsAt = wallNow()
+	return nil
+}
+
+// Prune implements Store.
+func (s *Memory) Prune(ctx context.Context, cutoff, chatsBefore time.Time) (int, error) {
+	if err := s.lock(ctx); err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	defer s.mu.Unlock()
+
+	n := 0
+	for _, m := range s.msgs {
+		if m.State == Delivered && m.CreatedAt.Before(cutoff) {
+			s.forget(m)
+			n++
+		}
+	}
+	for name, c := range s.chats {
+		if c.lastSeen.Before(chatsBefore) {
+			c.lastSeen = time.Time{}
+			if c.flagsAt.Before(chatsBefore) {
+				delete(s.chats, name)
+			}
+		}
+	}
+	return n, nil
+}
+
+// Close implements Store.
+func (s *Memory) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	// Let the garbage collector have the messages even if the store value
+	// is kept.
+	s.msgs, s.queues, s.dedupe, s.dead, s.chats = nil, nil, nil, nil, nil
+	return nil
+}
+
+// place computes q's claim order from its head and lease and puts it in its
+// direction's heap, or forgets q when its chat has nothing pending. q must
+// be out of the heap.
+func (s *Memory) place(q *chatQueue) {
+	if len(q.ids) == 0 {
+		delete(s.queues, q.key)
+		return
+	}
+	head := s.msgs[q.ids[0]]
+	q.waiting, q.readyAt = readiness(nanos(head.CreatedAt), nanos(head.NextAt), q.leaseUntil)
+	s.due[q.key.dir].add(q)
+}
+
+// endLease ends the chat's lease if message id holds it. A message whose
+// lease ran out while another message of the chat was claimed (after a
+// Replay) holds none.
+func (s *Memory) endLease(q *chatQueue, id int64) {
+	if q.leaseID == id {
+		q.leaseID, q.leaseUntil = 0, 0
+	}
+}
+
+// leave takes a pending message out of its chat's queue.
+func (s *Memory) leave(m *Message) {
+	q := s.queues[chatKey{m.Dir, m.Chat}]
+	s.due[m.Dir].drop(q)
+	q.remove(m.ID)
+	s.endLease(q, m.ID)
+	s.place(q)
+	s.counts[m.Dir].pending--
+}
+
+// forget deletes a message that is not pending, with its dedupe key.
+func (s *Memory) forget(m *Message) {
+	delete(s.msgs, m.ID)
+	dk := dedupeKey{m.Dir, m.DedupeKey}
+	if m.DedupeKey != "" && s.dedupe[dk] == m.ID {
+		delete(s.dedupe, dk)
+	}
+}
+
+// chat returns the record of chat, creating it.
+func (s *Memory) chat(chat string) *memChat {
+	c := s.chats[chat]
+	if c == nil {
+		c = &memChat{}
+		s.chats[chat] = c
+	}
+	return c
+}
+
+// clone copies m with its own payload, so that neither the caller nor the
+// store sees the other's later changes.
+func clone(m *Message) Message {
+	c := *m
+	c.Payload = bytes.Clone(m.Payload)
+	return c
+}

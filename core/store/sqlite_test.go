@@ -1,0 +1,399 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/core/store"
+	"github.com/switchboard-gw/switchboard/core/store/storetest"
+)
+
+func openSQLite(t testing.TB, path string) *store.SQLite {
+	t.Helper()
+	s, err := store.OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatalf("OpenSQLite: %v", err)
+	}
+	return s
+}
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		// A directory that does not exist yet: OpenSQLite creates it.
+		return openSQLite(t, filepath.Join(t.TempDir(), "data", "store.db"))
+	})
+}
+
+func TestSQLiteSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openSQLite(t, path)
+	created := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	pending := store.Message{Dir: store.ToUser, Chat: "tg:1", DedupeKey: "k1", Payload: []byte{0, 1, 2, 255}, CreatedAt: created}
+	dead := store.Message{Dir: store.ToSelarti, Chat: "tg:2", Payload: []byte("x")}
+	delivered := store.Message{Dir: store.ToUser, Chat: "tg:3", DedupeKey: "k3"}
+	for _, m := range []*store.Message{&pending, &dead, &delivered} {
+		if _, err := s.Enqueue(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := created.Add(time.Hour)
+	mustNil(t, s.Retry(ctx, pending.ID, next, "rate limited"))
+	mustNil(t, s.Kill(ctx, dead.ID, "bad request"))
+	mustNil(t, s.Delivered(ctx, delivered.ID))
+	mustNil(t, s.SetDialogFlags(ctx, "tg:2", 7))
+	mustNil(t, s.Close())
+
+	s = openSQLite(t, path)
+	defer s.Close()
+	got, err := s.Get(ctx, pending.ID)
+	mustNil(t, err)
+	if got.State != store.Pending || got.Attempts != 1 || got.LastError != "rate limited" || !got.NextAt.Equal(next) ||
+		!got.CreatedAt.Equal(created) || !bytes.Equal(got.Payload, pending.Payload) || got.DedupeKey != "k1" || got.Chat != "tg:1" {
+		t.Fatalf("pending message after reopen: %+v", got)
+	}
+	dl, err := s.DeadLetters(ctx, 10)
+	mustNil(t, err)
+	if len(dl) != 1 || dl[0].ID != dead.ID || dl[0].LastError != "bad request" || dl[0].Attempts != 1 {
+		t.Fatalf("dead letters after reopen: %+v", dl)
+	}
+	if got, err := s.Get(ctx, delivered.ID); err != nil || got.State != store.Delivered {
+		t.Fatalf("delivered message after reopen: %+v, %v", got, err)
+	}
+	if known, err := s.ChatKnown(ctx, "tg:2"); err != nil || !known {
+		t.Fatalf("ChatKnown after reopen = %v, %v", known, err)
+	}
+	if flags, err := s.DialogFlags(ctx, "tg:2"); err != nil || flags != 7 {
+		t.Fatalf("DialogFlags after reopen = %v, %v", flags, err)
+	}
+	if dup, err := s.Enqueue(ctx, &store.Message{Dir: store.ToUser, Chat: "tg:9", DedupeKey: "k3"}); err != nil || !dup {
+		t.Fatalf("dedupe after reopen: dup %v, %v", dup, err)
+	}
+	// The retried head still holds its chat back, and is due at NextAt.
+	if got, _ := s.Claim(ctx, store.ToUser, next.Add(-time.Second), time.Minute, 10); len(got) != 0 {
+		t.Fatalf("claimed %+v before NextAt", got)
+	}
+	if got, _ := s.Claim(ctx, store.ToUser, next, time.Minute, 10); len(got) != 1 || got[0].ID != pending.ID {
+		t.Fatalf("claim at NextAt after reopen: %+v", got)
+	}
+	// New ids stay above the old ones.
+	m := store.Message{Dir: store.ToUser, Chat: "tg:1"}
+	if _, err := s.Enqueue(ctx, &m); err != nil || m.ID <= delivered.ID {
+		t.Fatalf("new id %d after reopen (%v), want above %d", m.ID, err, delivered.ID)
+	}
+}
+
+func TestSQLiteReopenReleasesLeases(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openSQLite(t, path)
+	var ids []int64
+	for _, chat := range []string{"a", "b"} {
+		m := store.Message{Dir: store.ToUser, Chat: chat}
+		if _, err := s.Enqueue(ctx, &m); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.ID)
+	}
+	now := time.Now()
+	got, err := s.Claim(ctx, store.ToUser, now, time.Hour, 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Claim = %v, %v", got, err)
+	}
+	mustNil(t, s.Retry(ctx, ids[1], now.Add(time.Hour), "later"))
+	mustNil(t, s.Close()) // as if the process died with a1 leased
+
+	s = openSQLite(t, path)
+	defer s.Close()
+	got, err = s.Claim(ctx, store.ToUser, now, time.Hour, 10)
+	if err != nil || len(got) != 1 || got[0].ID != ids[0] {
+		t.Fatalf("Claim after reopen = %+v, %v; want message %d again", got, err, ids[0])
+	}
+	// A retried head's NextAt is not a lease: it still holds.
+	mustNil(t, s.Delivered(ctx, ids[0]))
+	if got, _ := s.Claim(ctx, store.ToUser, now.Add(time.Hour), time.Hour, 10); len(got) != 1 || got[0].ID != ids[1] {
+		t.Fatalf("claim of the retried message: %+v", got)
+	}
+}
+
+// TestSQLiteCloseDuringWrites closes the store while goroutines write:
+// each write either fails with ErrClosed or is on disk after a reopen.
+func TestSQLiteCloseDuringWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openSQLite(t, path)
+	var mu sync.Mutex
+	var ids []int64
+	var started, wg sync.WaitGroup
+	for g := range 8 {
+		started.Add(1)
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				m := store.Message{Dir: store.ToSelarti, Chat: fmt.Sprintf("g%d", g)}
+				_, err := s.Enqueue(ctx, &m)
+				if i == 0 {
+					started.Done()
+				}
+				if errors.Is(err, store.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Enqueue: %v", err)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, m.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	started.Wait() // every goroutine has written once
+	mustNil(t, s.Close())
+	wg.Wait()
+
+	s = openSQLite(t, path)
+	defer s.Close()
+	for _, id := range ids {
+		if _, err := s.Get(ctx, id); err != nil {
+			t.Fatalf("acknowledged message %d after reopen: %v", id, err)
+		}
+	}
+	if st, _ := s.Stats(ctx, store.ToSelarti); st.Pending != len(ids) {
+		t.Fatalf("%d pending after reopen, want the %d acknowledged", st.Pending, len(ids))
+	}
+}
+
+// TestSQLiteSurvivesCrash runs a process that enqueues, claims and exits
+// without closing the store, as a crash would; the data must be there,
+// the lease released and the lock gone.
+func TestSQLiteSurvivesCrash(t *testing.T) {
+	if path := os.Getenv("STORE_CRASH_PATH"); path != "" {
+		crashHelper(path)
+		return
+	}
+	path := filepath.Join(t.TempDir(), "store.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteSurvivesCrash$")
+	cmd.Env = append(os.Environ(), "STORE_CRASH_PATH="+path)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("helper: %v, want exit status 3; output:\n%s", err, out)
+	}
+
+	ctx := context.Background()
+	s := openSQLite(t, path) // the dead process's lock is gone
+	defer s.Close()
+	if st, err := s.Stats(ctx, store.ToUser); err != nil || st.Pending != 3 {
+		t.Fatalf("Stats after crash = %+v, %v; want 3 pending", st, err)
+	}
+	// The helper claimed chat a's head with a one-hour lease; it died,
+	// so the head is claimable at once.
+	got, err := s.Claim(ctx, store.ToUser, time.Now(), time.Minute, 10)
+	mustNil(t, err)
+	if len(got) != 2 || got[0].Chat != "a" || got[1].Chat != "b" {
+		t.Fatalf("claim after crash: %+v, want the heads of a and b", got)
+	}
+}
+
+// crashHelper is the crashing process of TestSQLiteSurvivesCrash.
+func crashHelper(path string) {
+	ctx := context.Background()
+	s, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	for _, chat := range []string{"a", "a", "b"} {
+		if _, err := s.Enqueue(ctx, &store.Message{Dir: store.ToUser, Chat: chat}); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+	}
+	if got, err := s.Claim(ctx, store.ToUser, time.Now(), time.Hour, 1); err != nil || len(got) != 1 {
+		fmt.Println("claim:", got, err)
+		os.Exit(1)
+	}
+	os.Exit(3) // no Close: the WAL is not checkpointed, the lock not released
+}
+
+func TestSQLiteInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openSQLite(t, path)
+	_, err := store.OpenSQLite(context.Background(), path)
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second open = %v, want an in-use error", err)
+	}
+	// The failed open did not disturb the first.
+	m := store.Message{Dir: store.ToUser, Chat: "c"}
+	if _, err := s.Enqueue(context.Background(), &m); err != nil {
+		t.Fatalf("Enqueue on the first store after a failed second open: %v", err)
+	}
+	mustNil(t, s.Close())
+	s = openSQLite(t, path)
+	mustNil(t, s.Close())
+}
+
+func TestSQLiteRejectsNonDatabase(t *testing.T) {
+	random := make([]byte, 8192)
+	rand.Read(random)
+	tests := []struct {
+		name     string
+		contents []byte
+		wantErr  string
+	}{
+		{"random bytes", random, "not a SQLite database"},
+		{"text", []byte("adapters:\n  - name: tg\n"), "not a SQLite database"},
+		{"shorter than a header", []byte("SQLite"), "not a SQLite database"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "store.db")
+			mustNil(t, os.WriteFile(path, tt.contents, 0o600))
+			_, err := store.OpenSQLite(context.Background(), path)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("OpenSQLite = %v, want an error naming %s and containing %q", err, path, tt.wantErr)
+			}
+			got, err := os.ReadFile(path)
+			mustNil(t, err)
+			if !bytes.Equal(got, tt.contents) {
+				t.Fatal("the file was changed")
+			}
+			for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+				if _, err := os.Stat(path + suffix); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s exists after a refused open (%v)", path+suffix, err)
+				}
+			}
+		})
+	}
+}
+
+func TestSQLiteRejectsCorrupt(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openSQLite(t, path)
+	for i := range 200 {
+		m := store.Message{Dir: store.ToUser, Chat: "c", Payload: bytes.Repeat([]byte{byte(i)}, 500)}
+		if _, err := s.Enqueue(ctx, &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustNil(t, s.Close())
+
+	// Keep the header (page 1) and scribble over the rest: the b-trees.
+	data, err := os.ReadFile(path)
+	mustNil(t, err)
+	if len(data) < 8*4096 {
+		t.Fatalf("database is only %d bytes", len(data))
+	}
+	junk := make([]byte, len(data)-4096)
+	rand.Read(junk)
+	copy(data[4096:], junk)
+	mustNil(t, os.WriteFile(path, data, 0o600))
+
+	_, err = store.OpenSQLite(ctx, path)
+	if err == nil {
+		t.Fatal("OpenSQLite of a corrupt database succeeded")
+	}
+	t.Logf("open error: %v", err)
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "corrupt") && !strings.Contains(err.Error(), "malformed") {
+		t.Fatalf("OpenSQLite = %v, want an error naming the file and saying it is corrupt", err)
+	}
+	got, err := os.ReadFile(path)
+	mustNil(t, err)
+	if !bytes.Equal(got, data) {
+		t.Fatal("the corrupt file was changed")
+	}
+}
+
+func TestSQLiteMigrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	for range 3 { // the first open applies; the next ones find nothing to do
+		mustNil(t, openSQLite(t, path).Close())
+	}
+	versions := func() []int {
+		db, err := sql.Open("sqlite", path)
+		mustNil(t, err)
+		defer db.Close()
+		rows, err := db.Query("SELECT version FROM schema_migrations ORDER BY version")
+		mustNil(t, err)
+		defer rows.Close()
+		var vs []int
+		for rows.Next() {
+			var v int
+			mustNil(t, rows.Scan(&v))
+			vs = append(vs, v)
+		}
+		mustNil(t, rows.Err())
+		return vs
+	}
+	if got := versions(); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("schema_migrations after three opens: %v, want [1]", got)
+	}
+
+	// A newer binary has been here.
+	db, err := sql.Open("sqlite", path)
+	mustNil(t, err)
+	_, err = db.Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
+	mustNil(t, err)
+	mustNil(t, db.Close())
+	_, err = store.OpenSQLite(context.Background(), path)
+	if err == nil || !strings.Contains(err.Error(), "newer than this binary") {
+		t.Fatalf("open of a newer schema = %v, want a newer-schema error", err)
+	}
+}
+
+func TestSQLiteFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	mustNil(t, openSQLite(t, path).Close())
+	fi, err := os.Stat(path)
+	mustNil(t, err)
+	if mode := fi.Mode().Perm(); mode != 0o600 {
+		t.Fatalf("database file mode %v, want 0600: it holds users' messages", mode)
+	}
+}
+
+// TestSQLiteClaimPlan guards Claim's cost: both its lookups must walk the
+// heads_claim index, so that each reads at most limit rows, and it must
+// never scan the heads table. (The sort it does is of those 2*limit rows.)
+func TestSQLiteClaimPlan(t *testing.T) {
+	s := openSQLite(t, filepath.Join(t.TempDir(), "store.db"))
+	defer s.Close()
+	rows, err := store.DBOf(s).Query("EXPLAIN QUERY PLAN "+store.ClaimSQL, 1, 1, "to_user", "to_user", 10, "to_user", 1, 10, 10)
+	mustNil(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		mustNil(t, rows.Scan(&id, &parent, &notused, &detail))
+		plan = append(plan, detail)
+	}
+	mustNil(t, rows.Err())
+	text := strings.Join(plan, "\n")
+	if strings.Count(text, "SEARCH heads USING INDEX heads_claim") != 2 {
+		t.Errorf("claim does not search heads_claim for both kinds of heads:\n%s", text)
+	}
+	if strings.Contains(text, "SCAN heads") {
+		t.Errorf("claim scans the heads table:\n%s", text)
+	}
+	t.Logf("claim plan:\n%s", text)
+}
+
+func mustNil(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,152 @@
+// Package store is Switchboard's durable outbox: every message accepted
+// from a user or from Selarti is written here before it is acknowledged,
+// and workers deliver it from here. The Store interface is what the router
+// depends on; Memory is an in-process implementation for tests, SQLite the
+// embedded default. A networked store for several replicas (PostgreSQL)
+// implements the same interface: the lease model below is what makes that
+// possible without changing the router.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Direction says which way a message travels.
+type Direction string
+
+// Directions.
+const (
+	// ToSelarti is a user's message on its way to Selarti (the inbound outbox).
+	ToSelarti Direction = "to_selarti"
+	// ToUser is a Selarti message on its way to a messenger (the outbound outbox).
+	ToUser Direction = "to_user"
+)
+
+// Directions lists both directions, for loops over stats.
+var Directions = []Direction{ToSelarti, ToUser}
+
+// State is where a message is in its life.
+type State string
+
+// States.
+const (
+	Pending   State = "pending"
+	Delivered State = "delivered"
+	Dead      State = "dead"
+)
+
+// Message is one queued message. The store treats Payload as opaque bytes.
+type Message struct {
+	ID        int64     // assigned by Enqueue; increases with acceptance order
+	Dir       Direction // which outbox
+	Chat      string    // namespaced chat id; messages of one chat are delivered in ID order
+	DedupeKey string    // unique per Dir among kept messages; "" disables dedupe
+	Payload   []byte    // the encoded message
+	State     State     // set by the store
+	Attempts  int       // failed attempts so far
+	CreatedAt time.Time // when Enqueue accepted it
+	NextAt    time.Time // not to be attempted before this
+	LastError string    // the last attempt's error, for retries and dead letters
+}
+
+// Stats is a snapshot of one outbox.
+type Stats struct {
+	Pending       int       // messages waiting (including those being attempted)
+	Dead          int       // dead letters
+	OldestPending time.Time // CreatedAt of the oldest pending message; zero when none
+}
+
+// ErrNotFound is returned for an id the store does not have (in the state
+// the call needs).
+var ErrNotFound = errors.New("message not found")
+
+// ErrClosed is returned by every call made after Close.
+var ErrClosed = errors.New("store is closed")
+
+// Store is the durable outbox. All methods are safe for concurrent use.
+//
+// Order: Claim only ever returns the oldest pending message of a chat (its
+// head), and never a second message of a chat while one of its messages is
+// leased (not even one that Replay put back before a leased head), so
+// messages of one chat are attempted one at a time, in ID order, while
+// different chats proceed in parallel. A chat whose head waits for a retry
+// (NextAt in the future) holds back its later messages: order wins over
+// speed, within a chat only.
+//
+// Leases: Claim leases the heads it returns until now+lease. Delivered,
+// Retry and Kill end the lease. A lease that runs out (its worker died)
+// makes the message claimable again: delivery is at least once, and the
+// dedupe keys make redelivery harmless where the far side dedupes. An
+// embedded store, owned by one process, releases every lease when it is
+// opened, so that a restart after a crash does not wait for them to run out.
+type Store interface {
+	// Enqueue records m durably (committed before it returns) as pending,
+	// and sets m.ID, m.State and m.CreatedAt (to now when zero); a zero
+	// m.NextAt means due at once. If m.DedupeKey is not empty and a message
+	// with the same Dir and DedupeKey is kept (in any state), nothing is
+	// written and dup is true. A ToSelarti message also records m.Chat as
+	// a known chat (see ChatKnown), in the same transaction, written from
+	// at m.CreatedAt (see Prune). m.Dir must be one of Directions and
+	// m.Chat not empty.
+	Enqueue(ctx context.Context, m *Message) (dup bool, err error)
+
+	// Claim leases and returns up to limit messages of dir that are due
+	// (NextAt <= now), each the head of its chat and not already leased,
+	// ordered by ID. When more than limit heads are due, those due the
+	// longest go first: a head with a zero NextAt counts as due since its
+	// CreatedAt, a retried one since its NextAt, one whose lease ran out
+	// since the lease's end. So a chat that backs off cannot starve the
+	// others, nor be starved by new chats, and a store can pick the heads
+	// from an index on that time without looking at every chat. lease
+	// must be positive; a limit <= 0 returns nothing.
+	Claim(ctx context.Context, dir Direction, now time.Time, lease time.Duration, limit int) ([]Message, error)
+
+	// Delivered marks a pending message delivered. Delivered, Retry and
+	// Kill return ErrNotFound for a message that is not pending (already
+	// delivered after a lease ran out and another worker took it, for
+	// example).
+	Delivered(ctx context.Context, id int64) error
+	// Retry records a failed attempt: Attempts+1, NextAt = next, LastError.
+	Retry(ctx context.Context, id int64, next time.Time, lastErr string) error
+	// Kill moves a pending message to the dead letters with its last error,
+	// counting the failed attempt.
+	Kill(ctx context.Context, id int64, lastErr string) error
+
+	// DeadLetters lists up to limit dead messages of both directions,
+	// oldest (lowest ID) first.
+	DeadLetters(ctx context.Context, limit int) ([]Message, error)
+	// Get returns one message in any state.
+	Get(ctx context.Context, id int64) (Message, error)
+	// Replay makes a dead message pending again, due at once (zero
+	// NextAt), with its attempts reset and its LastError kept. It keeps
+	// its ID, so it goes back to its place in its chat's order.
+	Replay(ctx context.Context, id int64) error
+	// Drop deletes a dead message for good. Its dedupe key is forgotten.
+	Drop(ctx context.Context, id int64) error
+
+	// Stats reports on one outbox.
+	Stats(ctx context.Context, dir Direction) (Stats, error)
+
+	// ChatKnown reports whether a user has written from chat (see Enqueue).
+	ChatKnown(ctx context.Context, chat string) (bool, error)
+	// DialogFlags returns the dialog flags last stored for chat (0 when none).
+	DialogFlags(ctx context.Context, chat string) (uint32, error)
+	// SetDialogFlags stores the dialog flags of chat.
+	SetDialogFlags(ctx context.Context, chat string, flags uint32) error
+
+	// Prune deletes delivered messages created before messagesBefore
+	// (their dedupe keys are forgotten), and known chats not written from
+	// since chatsBefore. The dialog flags of a chat go with it, unless they
+	// were set since chatsBefore. It returns how many messages it deleted.
+	// Pending messages and dead letters are kept. The two cutoffs differ
+	// because an operator may answer a chat long after its messages are
+	// no longer worth keeping.
+	Prune(ctx context.Context, messagesBefore, chatsBefore time.Time) (int, error)
+
+	// Close releases the store, after the calls in progress return.
+	// Calls after Close return ErrClosed; Close itself may be called
+	// again and then returns nil.
+	Close() error
+}
