@@ -1,0 +1,195 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/core/store"
+)
+
+// dispatcher drains one direction of the outbox: it claims the heads of
+// chats from the store and runs an attempt for each on a bounded pool of
+// workers. The store's lease rule (one head per chat at a time) gives
+// per-chat order; the pool gives parallelism across chats, so a slow chat
+// occupies one worker and never holds back the others.
+type dispatcher struct {
+	dir      store.Direction
+	store    store.Store
+	attempt  func(ctx context.Context, m store.Message) error
+	policy   retryPolicy
+	workers  int
+	log      *slog.Logger
+	metrics  *Metrics
+	onResult func(m store.Message, err error) // optional; after the store knows
+
+	wake chan struct{}
+}
+
+// retryPolicy decides when a failed message is tried again, and when it
+// is given up as a dead letter.
+type retryPolicy struct {
+	initial, max   time.Duration
+	maxAttempts    int
+	maxAge         time.Duration
+	attemptTimeout time.Duration
+}
+
+// idlePoll is how often an idle dispatcher looks for messages whose retry
+// time has come. New messages wake it at once.
+const idlePoll = 250 * time.Millisecond
+
+func newDispatcher(dir store.Direction, st store.Store, attempt func(context.Context, store.Message) error,
+	policy retryPolicy, workers int, log *slog.Logger, metrics *Metrics) *dispatcher {
+	return &dispatcher{
+		dir:     dir,
+		store:   st,
+		attempt: attempt,
+		policy:  policy,
+		workers: workers,
+		log:     log.With("outbox", string(dir)),
+		metrics: metrics,
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// notify wakes the dispatcher: a message was queued or a worker freed up.
+func (d *dispatcher) notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lease is how long a claimed message stays reserved for its worker; it
+// outlasts an attempt so that a live worker never loses its message.
+func (d *dispatcher) lease() time.Duration { return d.policy.attemptTimeout + 30*time.Second }
+
+// run claims and dispatches until ctx ends, then waits for the attempts in
+// flight. Those run under work, which the caller cancels when the
+// shutdown deadline passes.
+func (d *dispatcher) run(ctx, work context.Context) {
+	slots := make(chan struct{}, d.workers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	timer := time.NewTimer(idlePoll)
+	defer timer.Stop()
+	for {
+		if free := d.workers - len(slots); free > 0 {
+			msgs, err := d.store.Claim(ctx, d.dir, time.Now(), d.lease(), free)
+			if err != nil && ctx.Err() == nil {
+				d.log.Error("claim messages", "err", err)
+			}
+			for _, m := range msgs {
+				slots <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					d.process(work, m)
+					<-slots
+					d.notify()
+				}()
+			}
+			if len(msgs) == free {
+				continue // there may be more: claim again as soon as a slot frees
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(idlePoll)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// process makes one attempt and records its result in the store.
+func (d *dispatcher) process(ctx context.Context, m store.Message) {
+	actx, cancel := context.WithTimeout(ctx, d.policy.attemptTimeout)
+	err := d.safeAttempt(actx, m)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		// Shutting down: the attempt was cut short, not failed. Leave the
+		// message leased; the store releases it at the next start.
+		return
+	}
+	// Record the result even if shutdown starts now: a delivered message
+	// that is not marked delivered would be sent twice.
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	inst := instanceOf(m)
+	label := directionLabel(d.dir)
+	var serr error
+	switch {
+	case err == nil:
+		serr = d.store.Delivered(sctx, m.ID)
+		d.metrics.message(label, inst, OutcomeDelivered)
+		d.log.Debug("delivered", "chat", m.Chat, "seq", m.ID, "attempts", m.Attempts+1)
+	case d.giveUp(m, err):
+		serr = d.store.Kill(sctx, m.ID, err.Error())
+		d.metrics.message(label, inst, OutcomeDead)
+		d.log.Error("message dead-lettered", "chat", m.Chat, "seq", m.ID, "attempts", m.Attempts+1, "err", err)
+	default:
+		wait := d.policy.backoff(m.Attempts + 1)
+		if ra, ok := RetryAfter(err); ok && ra > wait {
+			wait = ra
+		}
+		serr = d.store.Retry(sctx, m.ID, time.Now().Add(wait), err.Error())
+		d.metrics.message(label, inst, OutcomeRetry)
+		d.log.Warn("delivery failed, will retry", "chat", m.Chat, "seq", m.ID, "attempts", m.Attempts+1, "wait", wait, "err", err)
+	}
+	if serr != nil {
+		// The lease runs out and the message is tried again: at least once.
+		d.log.Error("record delivery result", "chat", m.Chat, "seq", m.ID, "err", serr)
+	}
+	if d.onResult != nil {
+		d.onResult(m, err)
+	}
+}
+
+// safeAttempt runs the attempt, turning a panic in an adapter into an
+// error: one bad message must not take the gateway down. This is the last
+// resort the style guide allows at the adapter boundary.
+func (d *dispatcher) safeAttempt(ctx context.Context, m store.Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = Permanent(fmt.Errorf("panic in delivery: %v", p))
+		}
+	}()
+	return d.attempt(ctx, m)
+}
+
+func (d *dispatcher) giveUp(m store.Message, err error) bool {
+	if IsPermanent(err) {
+		return true
+	}
+	if m.Attempts+1 >= d.policy.maxAttempts {
+		return true
+	}
+	return time.Since(m.CreatedAt) >= d.policy.maxAge
+}
+
+// backoff returns the wait before attempt number n+1, after n failures:
+// exponential from initial, capped at max, with "equal jitter" (half
+// fixed, half random) so that many chats failing together spread out.
+// It is computed from the attempt count the store keeps, not from a
+// stateful backoff object, because the count survives restarts.
+func (p retryPolicy) backoff(failures int) time.Duration {
+	d := p.initial
+	for i := 1; i < failures && d < p.max; i++ {
+		d *= 2
+	}
+	d = min(d, p.max)
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}

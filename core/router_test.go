@@ -1,0 +1,373 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/core/selarti"
+	"github.com/switchboard-gw/switchboard/core/store"
+)
+
+// recorder is a Messenger that records what it is sent, and can fail.
+type recorder struct {
+	mu     sync.Mutex
+	sent   []Outbound
+	events []DialogEvent
+	fail   func(Outbound) error
+	notify chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1000)} }
+
+func (r *recorder) Start(context.Context, DeliverFunc) error { return nil }
+func (r *recorder) Stop(context.Context) error               { return nil }
+func (r *recorder) Send(_ context.Context, m Outbound) error {
+	r.mu.Lock()
+	fail := r.fail
+	r.mu.Unlock()
+	if fail != nil {
+		if err := fail(m); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.sent = append(r.sent, m)
+	r.mu.Unlock()
+	r.notify <- struct{}{}
+	return nil
+}
+func (r *recorder) DialogChanged(_ context.Context, ev DialogEvent) error {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	r.notify <- struct{}{}
+	return nil
+}
+
+func (r *recorder) texts() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, m := range r.sent {
+		out = append(out, m.ChatID+"|"+m.Text)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type stubSelarti struct {
+	mu   sync.Mutex
+	got  []selarti.Message
+	fail func(selarti.Message) error
+}
+
+func (s *stubSelarti) Send(_ context.Context, m selarti.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		if err := s.fail(m); err != nil {
+			return err
+		}
+	}
+	s.got = append(s.got, m)
+	return nil
+}
+
+func (s *stubSelarti) messages() []selarti.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+type routerFixture struct {
+	router  *Router
+	store   store.Store
+	selarti *stubSelarti
+	msgrs   map[string]*recorder
+	insts   map[string]*instance
+}
+
+// newRouterFixture runs a Router with its dispatchers over a memory store,
+// with one recorder instance per name.
+func newRouterFixture(t *testing.T, names ...string) *routerFixture {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st := store.NewMemory()
+	f := &routerFixture{store: st, selarti: &stubSelarti{}, msgrs: map[string]*recorder{}, insts: map[string]*instance{}}
+	for _, n := range names {
+		rec := newRecorder()
+		inst := &instance{name: n, kind: "test", taskID: "task-" + n, enabled: true, messenger: rec, log: log}
+		inst.setState(StateRunning, nil)
+		f.msgrs[n], f.insts[n] = rec, inst
+	}
+	m := newMetrics(func() store.Store { return st })
+	r := newRouter(log, st, f.selarti, m, f.insts)
+	policy := retryPolicy{initial: 5 * time.Millisecond, max: 20 * time.Millisecond, maxAttempts: 3, maxAge: time.Hour, attemptTimeout: time.Second}
+	r.toSelarti = newDispatcher(store.ToSelarti, st, r.sendToSelarti, policy, 4, log, m)
+	r.toUser = newDispatcher(store.ToUser, st, r.sendToUser, policy, 4, log, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, d := range []*dispatcher{r.toSelarti, r.toUser} {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.run(ctx, ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); r.runEvents(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	f.router = r
+	return f
+}
+
+// userSays delivers an inbound message as the adapter would.
+func (f *routerFixture) userSays(t *testing.T, instance, native, id, text string) {
+	t.Helper()
+	if err := f.router.deliverFunc(f.insts[instance])(context.Background(), Inbound{ChatID: native, ID: id, Text: text}); err != nil {
+		t.Fatalf("deliver: %v", err)
+	}
+}
+
+func webhook(chat, id, typ, text string) selarti.Webhook {
+	return selarti.Webhook{ExternalChatID: chat, MessageID: id, MessageType: typ, MessageText: text}
+}
+
+func TestRouterInboundReachesSelartiWithNamespacedChat(t *testing.T) {
+	f := newRouterFixture(t, "tg-sales")
+	f.userSays(t, "tg-sales", "123456789", "u1", "hello")
+	waitFor(t, "selarti send", func() bool { return len(f.selarti.messages()) == 1 })
+	got := f.selarti.messages()[0]
+	if got.ChatID != "tg-sales:123456789" || got.TaskID != "task-tg-sales" || got.Text != "hello" {
+		t.Fatalf("selarti got %+v", got)
+	}
+}
+
+func TestRouterInboundDuplicateDropped(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	f.userSays(t, "web", "s1", "m1", "once")
+	f.userSays(t, "web", "s1", "m1", "once")
+	f.userSays(t, "web", "s1", "m2", "twice")
+	waitFor(t, "two sends", func() bool { return len(f.selarti.messages()) == 2 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(f.selarti.messages()); n != 2 {
+		t.Fatalf("selarti got %d messages, want 2 (one duplicate dropped)", n)
+	}
+}
+
+func TestRouterRejectsBadInbound(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	deliver := f.router.deliverFunc(f.insts["web"])
+	for _, in := range []Inbound{
+		{ChatID: "", Text: "x"},
+		{ChatID: "s", Text: "   "},
+		{ChatID: "s", Text: string(make([]byte, MaxInboundTextBytes+1))},
+		{ChatID: "s", Text: "\xff\xfe"},
+	} {
+		if err := deliver(context.Background(), in); err == nil || !IsPermanent(err) {
+			t.Errorf("deliver(%.20q) = %v, want a permanent error", in.Text, err)
+		}
+	}
+}
+
+func TestRouterUserEchoNeverDelivered(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	f.userSays(t, "web", "s1", "m1", "hi")
+	ctx := context.Background()
+	for _, wh := range []selarti.Webhook{
+		webhook("web:s1", "w1", selarti.TypeUser, "hi"),
+		webhook("web:s1", "w2", selarti.TypeBot, "hello from bot"),
+		webhook("web:s1", "w3", selarti.TypeOperator, "hello from a human"),
+	} {
+		if err := f.router.HandleWebhook(ctx, wh); err != nil {
+			t.Fatalf("HandleWebhook(%s): %v", wh.MessageID, err)
+		}
+	}
+	rec := f.msgrs["web"]
+	waitFor(t, "two deliveries", func() bool { return len(rec.texts()) == 2 })
+	time.Sleep(50 * time.Millisecond)
+	want := []string{"s1|hello from bot", "s1|hello from a human"}
+	if got := rec.texts(); !slices.Equal(got, want) {
+		t.Fatalf("delivered %v, want %v (the user's own message must not be echoed)", got, want)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.sent[0].From != SenderBot || rec.sent[1].From != SenderOperator || rec.sent[1].ID != "w3" {
+		t.Fatalf("senders/ids wrong: %+v", rec.sent)
+	}
+}
+
+func TestRouterSameNativeIDOnTwoInstances(t *testing.T) {
+	f := newRouterFixture(t, "tg-a", "tg-b")
+	f.userSays(t, "tg-a", "42", "1", "from a")
+	f.userSays(t, "tg-b", "42", "1", "from b") // same native id and message id, other instance
+	waitFor(t, "two selarti sends", func() bool { return len(f.selarti.messages()) == 2 })
+	ctx := context.Background()
+	if err := f.router.HandleWebhook(ctx, webhook("tg-a:42", "x1", selarti.TypeBot, "reply to a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.router.HandleWebhook(ctx, webhook("tg-b:42", "x2", selarti.TypeBot, "reply to b")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "replies", func() bool { return len(f.msgrs["tg-a"].texts()) == 1 && len(f.msgrs["tg-b"].texts()) == 1 })
+	time.Sleep(30 * time.Millisecond)
+	if got := f.msgrs["tg-a"].texts(); !slices.Equal(got, []string{"42|reply to a"}) {
+		t.Errorf("tg-a got %v", got)
+	}
+	if got := f.msgrs["tg-b"].texts(); !slices.Equal(got, []string{"42|reply to b"}) {
+		t.Errorf("tg-b got %v", got)
+	}
+}
+
+func TestRouterWebhookRoutingErrors(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	f.userSays(t, "web", "known", "m1", "hi")
+	tests := []struct {
+		name string
+		chat string
+		want error
+	}{
+		{name: "malformed chat id", chat: "no-colon", want: errBadChatID},
+		{name: "unknown instance", chat: "nope:known", want: ErrUnknownInstance},
+		{name: "unknown chat", chat: "web:never-wrote", want: ErrUnknownChat},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := f.router.HandleWebhook(context.Background(), webhook(tt.chat, "id-"+tt.name, selarti.TypeBot, "x"))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("HandleWebhook(%q) = %v, want %v", tt.chat, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRouterWebhookDuplicateDeliveredOnce(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	f.userSays(t, "web", "s", "m1", "hi")
+	for range 3 {
+		if err := f.router.HandleWebhook(context.Background(), webhook("web:s", "same-id", selarti.TypeBot, "once")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "delivery", func() bool { return len(f.msgrs["web"].texts()) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(f.msgrs["web"].texts()); n != 1 {
+		t.Fatalf("delivered %d times, want once", n)
+	}
+}
+
+func TestRouterDialogEventsOnChangeOnly(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	f.userSays(t, "web", "s", "m1", "operator please")
+	ctx := context.Background()
+	op := webhook("web:s", "a", selarti.TypeBot, "connecting")
+	op.Operator = true
+	if err := f.router.HandleWebhook(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	op2 := webhook("web:s", "b", selarti.TypeOperator, "hi, I am Anna")
+	op2.Operator = true
+	if err := f.router.HandleWebhook(ctx, op2); err != nil {
+		t.Fatal(err)
+	}
+	closed := webhook("web:s", "c", selarti.TypeUser, "bye")
+	closed.Operator, closed.Close = true, true
+	if err := f.router.HandleWebhook(ctx, closed); err != nil {
+		t.Fatal(err)
+	}
+	rec := f.msgrs["web"]
+	waitFor(t, "events", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.events) == 2 })
+	time.Sleep(30 * time.Millisecond) // a third, wrong event would show up now
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.events) != 2 {
+		t.Fatalf("events = %+v, want 2 (operator on, then closed)", rec.events)
+	}
+	if !rec.events[0].Current.Operator || rec.events[0].Previous.Operator {
+		t.Errorf("first event = %+v, want operator off→on", rec.events[0])
+	}
+	if !rec.events[1].Current.Closed || rec.events[1].ChatID != "s" {
+		t.Errorf("second event = %+v, want closed", rec.events[1])
+	}
+}
+
+func TestRouterPermanentFailureDeadLettersWithoutBlockingOthers(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	rec := f.msgrs["web"]
+	rec.fail = func(m Outbound) error {
+		if m.ChatID == "poison" {
+			return Permanent(errors.New("bot was blocked by the user"))
+		}
+		return nil
+	}
+	f.userSays(t, "web", "poison", "p1", "hi")
+	f.userSays(t, "web", "fine", "f1", "hi")
+	ctx := context.Background()
+	_ = f.router.HandleWebhook(ctx, webhook("web:poison", "p-reply", selarti.TypeBot, "x"))
+	_ = f.router.HandleWebhook(ctx, webhook("web:fine", "f-reply", selarti.TypeBot, "y"))
+	waitFor(t, "healthy chat delivered", func() bool { return slices.Contains(rec.texts(), "fine|y") })
+	waitFor(t, "dead letter", func() bool {
+		dl, _ := f.store.DeadLetters(ctx, 10)
+		return len(dl) == 1 && dl[0].Chat == "web:poison"
+	})
+	dl, _ := f.store.DeadLetters(ctx, 10)
+	if dl[0].LastError == "" || dl[0].Attempts != 1 {
+		t.Fatalf("dead letter = %+v, want its error and one attempt (permanent: no retry)", dl[0])
+	}
+}
+
+func TestRouterTransientFailureRetriesInOrder(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	rec := f.msgrs["web"]
+	var mu sync.Mutex
+	failures := 0
+	rec.fail = func(m Outbound) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if m.Text == "first" && failures < 2 {
+			failures++
+			return errors.New("network down")
+		}
+		return nil
+	}
+	f.userSays(t, "web", "s", "m", "hi")
+	ctx := context.Background()
+	for i, text := range []string{"first", "second", "third"} {
+		if err := f.router.HandleWebhook(ctx, webhook("web:s", string(rune('a'+i)), selarti.TypeBot, text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "all delivered", func() bool { return len(rec.texts()) == 3 })
+	if got, want := rec.texts(), []string{"s|first", "s|second", "s|third"}; !slices.Equal(got, want) {
+		t.Fatalf("order = %v, want %v", got, want)
+	}
+}
+
+func TestRouterGivesUpAfterMaxAttempts(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	f.selarti.fail = func(selarti.Message) error { return errors.New("selarti 503") }
+	f.userSays(t, "web", "s", "m1", "hi")
+	ctx := context.Background()
+	waitFor(t, "dead letter after 3 attempts", func() bool {
+		dl, _ := f.store.DeadLetters(ctx, 10)
+		return len(dl) == 1
+	})
+	dl, _ := f.store.DeadLetters(ctx, 10)
+	if dl[0].Attempts != 3 || dl[0].Dir != store.ToSelarti {
+		t.Fatalf("dead letter = %+v, want 3 attempts toward selarti", dl[0])
+	}
+}
