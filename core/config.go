@@ -29,6 +29,7 @@ type Config struct {
 	Store    StoreConfig     `mapstructure:"store"`
 	Delivery DeliveryConfig  `mapstructure:"delivery"`
 	Log      LogConfig       `mapstructure:"log"`
+	Admin    AdminConfig     `mapstructure:"admin"`
 	Adapters []AdapterConfig `mapstructure:"adapters"`
 }
 
@@ -100,6 +101,14 @@ type DeliveryConfig struct {
 	AttemptTimeout time.Duration `mapstructure:"attempt_timeout"`
 }
 
+// AdminConfig is the read-only admin API (/admin/deadletters, /admin/outbox).
+type AdminConfig struct {
+	// Token enables the admin API; requests carry it as
+	// "Authorization: Bearer <token>". Empty (the default) disables it.
+	// At least 32 characters.
+	Token Secret `mapstructure:"token"`
+}
+
 // LogConfig sets up logging.
 type LogConfig struct {
 	// Level is debug, info, warn or error.
@@ -148,6 +157,7 @@ var defaults = map[string]any{
 	"delivery.backoff_initial":  "1s",
 	"delivery.backoff_max":      "5m",
 	"delivery.attempt_timeout":  "60s",
+	"admin.token":               "",
 	"log.level":                 "info",
 	"log.format":                "json",
 }
@@ -190,6 +200,7 @@ func decodeViper(v *viper.Viper) (*Config, error) {
 		"auth_path": w.AuthPath, "auth_key_field": w.AuthKeyField, "send_path": w.SendPath,
 		"task_id_field": w.TaskIDField, "chat_id_field": w.ChatIDField, "text_field": w.TextField,
 		"phone_field": w.PhoneField, "name_field": w.NameField, "username_field": w.UsernameField,
+		"idempotency_key_field": w.IdempotencyKeyField,
 	} {
 		v.SetDefault("selarti.wire."+k, val)
 	}
@@ -284,6 +295,9 @@ func (c *Config) Validate() error {
 		bad("selarti.webhook_secret", "too short: %d characters, need at least %d", n, MinWebhookSecretLen)
 	case strings.ContainsAny(c.Selarti.WebhookSecret.Reveal(), "/?#% \t\r\n"):
 		bad("selarti.webhook_secret", "must not contain '/', '?', '#', '%%' or spaces: it is a URL path segment")
+	}
+	if n := len(c.Admin.Token.Reveal()); n > 0 && n < MinWebhookSecretLen {
+		bad("admin.token", "too short: %d characters, need at least %d", n, MinWebhookSecretLen)
 	}
 	positive := func(key string, d time.Duration) {
 		if d <= 0 {

@@ -19,6 +19,9 @@ import (
 	"github.com/switchboard-gw/switchboard/core/store"
 )
 
+// StoreFile is the SQLite store's file name inside store.path.
+const StoreFile = "switchboard.db"
+
 // Options are the gateway's dependencies that do not come from the config
 // file. Every field is optional.
 type Options struct {
@@ -274,7 +277,7 @@ func (g *Gateway) openStore(ctx context.Context) error {
 		g.store, g.ownStore = store.NewMemory(), true
 		g.log.Warn("store is in memory: queued messages do not survive a restart")
 	default:
-		path := filepath.Join(g.cfg.Store.Path, "switchboard.db")
+		path := filepath.Join(g.cfg.Store.Path, StoreFile)
 		st, err := store.OpenSQLite(ctx, path)
 		if err != nil {
 			return err // it names the operation and the path

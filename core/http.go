@@ -41,6 +41,9 @@ func (g *Gateway) newHTTPHandler() http.Handler {
 	e.POST(WebhookPath+"/:secret", rc.handle)
 	e.POST(WebhookPath, rc.handle)
 
+	admin := &adminAPI{token: g.cfg.Admin.Token, store: func() store.Store { return g.store }}
+	admin.mount(e)
+
 	for _, inst := range g.instances {
 		svc, ok := inst.messenger.(HTTPService)
 		if !ok || !inst.enabled {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -304,6 +305,9 @@ func (r *Router) sendToSelarti(ctx context.Context, m store.Message) error {
 		Name:     rec.Name,
 		Username: rec.Username,
 		Phone:    rec.Phone,
+		// Stable across retries and restarts: the network's own message id
+		// where there is one, else the outbox's.
+		IdempotencyKey: cmp.Or(m.DedupeKey, fmt.Sprintf("sb-%d", m.ID)),
 	})
 	if err == nil {
 		return nil

@@ -96,13 +96,17 @@ type Message struct {
 	// Name, Username and Phone describe the user; each is sent only when
 	// non-empty.
 	Name, Username, Phone string
+	// IdempotencyKey is the same for every send of one message; it is sent
+	// in Wire.IdempotencyKeyField when that is set.
+	IdempotencyKey string
 }
 
 // Client talks to Selarti's HTTP API. It is safe for concurrent use.
 //
 // Delivery is at-least-once: Selarti documents no idempotency key, so when
 // an attempt times out after the request was written, Send cannot know
-// whether Selarti took the message, and its retry may duplicate it.
+// whether Selarti took the message, and its retry may duplicate it. Set
+// Wire.IdempotencyKeyField if your Selarti drops repeats by a key.
 type Client struct {
 	authURL    string
 	sendURL    string
@@ -190,7 +194,10 @@ func joinURL(base, path string) string {
 // JSON field would silently lose one of them.
 func checkWire(w Wire) error {
 	seen := map[string]bool{}
-	for _, f := range []string{w.TaskIDField, w.ChatIDField, w.TextField, w.NameField, w.UsernameField, w.PhoneField} {
+	for _, f := range []string{w.TaskIDField, w.ChatIDField, w.TextField, w.NameField, w.UsernameField, w.PhoneField, w.IdempotencyKeyField} {
+		if f == "" {
+			continue // only the optional idempotency field may be empty
+		}
 		if seen[f] {
 			return fmt.Errorf("selarti config: wire: send field %q is used twice", f)
 		}
@@ -279,7 +286,11 @@ func (c *Client) encode(m Message) ([]byte, error) {
 		c.wire.ChatIDField: m.ChatID,
 		c.wire.TextField:   m.Text,
 	}
-	for f, v := range map[string]string{c.wire.NameField: m.Name, c.wire.UsernameField: m.Username, c.wire.PhoneField: m.Phone} {
+	optional := map[string]string{c.wire.NameField: m.Name, c.wire.UsernameField: m.Username, c.wire.PhoneField: m.Phone}
+	if c.wire.IdempotencyKeyField != "" {
+		optional[c.wire.IdempotencyKeyField] = m.IdempotencyKey
+	}
+	for f, v := range optional {
 		if v != "" {
 			fields[f] = v
 		}

@@ -22,6 +22,12 @@ type Wire struct {
 	PhoneField    string `mapstructure:"phone_field"`
 	NameField     string `mapstructure:"name_field"`
 	UsernameField string `mapstructure:"username_field"`
+	// IdempotencyKeyField, when set, carries a key that stays the same
+	// when a message is sent again (after a timeout or a crash between
+	// Selarti's answer and our bookkeeping), so that a Selarti that
+	// honours it can drop the repeat. Selarti documents no such field, so
+	// it is empty (not sent) by default. [INFER]
+	IdempotencyKeyField string `mapstructure:"idempotency_key_field"`
 }
 
 // DefaultWire is our best reading of Selarti's API; see

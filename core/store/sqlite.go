@@ -53,7 +53,23 @@ const sqliteMagic = "SQLite format 3\x00"
 // it open, when the file is not a SQLite database or is corrupt, and when
 // its schema is newer than this binary.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
-	s, err := openSQLite(ctx, path)
+	return openWrapped(ctx, path, false)
+}
+
+// OpenSQLiteShared opens an existing store beside the process that owns
+// it, for admin tools (`switchboard deadletters`): it takes no process
+// lock and releases no leases, so the running gateway keeps its work.
+// SQLite's own locking keeps the two processes' writes apart, and the
+// gateway sees a replayed message at its next claim.
+func OpenSQLiteShared(ctx context.Context, path string) (*SQLite, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return openWrapped(ctx, path, true)
+}
+
+func openWrapped(ctx context.Context, path string, shared bool) (*SQLite, error) {
+	s, err := openSQLite(ctx, path, shared)
 	if errors.Is(err, errInUse) {
 		return nil, fmt.Errorf("store %s is %w", path, err)
 	}
@@ -63,7 +79,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	return s, nil
 }
 
-func openSQLite(ctx context.Context, path string) (*SQLite, error) {
+func openSQLite(ctx context.Context, path string, shared bool) (*SQLite, error) {
 	if path == "" {
 		return nil, errors.New("empty path")
 	}
@@ -82,9 +98,11 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 
 	// The lock comes first: nothing below may touch a file another
 	// process is using.
-	lock, err := lockFile(abs + ".lock")
-	if err != nil {
-		return nil, err
+	var lock *os.File
+	if !shared {
+		if lock, err = lockFile(abs + ".lock"); err != nil {
+			return nil, err
+		}
 	}
 	s := &SQLite{path: path, lock: lock}
 	ok := false
@@ -95,7 +113,7 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 					db.Close()
 				}
 			}
-			s.lock.Close()
+			s.closeLock()
 		}
 	}()
 
@@ -141,8 +159,10 @@ func openSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if err := migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	if err := s.releaseLeases(ctx); err != nil {
-		return nil, err
+	if !shared {
+		if err := s.releaseLeases(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if s.wstmts, err = prepareAll(ctx, db, writeQueries); err != nil {
 		return nil, err
@@ -296,7 +316,7 @@ func (s *SQLite) Close() error {
 	if werr := s.wdb.Close(); err == nil {
 		err = werr
 	}
-	if lerr := s.lock.Close(); err == nil {
+	if lerr := s.closeLock(); err == nil {
 		err = lerr
 	}
 	if err != nil {
@@ -314,4 +334,12 @@ func (s *SQLite) use() (done func(), err error) {
 		return nil, ErrClosed
 	}
 	return s.mu.RUnlock, nil
+}
+
+// closeLock releases the process lock, if this store holds one.
+func (s *SQLite) closeLock() error {
+	if s.lock == nil {
+		return nil
+	}
+	return s.lock.Close()
 }

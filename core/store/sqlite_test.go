@@ -397,3 +397,47 @@ func mustNil(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestSQLiteSharedOpenBesideOwner: an admin tool opens the store while the
+// gateway has it, replays a dead letter, and the owner claims it; the
+// owner's leases survive the admin's open.
+func TestSQLiteSharedOpenBesideOwner(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	owner := openSQLite(t, path)
+	defer owner.Close()
+
+	dead := &store.Message{Dir: store.ToUser, Chat: "web:a", Payload: []byte("x")}
+	if _, err := owner.Enqueue(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	leased := &store.Message{Dir: store.ToUser, Chat: "web:b", Payload: []byte("y")}
+	if _, err := owner.Enqueue(ctx, leased); err != nil {
+		t.Fatal(err)
+	}
+	got, err := owner.Claim(ctx, store.ToUser, time.Now(), time.Minute, 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("claim = %v, %v", got, err)
+	}
+	mustNil(t, owner.Kill(ctx, dead.ID, "blocked"))
+
+	if _, err := store.OpenSQLiteShared(ctx, filepath.Join(t.TempDir(), "missing.db")); err == nil {
+		t.Fatal("OpenSQLiteShared created a store that did not exist")
+	}
+	admin, err := store.OpenSQLiteShared(ctx, path)
+	if err != nil {
+		t.Fatalf("shared open beside the owner: %v", err)
+	}
+	dl, err := admin.DeadLetters(ctx, 10)
+	if err != nil || len(dl) != 1 || dl[0].LastError != "blocked" {
+		t.Fatalf("admin dead letters = %+v, %v", dl, err)
+	}
+	mustNil(t, admin.Replay(ctx, dead.ID))
+	mustNil(t, admin.Close())
+
+	// The owner's lease on web:b is intact; the replayed web:a is claimable.
+	again, err := owner.Claim(ctx, store.ToUser, time.Now(), time.Minute, 10)
+	if err != nil || len(again) != 1 || again[0].ID != dead.ID {
+		t.Fatalf("owner claim after replay = %+v, %v; want only the replayed message", again, err)
+	}
+}

@@ -1,6 +1,7 @@
 package selarti
 
 import (
+	"github.com/switchboard-gw/switchboard/core/selarti"
 	"net/http"
 	"strings"
 	"testing"
@@ -151,5 +152,30 @@ func TestSetAckDelay(t *testing.T) {
 	got := rc.payloads()
 	if len(got) != 2 || got[1]["message_text"] != Reply("hello") {
 		t.Errorf("webhooks = %v, want the user message and the reply", got)
+	}
+}
+
+func TestIdempotencyKeyDropsRepeats(t *testing.T) {
+	wire := selarti.DefaultWire()
+	wire.IdempotencyKeyField = "client_message_id"
+	srv := startServer(t, Options{Wire: wire})
+	c := newClient(t, srv, 5*time.Second)
+	token := c.auth()
+	send := func(text, key string) {
+		t.Helper()
+		r := c.mustPost(wire.SendPath, token, map[string]any{"task_id": "t", "chat_id": "web:1", "message": text, "client_message_id": key})
+		if r.status != http.StatusOK {
+			t.Fatalf("send status %d", r.status)
+		}
+	}
+	send("hi", "web:m1")
+	send("hi", "web:m1")
+	send("hi", "web:m1")
+	send("hi again", "web:m2")
+	if got := len(srv.Received()); got != 2 {
+		t.Fatalf("received %d messages, want 2 (repeats dropped)", got)
+	}
+	if srv.Repeats() != 2 || srv.Received()[0].IdempotencyKey != "web:m1" {
+		t.Fatalf("Repeats() = %d, first key %q; want 2, web:m1", srv.Repeats(), srv.Received()[0].IdempotencyKey)
 	}
 }

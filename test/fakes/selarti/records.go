@@ -12,6 +12,8 @@ type Received struct {
 	// TaskID, ChatID, Text, Name, Username and Phone are the request's
 	// fields as sent ("" when absent; numbers as their decimal text).
 	TaskID, ChatID, Text, Name, Username, Phone string
+	// IdempotencyKey is the key sent in Wire.IdempotencyKeyField, if any.
+	IdempotencyKey string
 	// At is when the simulator accepted it.
 	At time.Time
 }
@@ -34,7 +36,9 @@ type records struct {
 	received  []Received
 	attempts  []WebhookAttempt
 	authCount int
-	pending   int // webhooks queued or in flight
+	pending   int             // webhooks queued or in flight
+	keys      map[string]bool // idempotency keys seen
+	repeats   int             // sends dropped as repeats of a key
 	// changed is closed and replaced on every change, waking waiters
 	// without polling.
 	changed chan struct{}
@@ -124,4 +128,13 @@ func (s *Server) waitFor(ctx context.Context, cond func() bool) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// Repeats returns how many sends were answered but dropped because their
+// idempotency key had been seen: the gateway sent a message again (after a
+// timeout or a crash) and the key saved the user from a duplicate.
+func (s *Server) Repeats() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.repeats
 }

@@ -39,6 +39,12 @@ func (s *Server) handleSend(w *recorder, r *http.Request, body []byte, bodyErr e
 		return
 	}
 	w.chat = msg.ChatID
+	if s.seenKey(msg) {
+		// A repeat of a message already taken: answer as for the first
+		// time, and do nothing else.
+		writeSuccess(w, struct{}{})
+		return
+	}
 
 	ready := make(chan struct{})
 	release := sync.OnceFunc(func() { close(ready) })
@@ -81,7 +87,11 @@ func (s *Server) parseSend(fields map[string]any) (Received, error) {
 		{s.wire.PhoneField, &msg.Phone, false},
 		{s.wire.NameField, &msg.Name, false},
 		{s.wire.UsernameField, &msg.Username, false},
+		{s.wire.IdempotencyKeyField, &msg.IdempotencyKey, false},
 	} {
+		if f.name == "" {
+			continue
+		}
 		*f.dst, err = textField(fields, f.name)
 		if err != nil {
 			return Received{}, err
@@ -153,4 +163,26 @@ func parseJSON(body []byte) (map[string]any, error) {
 		return nil, errNotJSON
 	}
 	return fields, nil
+}
+
+// seenKey reports whether msg repeats a message already accepted, by its
+// idempotency key (only when Options.Wire names the field), and records
+// the key otherwise. Real Selarti documents no such key; the simulator
+// honours one so that tests can check the gateway keeps its keys stable.
+func (s *Server) seenKey(msg Received) bool {
+	if msg.IdempotencyKey == "" {
+		return false
+	}
+	k := msg.TaskID + "\x00" + msg.ChatID + "\x00" + msg.IdempotencyKey
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rec.keys == nil {
+		s.rec.keys = map[string]bool{}
+	}
+	if s.rec.keys[k] {
+		s.rec.repeats++
+		return true
+	}
+	s.rec.keys[k] = true
+	return false
 }
