@@ -1,0 +1,266 @@
+// Package webchat is Switchboard's built-in browser chat. The gateway
+// serves a small chat page (also embeddable on any site through a widget
+// script) and a WebSocket endpoint. Each browser keeps a random, anonymous
+// session id in localStorage; that id is the native chat id.
+//
+// Sessions, with a bounded history that reloaded pages and other tabs
+// replay, live in memory only. See README.md for the protocol and limits.
+package webchat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-gw/switchboard/core"
+)
+
+// Kind is the adapter kind in the config ("kind: webchat").
+const Kind = "webchat"
+
+func init() { core.Register(Kind, New) }
+
+// Interface guards.
+var (
+	_ core.Messenger      = (*Adapter)(nil)
+	_ core.HTTPService    = (*Adapter)(nil)
+	_ core.DialogObserver = (*Adapter)(nil)
+)
+
+// maxJanitorInterval caps how often idle sessions are looked for.
+const maxJanitorInterval = time.Minute
+
+// Adapter is one webchat instance: its page, its WebSocket endpoint and
+// its sessions.
+type Adapter struct {
+	cfg        Config
+	log        *slog.Logger
+	site       *site
+	sessions   *sessions
+	acceptOpts *websocket.AcceptOptions
+	now        func() time.Time
+
+	mu      sync.Mutex
+	run     *runState // nil unless started
+	clients map[*client]struct{}
+}
+
+// runState is what one Start..Stop run owns. Connections count themselves
+// in wg, so that Stop can wait for them; a fresh runState per run keeps a
+// Stop that gave up waiting from mixing with the next run.
+type runState struct {
+	ctx     context.Context // cancelled by Stop
+	cancel  context.CancelFunc
+	deliver core.DeliverFunc
+	wg      sync.WaitGroup
+}
+
+// New builds a webchat instance from its config. It does no I/O.
+func New(inst core.Instance) (core.Messenger, error) {
+	var cfg Config
+	cfg.setDefaults()
+	if err := core.DecodeConfig(inst.Config, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	st, err := newSite(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := inst.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := &websocket.AcceptOptions{OriginPatterns: cfg.AllowedOrigins}
+	if cfg.allowAnyOrigin() {
+		// The operator asked for every origin explicitly ("*"); the
+		// library wants that spelled as skipping the check.
+		opts = &websocket.AcceptOptions{InsecureSkipVerify: true}
+	}
+	return &Adapter{
+		cfg:        cfg,
+		log:        log,
+		site:       st,
+		sessions:   newSessions(&cfg),
+		acceptOpts: opts,
+		now:        time.Now,
+		clients:    make(map[*client]struct{}),
+	}, nil
+}
+
+// Start begins accepting WebSocket connections and passing their messages
+// to deliver. It does no network I/O of its own: the page and socket are
+// served on the gateway's listener.
+func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
+	if deliver == nil {
+		return errors.New("start webchat: nil deliver func")
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start webchat: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.run != nil {
+		return errors.New("start webchat: already started")
+	}
+	// ctx bounds the start-up only; the run lives until Stop.
+	runCtx, cancel := context.WithCancel(context.Background())
+	run := &runState{ctx: runCtx, cancel: cancel, deliver: deliver}
+	a.run = run
+	run.wg.Add(1)
+	go func() {
+		defer run.wg.Done()
+		a.janitor(run.ctx)
+	}()
+	a.log.Info("started", "path", a.cfg.Path, "allowed_origins", a.cfg.AllowedOrigins,
+		"history_limit", a.cfg.HistoryLimit, "session_ttl", a.cfg.SessionTTL, "max_sessions", a.cfg.MaxSessions)
+	return nil
+}
+
+// Stop closes every connection with a going-away status (pages reconnect
+// with backoff), stops the janitor and waits for all of it, or until ctx
+// is done. Sessions stay in memory, so a later Start carries on.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	run := a.run
+	a.run = nil
+	clients := make([]*client, 0, len(a.clients))
+	for c := range a.clients {
+		clients = append(clients, c)
+	}
+	a.mu.Unlock()
+	if run == nil {
+		return nil
+	}
+	run.cancel()
+	for _, c := range clients {
+		c.kill(websocket.StatusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		run.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		a.log.Info("stopped")
+		return nil
+	case <-ctx.Done():
+		// Browsers that do not answer the close handshake: drop them.
+		for _, c := range clients {
+			_ = c.ws.CloseNow()
+		}
+		return fmt.Errorf("stop webchat: %w", ctx.Err())
+	}
+}
+
+// Send stores msg in its session's history (creating the session if the
+// id is well-formed but unknown) and pushes it to the session's open tabs.
+// It returns nil once the message is stored: a browser that is offline
+// gets it on its next connection, as long as the session lives (in memory,
+// up to session_ttl). Send never waits for a browser.
+func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !validSessionID(msg.ChatID) {
+		return fmt.Errorf("send message to chat %q: %w", truncate(msg.ChatID, 32), core.ErrUnknownChat)
+	}
+	if !a.running() {
+		return fmt.Errorf("send message to chat %s: %w", shortID(msg.ChatID), core.ErrNotConnected)
+	}
+	if strings.TrimSpace(msg.Text) == "" {
+		return core.Permanent(fmt.Errorf("send message to chat %s: empty text", shortID(msg.ChatID)))
+	}
+	from := fromBot
+	if msg.From == core.SenderOperator {
+		from = fromOperator
+	}
+	seq := a.sessions.appendOutbound(msg.ChatID, msg.ID, from, msg.Text, a.now())
+	a.log.Debug("message stored", "session", shortID(msg.ChatID), "seq", seq, "from", from)
+	return nil
+}
+
+// DialogChanged shows the open tabs of a session a note when the dialog is
+// handed to a human operator (or back) or closed. Other flags are not the
+// user's business. An unknown session is ignored.
+func (a *Adapter) DialogChanged(ctx context.Context, ev core.DialogEvent) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !validSessionID(ev.ChatID) {
+		return fmt.Errorf("show dialog change in chat %q: %w", truncate(ev.ChatID, 32), core.ErrUnknownChat)
+	}
+	if !a.running() {
+		return fmt.Errorf("show dialog change in chat %s: %w", shortID(ev.ChatID), core.ErrNotConnected)
+	}
+	if ev.Previous.Operator == ev.Current.Operator && ev.Previous.Closed == ev.Current.Closed {
+		return nil
+	}
+	a.sessions.appendEvent(ev.ChatID, ev.Current.Operator, ev.Current.Closed, a.now())
+	return nil
+}
+
+// HTTPPrefix returns the configured path; the page, widget script, assets
+// and WebSocket are all under it.
+func (a *Adapter) HTTPPrefix() string { return a.cfg.Path }
+
+// running reports whether Start has run and Stop has not.
+func (a *Adapter) running() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.run != nil
+}
+
+// beginConn counts a new connection in the current run, or reports false
+// when the adapter is not running. The caller must call run.wg.Done.
+func (a *Adapter) beginConn() (*runState, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.run == nil {
+		return nil, false
+	}
+	a.run.wg.Add(1)
+	return a.run, true
+}
+
+// addClient registers c so that Stop can close it, unless run has ended.
+func (a *Adapter) addClient(run *runState, c *client) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.run != run {
+		return false
+	}
+	a.clients[c] = struct{}{}
+	return true
+}
+
+func (a *Adapter) removeClient(c *client) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.clients, c)
+}
+
+// janitor forgets idle sessions every so often until ctx is done.
+func (a *Adapter) janitor(ctx context.Context) {
+	t := time.NewTicker(min(a.cfg.SessionTTL/10, maxJanitorInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := a.sessions.purgeIdle(a.now().Add(-a.cfg.SessionTTL)); n > 0 {
+				a.log.Debug("idle sessions forgotten", "count", n, "sessions", a.sessions.len())
+			}
+		}
+	}
+}

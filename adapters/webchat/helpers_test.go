@@ -1,0 +1,284 @@
+package webchat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-gw/switchboard/core"
+)
+
+// waitTimeout bounds every wait in these tests.
+const waitTimeout = 5 * time.Second
+
+// newTestAdapter builds an adapter from raw, failing the test on error.
+func newTestAdapter(t *testing.T, raw core.RawConfig) *Adapter {
+	t.Helper()
+	m, err := New(core.Instance{Name: "web", Kind: Kind, Config: raw, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return m.(*Adapter)
+}
+
+// fakeCore is a DeliverFunc that records what it gets and fails on demand.
+type fakeCore struct {
+	mu    sync.Mutex
+	got   []core.Inbound
+	fail  error
+	block chan struct{} // if set, deliver waits for it to close
+}
+
+func (f *fakeCore) deliver(ctx context.Context, msg core.Inbound) error {
+	f.mu.Lock()
+	block := f.block
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.got = append(f.got, msg)
+	return nil
+}
+
+func (f *fakeCore) setFail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = err
+}
+
+func (f *fakeCore) inbound() []core.Inbound {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]core.Inbound(nil), f.got...)
+}
+
+// testServer is a started adapter behind an httptest server on loopback.
+type testServer struct {
+	a    *Adapter
+	core *fakeCore
+	srv  *httptest.Server
+}
+
+// startServer starts a with a fake core and serves it; cleanup stops both.
+func startServer(t *testing.T, a *Adapter) *testServer {
+	t.Helper()
+	fc := &fakeCore{}
+	if err := a.Start(context.Background(), fc.deliver); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	srv := httptest.NewServer(a)
+	// Cleanups run last-in first-out: clients dialled later close first,
+	// then the adapter stops, then the server.
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if err := a.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return &testServer{a: a, core: fc, srv: srv}
+}
+
+// wsURL is the WebSocket URL of the adapter's endpoint.
+func (ts *testServer) wsURL() string {
+	return "ws" + strings.TrimPrefix(ts.srv.URL, "http") + ts.a.cfg.Path + "ws"
+}
+
+// frame is any server frame, decoded.
+type frame struct {
+	Type     string `json:"type"`
+	Session  string `json:"session"`
+	LastSeq  int64  `json:"last_seq"`
+	Epoch    string `json:"epoch"`
+	Seq      int64  `json:"seq"`
+	From     string `json:"from"`
+	Text     string `json:"text"`
+	TS       string `json:"ts"`
+	ID       string `json:"id"`
+	Code     string `json:"code"`
+	Error    string `json:"error"`
+	Retry    bool   `json:"retry"`
+	Operator bool   `json:"operator"`
+	Closed   bool   `json:"closed"`
+}
+
+// tab is a test WebSocket client: one browser tab.
+type tab struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+// dial opens a tab, with an optional Origin header.
+func (ts *testServer) dial(t *testing.T, origin string) *tab {
+	t.Helper()
+	tb, resp, err := ts.tryDial(origin)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial (HTTP %d): %v", status, err)
+	}
+	tb.t = t
+	t.Cleanup(func() { _ = tb.ws.CloseNow() })
+	return tb
+}
+
+func (ts *testServer) tryDial(origin string) (*tab, *http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	opts := &websocket.DialOptions{HTTPHeader: http.Header{}}
+	if origin != "" {
+		opts.HTTPHeader.Set("Origin", origin)
+	}
+	ws, resp, err := websocket.Dial(ctx, ts.wsURL(), opts)
+	if err != nil {
+		return nil, resp, err
+	}
+	ws.SetReadLimit(1 << 20)
+	return &tab{ws: ws}, resp, nil
+}
+
+// connect dials and says hello; it returns the tab and the welcome.
+func (ts *testServer) connect(t *testing.T, session string, lastSeq int64) (*tab, frame) {
+	t.Helper()
+	tb := ts.dial(t, "")
+	tb.send(map[string]any{"type": "hello", "session": session, "last_seq": lastSeq, "name": "Ann"})
+	w := tb.expect(typeWelcome)
+	return tb, w
+}
+
+func (tb *tab) send(v any) {
+	tb.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.t.Fatalf("marshal: %v", err)
+	}
+	tb.sendRaw(b)
+}
+
+func (tb *tab) sendRaw(b []byte) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := tb.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		tb.t.Fatalf("write: %v", err)
+	}
+}
+
+// message sends a user message frame.
+func (tb *tab) message(id, text string) {
+	tb.t.Helper()
+	tb.send(map[string]any{"type": "message", "id": id, "text": text})
+}
+
+// read returns the next frame, or the read error.
+func (tb *tab) read() (frame, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	_, b, err := tb.ws.Read(ctx)
+	if err != nil {
+		return frame{}, err
+	}
+	var f frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return frame{}, err
+	}
+	return f, nil
+}
+
+// next returns the next frame, failing the test on error.
+func (tb *tab) next() frame {
+	tb.t.Helper()
+	f, err := tb.read()
+	if err != nil {
+		tb.t.Fatalf("read frame: %v", err)
+	}
+	return f
+}
+
+// expect returns the next frame and checks its type.
+func (tb *tab) expect(typ string) frame {
+	tb.t.Helper()
+	f := tb.next()
+	if f.Type != typ {
+		tb.t.Fatalf("got frame %+v, want type %q", f, typ)
+	}
+	return f
+}
+
+// expectClose reads until the connection ends and checks its close code.
+func (tb *tab) expectClose(code websocket.StatusCode) {
+	tb.t.Helper()
+	for {
+		_, err := tb.read()
+		if err == nil {
+			continue
+		}
+		if got := websocket.CloseStatus(err); got != code {
+			tb.t.Fatalf("connection ended with %v (status %d), want status %d", err, got, code)
+		}
+		return
+	}
+}
+
+// send is a.Send with a short deadline, failing the test on error.
+func (ts *testServer) send(t *testing.T, session, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := ts.a.Send(ctx, core.Outbound{ChatID: session, Text: text, From: core.SenderBot}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+}
+
+// eventually polls cond until it holds or the wait times out.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// connsOf returns the number of open connections of a session.
+func (a *Adapter) connsOf(id string) int {
+	a.sessions.mu.Lock()
+	defer a.sessions.mu.Unlock()
+	if s, ok := a.sessions.byID[id]; ok {
+		return len(s.conns)
+	}
+	return 0
+}
+
+// hasSession reports whether the adapter holds session id.
+func (a *Adapter) hasSession(id string) bool {
+	a.sessions.mu.Lock()
+	defer a.sessions.mu.Unlock()
+	_, ok := a.sessions.byID[id]
+	return ok
+}
+
+var errDown = errors.New("selarti is down")

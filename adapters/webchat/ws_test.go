@@ -1,0 +1,668 @@
+package webchat
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-gw/switchboard/core"
+)
+
+func TestHello(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	known := newSessionID()
+	tests := []struct {
+		name    string
+		session string
+		want    string // "" means a fresh id
+	}{
+		{name: "no session", session: ""},
+		{name: "malformed session", session: "not-a-session"},
+		{name: "too long session", session: known + "x"},
+		{name: "bad characters", session: strings.Repeat("+", sessionIDLen)},
+		{name: "well-formed unknown session is kept", session: known, want: known},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, w := ts.connect(t, tt.session, 0)
+			if !validSessionID(w.Session) || len(w.Session) != 22 {
+				t.Fatalf("welcome session %q is not a 22-char base64url id", w.Session)
+			}
+			if tt.want != "" && w.Session != tt.want {
+				t.Fatalf("session = %q, want %q", w.Session, tt.want)
+			}
+			if tt.want == "" {
+				if w.Session == tt.session || seen[w.Session] {
+					t.Fatalf("session %q is not fresh", w.Session)
+				}
+				seen[w.Session] = true
+			}
+			if w.LastSeq != 0 || w.Epoch == "" {
+				t.Fatalf("welcome = %+v, want last_seq 0 and an epoch", w)
+			}
+		})
+	}
+}
+
+func TestHelloRequiredFirst(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb := ts.dial(t, "")
+	tb.message("m1", "hi")
+	if f := tb.expect(typeError); f.Code != codeHelloFirst {
+		t.Fatalf("error code = %q, want %q", f.Code, codeHelloFirst)
+	}
+	tb.expectClose(websocket.StatusPolicyViolation)
+	if got := ts.core.inbound(); len(got) != 0 {
+		t.Fatalf("delivered %v before hello", got)
+	}
+}
+
+func TestMessageDeliveredAckedAndBroadcast(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tab1, w := ts.connect(t, "", 0)
+	tab2, _ := ts.connect(t, w.Session, 0)
+
+	tab1.message("c-1", "  Hello there \n")
+
+	want := core.Inbound{ChatID: w.Session, ID: "c-1", Text: "Hello there", User: core.User{Name: "Ann"}}
+	// The ack is queued only after deliver returned, so by the time tab1
+	// reads it, deliver has run.
+	m := tab1.expect(typeMessage)
+	ack := tab1.expect(typeAck)
+	got := ts.core.inbound()
+	if len(got) != 1 {
+		t.Fatalf("delivered %d messages, want 1: %+v", len(got), got)
+	}
+	in := got[0]
+	if in.ReceivedAt.IsZero() {
+		t.Errorf("ReceivedAt is zero")
+	}
+	in.ReceivedAt = time.Time{}
+	if in != want {
+		t.Fatalf("delivered %+v, want %+v", in, want)
+	}
+	if m.From != fromUser || m.Text != "Hello there" || m.ID != "c-1" || m.Seq != 1 {
+		t.Fatalf("sender's copy = %+v, want user message c-1 with seq 1", m)
+	}
+	if _, err := time.Parse(time.RFC3339, m.TS); err != nil {
+		t.Fatalf("ts %q is not RFC 3339: %v", m.TS, err)
+	}
+	if ack.ID != "c-1" || ack.Seq != 1 {
+		t.Fatalf("ack = %+v, want id c-1 seq 1", ack)
+	}
+	if m2 := tab2.expect(typeMessage); m2.From != fromUser || m2.Text != "Hello there" || m2.Seq != 1 {
+		t.Fatalf("other tab got %+v, want the user's message", m2)
+	}
+	// The other tab gets no ack: its next frame is the next live entry.
+	ts.send(t, w.Session, "reply")
+	if f := tab2.expect(typeMessage); f.Text != "reply" {
+		t.Fatalf("other tab's next frame = %+v, want the reply", f)
+	}
+}
+
+func TestDeliverErrorIsNotAcked(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb, w := ts.connect(t, "", 0)
+	ts.core.setFail(errDown)
+
+	tb.message("c-1", "hello")
+	f := tb.expect(typeError)
+	if f.ID != "c-1" || f.Code != codeDeliverFailed || f.Error != "could not send, retrying" || !f.Retry {
+		t.Fatalf("error frame = %+v, want a retryable deliver error for c-1", f)
+	}
+	// No ack and no broadcast follow: the next frame is a later Send.
+	ts.send(t, w.Session, "barrier")
+	if f := tb.expect(typeMessage); f.Text != "barrier" || f.Seq != 1 {
+		t.Fatalf("next frame = %+v, want the barrier message with seq 1", f)
+	}
+
+	// The page re-sends with the same id once the core is back.
+	ts.core.setFail(nil)
+	tb.message("c-1", "hello")
+	if f := tb.expect(typeMessage); f.ID != "c-1" || f.Seq != 2 {
+		t.Fatalf("got %+v, want the user's message with seq 2", f)
+	}
+	if f := tb.expect(typeAck); f.ID != "c-1" {
+		t.Fatalf("got %+v, want ack for c-1", f)
+	}
+}
+
+func TestResendOfAckedMessageIsAckedAgain(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb, w := ts.connect(t, "", 0)
+	tb.message("c-1", "hello")
+	tb.expect(typeMessage)
+	tb.expect(typeAck)
+
+	// The ack got lost; the page re-sends.
+	tb.message("c-1", "hello")
+	if f := tb.expect(typeAck); f.ID != "c-1" || f.Seq != 1 {
+		t.Fatalf("got %+v, want a second ack for c-1 with seq 1", f)
+	}
+	if n := len(ts.core.inbound()); n != 1 {
+		t.Fatalf("delivered %d times, want once", n)
+	}
+	ts.send(t, w.Session, "barrier")
+	if f := tb.expect(typeMessage); f.Text != "barrier" || f.Seq != 2 {
+		t.Fatalf("next frame = %+v, want barrier with seq 2 (no second copy of c-1)", f)
+	}
+}
+
+func TestSendPushesLive(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb, w := ts.connect(t, "", 0)
+	tests := []struct {
+		name     string
+		from     core.Sender
+		wantFrom string
+	}{
+		{name: "bot", from: core.SenderBot, wantFrom: fromBot},
+		{name: "operator", from: core.SenderOperator, wantFrom: fromOperator},
+		{name: "unset sender shows as bot", from: "", wantFrom: fromBot},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := "**hi** " + tt.name
+			err := ts.a.Send(context.Background(), core.Outbound{ChatID: w.Session, ID: tt.name, Text: text, From: tt.from})
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			f := tb.expect(typeMessage)
+			if f.From != tt.wantFrom || f.Text != text || f.Seq != int64(i+1) || f.ID != "" {
+				t.Fatalf("frame = %+v, want from %q, text %q, seq %d, no id", f, tt.wantFrom, text, i+1)
+			}
+			if _, err := time.Parse(time.RFC3339, f.TS); err != nil {
+				t.Fatalf("ts %q: %v", f.TS, err)
+			}
+		})
+	}
+}
+
+func TestReconnectReplaysMissedMessages(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb, w := ts.connect(t, "", 0)
+	ts.send(t, w.Session, "one")
+	seen := tb.expect(typeMessage)
+	_ = tb.ws.Close(websocket.StatusNormalClosure, "")
+	eventually(t, "the tab to detach", func() bool { return ts.a.connsOf(w.Session) == 0 })
+
+	for _, text := range []string{"two", "three", "four"} {
+		ts.send(t, w.Session, text)
+	}
+	tb2, w2 := ts.connect(t, w.Session, seen.Seq)
+	if w2.Session != w.Session || w2.LastSeq != 4 || w2.Epoch != w.Epoch {
+		t.Fatalf("welcome = %+v, want session %s, last_seq 4, epoch %s", w2, w.Session, w.Epoch)
+	}
+	for i, want := range []string{"two", "three", "four"} {
+		f := tb2.expect(typeMessage)
+		if f.Text != want || f.Seq != int64(i+2) {
+			t.Fatalf("replay %d = %+v, want %q with seq %d", i, f, want, i+2)
+		}
+	}
+	ts.send(t, w.Session, "five")
+	if f := tb2.expect(typeMessage); f.Text != "five" || f.Seq != 5 {
+		t.Fatalf("after replay got %+v, want five with seq 5 (nothing replayed twice)", f)
+	}
+}
+
+func TestReplayAfterSessionReset(t *testing.T) {
+	// A browser that saw seq 50 of a session the gateway no longer has
+	// (it restarted) gets everything the new incarnation holds.
+	tests := []struct {
+		name    string
+		lastSeq int64
+		epoch   string
+	}{
+		{name: "seq beyond the server's", lastSeq: 50},
+		{name: "epoch of another incarnation", lastSeq: 1, epoch: "oldepoch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, newTestAdapter(t, nil))
+			id := newSessionID()
+			ts.send(t, id, "held while away")
+			ts.send(t, id, "second")
+			tb := ts.dial(t, "")
+			tb.send(map[string]any{"type": "hello", "session": id, "last_seq": tt.lastSeq, "epoch": tt.epoch})
+			if w := tb.expect(typeWelcome); w.LastSeq != 2 {
+				t.Fatalf("welcome = %+v, want last_seq 2", w)
+			}
+			if f := tb.expect(typeMessage); f.Text != "held while away" || f.Seq != 1 {
+				t.Fatalf("got %+v, want the first held message", f)
+			}
+		})
+	}
+}
+
+func TestSessionsAreIsolated(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	a, wa := ts.connect(t, "", 0)
+	b, wb := ts.connect(t, "", 0)
+	if wa.Session == wb.Session {
+		t.Fatal("two tabs without a session got the same id")
+	}
+	ts.send(t, wa.Session, "for a")
+	a.message("a-1", "from a")
+	ts.send(t, wb.Session, "for b")
+
+	if f := b.expect(typeMessage); f.Text != "for b" || f.Seq != 1 {
+		t.Fatalf("b got %+v, want only its own message", f)
+	}
+	if f := a.expect(typeMessage); f.Text != "for a" {
+		t.Fatalf("a got %+v", f)
+	}
+	a.expect(typeMessage)
+	a.expect(typeAck)
+	if got := ts.core.inbound(); len(got) != 1 || got[0].ChatID != wa.Session {
+		t.Fatalf("delivered %+v, want one message from a's session", got)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"max_message_bytes": 10}))
+	tests := []struct {
+		name     string
+		raw      string
+		wantCode string
+		wantID   string
+	}{
+		{name: "malformed JSON", raw: `{"type":`, wantCode: codeBadJSON},
+		{name: "not an object", raw: `[1,2]`, wantCode: codeBadJSON},
+		{name: "wrong field type", raw: `{"type":"message","id":5,"text":"x"}`, wantCode: codeBadJSON},
+		{name: "unknown type", raw: `{"type":"typing"}`, wantCode: codeUnknownType},
+		{name: "second hello", raw: `{"type":"hello"}`, wantCode: codeUnknownType},
+		{name: "empty text", raw: `{"type":"message","id":"e1","text":""}`, wantCode: codeEmpty, wantID: "e1"},
+		{name: "blank text", raw: `{"type":"message","id":"e2","text":" \n\t "}`, wantCode: codeEmpty, wantID: "e2"},
+		{name: "oversize text", raw: `{"type":"message","id":"e3","text":"12345678901"}`, wantCode: codeTooLong, wantID: "e3"},
+		{name: "oversize in bytes", raw: `{"type":"message","id":"e4","text":"ééééééé"}`, wantCode: codeTooLong, wantID: "e4"},
+		{name: "empty id", raw: `{"type":"message","id":"","text":"hi"}`, wantCode: codeBadID},
+		{name: "long id", raw: `{"type":"message","id":"` + strings.Repeat("x", 65) + `","text":"hi"}`, wantCode: codeBadID},
+		{name: "id with space", raw: `{"type":"message","id":"a b","text":"hi"}`, wantCode: codeBadID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb, _ := ts.connect(t, "", 0)
+			tb.sendRaw([]byte(tt.raw))
+			f := tb.expect(typeError)
+			if f.Code != tt.wantCode || f.ID != tt.wantID || f.Error == "" || f.Retry {
+				t.Fatalf("error frame = %+v, want code %q, id %q, a reason, no retry", f, tt.wantCode, tt.wantID)
+			}
+			// The connection stays up and usable.
+			tb.message("ok-1", "fine")
+			tb.expect(typeMessage)
+			if f := tb.expect(typeAck); f.ID != "ok-1" {
+				t.Fatalf("got %+v, want ack", f)
+			}
+		})
+	}
+	if n := len(ts.core.inbound()); n != len(tests) {
+		t.Fatalf("delivered %d messages, want only the %d valid ones", n, len(tests))
+	}
+}
+
+func TestBinaryFrameIsAnError(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb, _ := ts.connect(t, "", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := tb.ws.Write(ctx, websocket.MessageBinary, []byte(`{"type":"message","id":"b","text":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if f := tb.expect(typeError); f.Code != codeBadJSON {
+		t.Fatalf("got %+v, want bad_json", f)
+	}
+}
+
+func TestTooManyProtocolErrorsCloses(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb, _ := ts.connect(t, "", 0)
+	for i := 0; i <= maxProtocolErrors; i++ {
+		tb.sendRaw([]byte("garbage"))
+	}
+	for i := 0; i <= maxProtocolErrors; i++ {
+		tb.expect(typeError)
+	}
+	tb.expectClose(websocket.StatusPolicyViolation)
+}
+
+func TestProtocolErrorCountResetsOnGoodFrame(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb, _ := ts.connect(t, "", 0)
+	for round := 0; round < 3; round++ {
+		for i := 0; i < maxProtocolErrors; i++ {
+			tb.sendRaw([]byte("garbage"))
+			tb.expect(typeError)
+		}
+		id := fmt.Sprintf("ok-%d", round)
+		tb.message(id, "fine")
+		tb.expect(typeMessage)
+		if f := tb.expect(typeAck); f.ID != id {
+			t.Fatalf("got %+v, want ack %s", f, id)
+		}
+	}
+}
+
+func TestOversizeFrameCloses(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"max_message_bytes": 10}))
+	tb, _ := ts.connect(t, "", 0)
+	tb.message("big", strings.Repeat("x", 6*10+2048))
+	tb.expectClose(websocket.StatusMessageTooBig)
+}
+
+func TestRateLimit(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"rate_limit": 2}))
+	tb, w := ts.connect(t, "", 0)
+	for i := 1; i <= 2; i++ {
+		tb.message(fmt.Sprintf("m%d", i), "hi")
+		tb.expect(typeMessage)
+		tb.expect(typeAck)
+	}
+	tb.message("m3", "hi")
+	f := tb.expect(typeError)
+	if f.ID != "m3" || f.Code != codeRateLimited || !f.Retry || !strings.Contains(f.Error, "2 per minute") {
+		t.Fatalf("got %+v, want a retryable rate-limit error for m3", f)
+	}
+	// The limit is per session: another tab of it is limited too...
+	tb2, _ := ts.connect(t, w.Session, 2)
+	tb2.message("m4", "hi")
+	if f := tb2.expect(typeError); f.Code != codeRateLimited {
+		t.Fatalf("other tab got %+v, want rate limited", f)
+	}
+	// ...but other sessions are not.
+	tb3, _ := ts.connect(t, "", 0)
+	tb3.message("m5", "hi")
+	tb3.expect(typeMessage)
+	tb3.expect(typeAck)
+}
+
+func TestOriginCheck(t *testing.T) {
+	tests := []struct {
+		name    string
+		allowed []string
+		origin  string
+		ok      bool
+	}{
+		{name: "no origin header (not a browser)", origin: "", ok: true},
+		{name: "same host", origin: "same", ok: true},
+		{name: "foreign origin rejected by default", origin: "http://evil.example", ok: false},
+		{name: "allowed origin", allowed: []string{"https://shop.example.com"}, origin: "https://shop.example.com", ok: true},
+		{name: "allowed origin, other scheme", allowed: []string{"https://shop.example.com"}, origin: "http://shop.example.com", ok: false},
+		{name: "other origin still rejected", allowed: []string{"https://shop.example.com"}, origin: "https://evil.example", ok: false},
+		{name: "wildcard host pattern", allowed: []string{"*.example.com"}, origin: "https://www.example.com", ok: true},
+		{name: "star allows all", allowed: []string{"*"}, origin: "https://anything.example", ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := core.RawConfig{}
+			if tt.allowed != nil {
+				raw["allowed_origins"] = tt.allowed
+			}
+			ts := startServer(t, newTestAdapter(t, raw))
+			origin := tt.origin
+			if origin == "same" {
+				origin = ts.srv.URL
+			}
+			tb, resp, err := ts.tryDial(origin)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("dial with Origin %q: %v", origin, err)
+				}
+				_ = tb.ws.CloseNow()
+				return
+			}
+			if err == nil {
+				_ = tb.ws.CloseNow()
+				t.Fatalf("dial with Origin %q succeeded, want 403", origin)
+			}
+			if resp == nil || resp.StatusCode != 403 {
+				t.Fatalf("dial with Origin %q: %v, want HTTP 403", origin, err)
+			}
+		})
+	}
+}
+
+func TestMaxConnsPerSession(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"max_conns_per_session": 2}))
+	_, w := ts.connect(t, "", 0)
+	ts.connect(t, w.Session, 0)
+	tb := ts.dial(t, "")
+	tb.send(map[string]any{"type": "hello", "session": w.Session})
+	if f := tb.expect(typeError); f.Code != codeTooManyConns {
+		t.Fatalf("got %+v, want too_many_connections", f)
+	}
+	tb.expectClose(websocket.StatusTryAgainLater)
+	// Another session is not affected.
+	ts.connect(t, "", 0)
+}
+
+func TestHistoryLimitOnReplay(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"history_limit": 3}))
+	id := newSessionID()
+	for i := 1; i <= 5; i++ {
+		ts.send(t, id, fmt.Sprint(i))
+	}
+	tb, w := ts.connect(t, id, 0)
+	if w.LastSeq != 5 {
+		t.Fatalf("welcome last_seq = %d, want 5", w.LastSeq)
+	}
+	for _, want := range []int64{3, 4, 5} {
+		if f := tb.expect(typeMessage); f.Seq != want || f.Text != fmt.Sprint(want) {
+			t.Fatalf("got %+v, want seq %d", f, want)
+		}
+	}
+	ts.send(t, id, "6")
+	if f := tb.expect(typeMessage); f.Seq != 6 {
+		t.Fatalf("got %+v, want seq 6", f)
+	}
+}
+
+func TestEvictionClosesTabsOfEvictedSession(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"max_sessions": 1}))
+	tb, w := ts.connect(t, "", 0)
+	ts.send(t, newSessionID(), "pushes the connected session out")
+	tb.expectClose(websocket.StatusGoingAway)
+	if ts.a.hasSession(w.Session) {
+		t.Fatal("evicted session still held")
+	}
+	// The page reconnects into a fresh incarnation of the same id.
+	_, w2 := ts.connect(t, w.Session, 0)
+	if w2.Session != w.Session || w2.Epoch == w.Epoch || w2.LastSeq != 0 {
+		t.Fatalf("welcome after eviction = %+v, want same id, new epoch, no history", w2)
+	}
+}
+
+func TestStopClosesConnectionsGoingAway(t *testing.T) {
+	a := newTestAdapter(t, nil)
+	ts := startServer(t, a)
+	tb, w := ts.connect(t, "", 0)
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		done <- a.Stop(ctx)
+	}()
+	tb.expectClose(websocket.StatusGoingAway)
+	if err := <-done; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if _, resp, err := ts.tryDial(""); err == nil || resp == nil || resp.StatusCode != 503 {
+		t.Fatalf("dial after Stop: %v, want HTTP 503", err)
+	}
+	if err := a.Send(context.Background(), core.Outbound{ChatID: w.Session, Text: "x"}); err == nil {
+		t.Fatal("Send after Stop succeeded")
+	}
+}
+
+func TestSlowClientDoesNotBlockSend(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"history_limit": 2}))
+	slow, w := ts.connect(t, "", 0) // never reads again
+	fast, wf := ts.connect(t, "", 0)
+	_ = slow
+
+	big := strings.Repeat("x", 64<<10)
+	start := time.Now()
+	// Far more than socket buffers and the slow tab's queue hold.
+	for i := 0; i < 500 && ts.a.connsOf(w.Session) > 0; i++ {
+		ts.send(t, w.Session, big)
+	}
+	ts.send(t, wf.Session, "still flowing")
+	if f := fast.expect(typeMessage); f.Text != "still flowing" {
+		t.Fatalf("fast tab got %+v", f)
+	}
+	eventually(t, "the slow tab to be dropped", func() bool { return ts.a.connsOf(w.Session) == 0 })
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("sending took %s with a stuck tab; Send must not wait for browsers", d)
+	}
+}
+
+func TestConcurrentSend(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"history_limit": 1000}))
+	const sessions, senders, perSender = 3, 4, 50
+	type tabInfo struct {
+		tb *tab
+		id string
+	}
+	var tabs []tabInfo
+	for i := 0; i < sessions; i++ {
+		tb, w := ts.connect(t, "", 0)
+		tabs = append(tabs, tabInfo{tb, w.Session})
+		// A second tab of the same session.
+		tb2, _ := ts.connect(t, w.Session, 0)
+		tabs = append(tabs, tabInfo{tb2, w.Session})
+	}
+
+	var wg sync.WaitGroup
+	for s := 0; s < sessions; s++ {
+		id := tabs[2*s].id
+		for g := 0; g < senders; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < perSender; i++ {
+					err := ts.a.Send(context.Background(), core.Outbound{ChatID: id, ID: fmt.Sprintf("%d-%d", g, i), Text: "x", From: core.SenderBot})
+					if err != nil {
+						t.Errorf("Send: %v", err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	// Tabs read concurrently with the senders.
+	for _, ti := range tabs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for want := int64(1); want <= senders*perSender; want++ {
+				f, err := ti.tb.read()
+				if err != nil {
+					t.Errorf("read: %v", err)
+					return
+				}
+				if f.Seq != want {
+					t.Errorf("seq = %d, want %d (frames must arrive in order, none lost)", f.Seq, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestDialogChangedShowsEvent(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb, w := ts.connect(t, "", 0)
+	ctx := context.Background()
+
+	changes := []struct {
+		name      string
+		prev, cur core.DialogState
+		wantEvent bool
+	}{
+		{name: "handed to operator", cur: core.DialogState{Operator: true}, wantEvent: true},
+		{name: "irrelevant flag", prev: core.DialogState{Operator: true}, cur: core.DialogState{Operator: true, Interest: true}},
+		{name: "closed", prev: core.DialogState{Operator: true}, cur: core.DialogState{Operator: true, Closed: true}, wantEvent: true},
+	}
+	var seq int64
+	for _, c := range changes {
+		t.Run(c.name, func(t *testing.T) {
+			if err := ts.a.DialogChanged(ctx, core.DialogEvent{ChatID: w.Session, Previous: c.prev, Current: c.cur}); err != nil {
+				t.Fatalf("DialogChanged: %v", err)
+			}
+			ts.send(t, w.Session, "barrier")
+			f := tb.next()
+			if c.wantEvent {
+				seq++
+				if f.Type != typeEvent || f.Operator != c.cur.Operator || f.Closed != c.cur.Closed || f.Seq != seq {
+					t.Fatalf("got %+v, want event %+v with seq %d", f, c.cur, seq)
+				}
+				f = tb.next()
+			}
+			seq++
+			if f.Type != typeMessage || f.Text != "barrier" {
+				t.Fatalf("got %+v, want the barrier message", f)
+			}
+		})
+	}
+
+	unknown := newSessionID()
+	if err := ts.a.DialogChanged(ctx, core.DialogEvent{ChatID: unknown, Current: core.DialogState{Closed: true}}); err != nil {
+		t.Fatalf("DialogChanged for unknown session: %v", err)
+	}
+	if ts.a.hasSession(unknown) {
+		t.Fatal("DialogChanged created a session")
+	}
+}
+
+func TestSlowDeliveryDoesNotStallTheConnection(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	tb, w := ts.connect(t, "", 0)
+	release := make(chan struct{})
+	ts.core.mu.Lock()
+	ts.core.block = release
+	ts.core.mu.Unlock()
+
+	frames := make(chan frame, 10)
+	go func() {
+		for {
+			f, err := tb.read()
+			if err != nil {
+				close(frames)
+				return
+			}
+			frames <- f
+		}
+	}()
+	tb.message("slow-1", "hello")
+	// While the core sits on the message, replies still flow and the
+	// connection still answers pings.
+	ts.send(t, w.Session, "meanwhile")
+	if f := <-frames; f.Text != "meanwhile" {
+		t.Fatalf("got %+v, want the reply sent meanwhile", f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := tb.ws.Ping(ctx); err != nil {
+		t.Fatalf("ping during a slow delivery: %v", err)
+	}
+	close(release)
+	if f := <-frames; f.Type != typeMessage || f.ID != "slow-1" {
+		t.Fatalf("got %+v, want the user's message", f)
+	}
+	if f := <-frames; f.Type != typeAck || f.ID != "slow-1" {
+		t.Fatalf("got %+v, want the ack", f)
+	}
+}
+
+func TestUnansweredPingsDropTheConnection(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"ping_interval": "1s"}))
+	_, w := ts.connect(t, "", 0) // never reads again, so never answers pings
+	eventually(t, "the silent tab to be dropped", func() bool { return ts.a.connsOf(w.Session) == 0 })
+}
