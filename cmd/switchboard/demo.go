@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/switchboard-gw/switchboard/core"
+	fakeselarti "github.com/switchboard-gw/switchboard/test/fakes/selarti"
+)
+
+// demoTaskID is the Selarti task the demo's webchat talks to.
+const demoTaskID = "demo-task"
+
+func newDemoCmd() *cobra.Command {
+	var (
+		port    int
+		host    string
+		dataDir string
+		think   time.Duration
+		level   string
+	)
+	cmd := &cobra.Command{
+		Use:   "demo [--port 8080]",
+		Short: "Run the webchat against a local Selarti simulator: no account anywhere",
+		Long: `demo starts a local Selarti simulator (a small rule-based assistant speaking
+Selarti's real HTTP API and webhooks) and a gateway with the webchat adapter,
+wired together over real HTTP on loopback. Open the printed URL in a browser.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, cmd, demoOptions{host: host, port: port, dataDir: dataDir, think: think, level: level})
+		},
+	}
+	cmd.Flags().IntVar(&port, "port", 8080, "port of the gateway")
+	cmd.Flags().StringVar(&host, "host", "127.0.0.1", "address to listen on (the demo has no real secrets, but keep it local)")
+	cmd.Flags().StringVar(&dataDir, "data", "", "data directory (default: a temporary one, removed at exit)")
+	cmd.Flags().DurationVar(&think, "think", 600*time.Millisecond, "how long the simulated assistant 'thinks' before replying")
+	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+type demoOptions struct {
+	host, dataDir, level string
+	port                 int
+	think                time.Duration
+}
+
+func runDemo(ctx context.Context, cmd *cobra.Command, o demoOptions) error {
+	if o.dataDir == "" {
+		dir, err := os.MkdirTemp("", "switchboard-demo-")
+		if err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		o.dataDir = dir
+	}
+	// Fresh credentials each run: the demo listens on a real port.
+	apiKey, secret := rand.Text(), rand.Text()+rand.Text()
+
+	cfg, err := core.DefaultConfig()
+	if err != nil {
+		return err
+	}
+	cfg.Log = core.LogConfig{Level: o.level, Format: "text"}
+	log := core.NewLogger(cfg.Log, os.Stderr)
+
+	sim, err := fakeselarti.New(fakeselarti.Options{
+		APIKey:    apiKey,
+		Tasks:     []string{demoTaskID},
+		ThinkTime: o.think,
+		Logger:    log.With("component", "selarti-simulator"),
+	})
+	if err != nil {
+		return fmt.Errorf("start selarti simulator: %w", err)
+	}
+	defer sim.Close()
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, fmt.Sprint(o.port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w (try --port)", err)
+	}
+	base := "http://" + ln.Addr().String()
+	cfg.Server.Listen = ln.Addr().String()
+	cfg.Server.PublicURL = base
+	cfg.Selarti.BaseURL = sim.URL()
+	cfg.Selarti.APIKey = core.Secret(apiKey)
+	cfg.Selarti.WebhookSecret = core.Secret(secret)
+	cfg.Store.Path = o.dataDir
+	cfg.Adapters = []core.AdapterConfig{{
+		Name:   "web",
+		Kind:   "webchat",
+		TaskID: demoTaskID,
+		Config: map[string]any{
+			"title":   "Switchboard demo",
+			"welcome": "Hi! I am the demo assistant of a small shop, running on a local Selarti simulator. Ask me about prices, delivery, or type \"operator\".",
+		},
+	}}
+	if err := cfg.Validate(); err != nil {
+		ln.Close()
+		return err
+	}
+	g, err := core.New(cfg, core.Options{Logger: log, Listener: ln})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	sim.SetWebhookURL(base + core.WebhookPath + "/" + secret)
+	if err := g.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "\nSwitchboard demo is running.\n\n  Open the chat:   %s/chat/\n  Health:          %s/readyz\n  Metrics:         %s/metrics\n\nPress Ctrl+C to stop.\n\n", base, base, base)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	return g.Shutdown(sctx)
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/switchboard-gw/switchboard/core"
+)
+
+// run executes the CLI with args and returns its output and error.
+func run(args ...string) (string, error) {
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func setExampleEnv(t *testing.T) {
+	t.Setenv("SELARTI_API_KEY", "example-key")
+	t.Setenv("SELARTI_WEBHOOK_SECRET", strings.Repeat("s", 48))
+}
+
+func TestCheckAcceptsExample(t *testing.T) {
+	setExampleEnv(t)
+	out, err := run("check", "-c", "../../config.yaml.example")
+	if err != nil {
+		t.Fatalf("check config.yaml.example: %v", err)
+	}
+	if !strings.Contains(out, "OK") {
+		t.Fatalf("output = %q", out)
+	}
+}
+
+// TestExampleDocumentsEveryKind: config.yaml.example has an instance of
+// every built-in adapter kind, and a core option added to the code but not
+// to the example is caught by TestCheckAcceptsExample's strictness the
+// other way round (an option in the example that the code does not know).
+func TestExampleDocumentsEveryKind(t *testing.T) {
+	raw, err := os.ReadFile("../../config.yaml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Adapters []struct {
+			Kind string `yaml:"kind"`
+		} `yaml:"adapters"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, a := range doc.Adapters {
+		kinds = append(kinds, a.Kind)
+	}
+	for _, k := range core.Kinds() {
+		if !slices.Contains(kinds, k) {
+			t.Errorf("config.yaml.example has no instance of kind %q", k)
+		}
+	}
+}
+
+func TestCheckRejectsNamingTheKey(t *testing.T) {
+	base := `
+selarti:
+  api_key: k
+  webhook_secret: 0123456789abcdef0123456789abcdef
+adapters:
+  - name: web
+    kind: webchat
+    task_id: t
+`
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{name: "unknown core key", body: base + "servr:\n  listen: x\n", want: "servr"},
+		{name: "unknown adapter key", body: base + "    config:\n      titel: x\n", want: "config.titel"},
+		{name: "missing api key", body: strings.Replace(base, "  api_key: k\n", "", 1), want: "selarti.api_key"},
+		{name: "unknown kind", body: strings.Replace(base, "kind: webchat", "kind: telegrm", 1), want: `unknown adapter kind "telegrm"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(tt.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := run("check", "-c", p)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("check error = %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := run("version")
+	if err != nil || !strings.HasPrefix(out, "switchboard ") {
+		t.Fatalf("version = %q, %v", out, err)
+	}
+}
