@@ -1,0 +1,179 @@
+// Package e2e runs the real gateway (core.Gateway with a real listener),
+// the real adapters, and the Selarti simulator against each other over
+// real sockets on loopback.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gw/switchboard/adapters/webchat"
+	"github.com/switchboard-gw/switchboard/core"
+	fakeselarti "github.com/switchboard-gw/switchboard/test/fakes/selarti"
+)
+
+// env is one gateway wired to one Selarti simulator.
+type env struct {
+	t       *testing.T
+	sim     *fakeselarti.Server
+	gw      *core.Gateway
+	base    string // http://127.0.0.1:port
+	secret  string
+	cfg     *core.Config
+	chats   *testChats
+	logs    *syncBuffer
+	apiKey  string
+	dataDir string
+}
+
+type envOptions struct {
+	adapters []core.AdapterConfig
+	simOpts  func(*fakeselarti.Options)
+	cfgEdit  func(*core.Config)
+}
+
+// newEnv starts a simulator and a gateway whose registry holds the real
+// webchat kind and the test-only "testchat" kind: the latter is registered
+// from this test package, with no change to core (the plugin contract).
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	e := &env{t: t, apiKey: "test-api-key-" + rand.Text(), secret: rand.Text() + rand.Text(), logs: &syncBuffer{}, chats: newTestChats()}
+	simOpts := fakeselarti.Options{APIKey: e.apiKey}
+	if o.simOpts != nil {
+		o.simOpts(&simOpts)
+	}
+	sim, err := fakeselarti.New(simOpts)
+	if err != nil {
+		t.Fatalf("start simulator: %v", err)
+	}
+	e.sim = sim
+	t.Cleanup(func() { sim.Close() })
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.base = "http://" + ln.Addr().String()
+	e.dataDir = t.TempDir()
+
+	cfg, err := core.DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.Listen = ln.Addr().String()
+	cfg.Server.PublicURL = e.base
+	cfg.Selarti.BaseURL = sim.URL()
+	cfg.Selarti.APIKey = core.Secret(e.apiKey)
+	cfg.Selarti.WebhookSecret = core.Secret(e.secret)
+	cfg.Selarti.RetryBudget = 3 * time.Second
+	cfg.Store.Path = e.dataDir
+	cfg.Delivery.BackoffInitial = 20 * time.Millisecond
+	cfg.Delivery.BackoffMax = 200 * time.Millisecond
+	cfg.Log.Level = "debug"
+	cfg.Adapters = o.adapters
+	if o.cfgEdit != nil {
+		o.cfgEdit(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = cfg
+
+	reg := core.NewRegistry()
+	reg.Register(webchat.Kind, webchat.New)
+	reg.Register(testChatKind, e.chats.factory)
+	log := core.NewLogger(cfg.Log, e.logs)
+	gw, err := core.New(cfg, core.Options{Registry: reg, Logger: log, Listener: ln})
+	if err != nil {
+		t.Fatalf("build gateway: %v", err)
+	}
+	e.gw = gw
+	sim.SetWebhookURL(e.webhookURL())
+	if err := gw.Start(context.Background()); err != nil {
+		t.Fatalf("start gateway: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := gw.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", e.logs.String())
+		}
+	})
+	e.waitReady()
+	return e
+}
+
+func (e *env) webhookURL() string { return e.base + core.WebhookPath + "/" + e.secret }
+
+// waitReady waits for /readyz to answer 200 (every instance started).
+func (e *env) waitReady() {
+	e.t.Helper()
+	eventually(e.t, "gateway ready", func() bool {
+		resp, err := http.Get(e.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// eventually polls cond every 10ms for up to 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// syncBuffer collects logs from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
+
+// chromiumPath finds a Chromium for the browser test.
+func chromiumPath() string {
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Clean(p)
+		}
+	}
+	return ""
+}
+
+var _ = slog.LevelDebug
