@@ -1,0 +1,49 @@
+# The two commands: `make demo` (try it, no account anywhere) and `make test`.
+GO       ?= go
+PORT     ?= 8080
+FUZZTIME ?= 10s
+BIN      ?= bin/switchboard
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: demo test build vet fmt-check core-deps-check fuzz deps bench clean
+
+## demo: run the webchat against a local Selarti simulator on http://127.0.0.1:$(PORT)/chat/
+demo:
+	$(GO) run ./cmd/switchboard demo --port $(PORT)
+
+## build: build the binary into $(BIN)
+build:
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchboard
+
+## test: everything CI runs: static checks, all tests with -race (end-to-end and browser included), short fuzzing
+test: deps vet fmt-check core-deps-check
+	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz
+
+## deps: install what the tests need beyond Go (headless Chromium for the browser test)
+deps:
+	@scripts/ensure-chromium.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+## core-deps-check: the core must never import an adapter
+core-deps-check:
+	@if $(GO) list -deps ./core/... | grep -q '/adapters/'; then \
+		echo "core imports an adapter:"; $(GO) list -deps ./core/... | grep '/adapters/'; exit 1; fi
+
+## fuzz: run every fuzz target of outside input for $(FUZZTIME) each
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParseChatID$$' -fuzztime=$(FUZZTIME) ./core/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseWebhook$$' -fuzztime=$(FUZZTIME) ./core/selarti/
+
+## bench: the store benchmark (see docs/benchmarks.md)
+bench:
+	$(GO) test -run='^$$' -bench=. -benchtime=2s ./core/store/
+
+clean:
+	rm -rf bin data
