@@ -165,19 +165,33 @@ func (r *Router) accept(ctx context.Context, inst *instance, msg Inbound) error 
 	if msg.ID != "" {
 		m.DedupeKey = chat.Instance + ":" + msg.ID
 	}
-	dup, err := r.store.Enqueue(ctx, m)
+	dup, err := r.queue(ctx, inst, m, r.toSelarti)
 	if err != nil {
-		return fmt.Errorf("queue message: %w", err)
+		return err
 	}
 	if dup {
-		r.metrics.message(dirIn, inst.name, OutcomeDuplicate)
-		inst.log.Debug("duplicate inbound message dropped", "chat", msg.ChatID, "id", msg.ID)
 		return errDuplicate
 	}
-	r.metrics.message(dirIn, inst.name, OutcomeAccepted)
-	inst.log.Debug("inbound message queued", "chat", msg.ChatID, "id", msg.ID, "seq", m.ID)
-	r.toSelarti.notify()
 	return nil
+}
+
+// queue writes m to its outbox and wakes the outbox's dispatcher. A
+// duplicate (same dedupe key) is counted and dropped: dup is true.
+func (r *Router) queue(ctx context.Context, inst *instance, m *store.Message, d *dispatcher) (dup bool, err error) {
+	dup, err = r.store.Enqueue(ctx, m)
+	if err != nil {
+		return false, fmt.Errorf("queue message: %w", err)
+	}
+	label := directionLabel(m.Dir)
+	if dup {
+		r.metrics.message(label, inst.name, OutcomeDuplicate)
+		inst.log.Debug("duplicate message dropped", "direction", label, "chat", m.Chat, "key", m.DedupeKey)
+		return true, nil
+	}
+	r.metrics.message(label, inst.name, OutcomeAccepted)
+	inst.log.Debug("message queued", "direction", label, "chat", m.Chat, "key", m.DedupeKey, "seq", m.ID)
+	d.notify()
+	return false, nil
 }
 
 // HandleWebhook takes one parsed Selarti webhook: it updates the dialog's
@@ -232,19 +246,8 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 		DedupeKey: wh.MessageID,
 		Payload:   payload,
 	}
-	dup, err := r.store.Enqueue(ctx, m)
-	if err != nil {
-		return fmt.Errorf("queue message: %w", err)
-	}
-	if dup {
-		r.metrics.message(dirOut, inst.name, OutcomeDuplicate)
-		inst.log.Debug("duplicate webhook dropped", "chat", chat.Native, "message_id", wh.MessageID)
-		return nil
-	}
-	r.metrics.message(dirOut, inst.name, OutcomeAccepted)
-	inst.log.Debug("outbound message queued", "chat", chat.Native, "message_id", wh.MessageID, "from", wh.MessageType)
-	r.toUser.notify()
-	return nil
+	_, err = r.queue(ctx, inst, m, r.toUser)
+	return err
 }
 
 // updateDialog stores the chat's dialog flags and, when they changed, logs
