@@ -17,7 +17,8 @@ import (
 // adapter instance (for example the Telegram bot "tg-sales").
 //
 // The core calls Start once, then Send any number of times, concurrently,
-// and finally Stop. The rules below are the contract.
+// and finally Stop. The rules below are the contract; core/messengertest
+// checks the ones that hold for every network.
 //
 // Ids: a Messenger only ever sees native chat ids (a Telegram chat id, a
 // webchat session id). The core adds and strips the "<instance>:" prefix;
