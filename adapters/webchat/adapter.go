@@ -4,7 +4,9 @@
 // session id in localStorage; that id is the native chat id.
 //
 // Sessions, with a bounded history that reloaded pages and other tabs
-// replay, live in memory only. See README.md for the protocol and limits.
+// replay, are stored in a SQLite file in the instance's data directory
+// (see mailbox.go) and survive restarts and crashes; memory holds a cache
+// of them. See README.md for the protocol and limits.
 package webchat
 
 import (
@@ -12,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -36,13 +40,18 @@ var (
 // maxJanitorInterval caps how often idle sessions are looked for.
 const maxJanitorInterval = time.Minute
 
+// maxExpireRounds bounds the expire rounds of one janitor tick, so that a
+// large backlog of idle sessions is worked off over several ticks instead
+// of holding the database for long.
+const maxExpireRounds = 20
+
 // Adapter is one webchat instance: its page, its WebSocket endpoint and
 // its sessions.
 type Adapter struct {
 	cfg        Config
 	log        *slog.Logger
 	site       *site
-	sessions   *sessions
+	dataDir    string
 	acceptOpts *websocket.AcceptOptions
 	now        func() time.Time
 
@@ -55,10 +64,12 @@ type Adapter struct {
 // in wg, so that Stop can wait for them; a fresh runState per run keeps a
 // Stop that gave up waiting from mixing with the next run.
 type runState struct {
-	ctx     context.Context // cancelled by Stop
-	cancel  context.CancelFunc
-	deliver core.DeliverFunc
-	wg      sync.WaitGroup
+	ctx      context.Context // cancelled by Stop
+	cancel   context.CancelFunc
+	deliver  core.DeliverFunc
+	mb       *mailbox  // open from Start to Stop
+	sessions *sessions // the cache of mb, empty at Start
+	wg       sync.WaitGroup
 }
 
 // New builds a webchat instance from its config. It does no I/O.
@@ -89,19 +100,24 @@ func New(inst core.Instance) (core.Messenger, error) {
 		cfg:        cfg,
 		log:        log,
 		site:       st,
-		sessions:   newSessions(&cfg),
+		dataDir:    inst.DataDir,
 		acceptOpts: opts,
 		now:        time.Now,
 		clients:    make(map[*client]struct{}),
 	}, nil
 }
 
-// Start begins accepting WebSocket connections and passing their messages
-// to deliver. It does no network I/O of its own: the page and socket are
-// served on the gateway's listener.
+// Start opens the session mailbox (<DataDir>/webchat.db), then begins
+// accepting WebSocket connections and passing their messages to deliver.
+// It does no network I/O of its own: the page and socket are served on the
+// gateway's listener.
 func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	if deliver == nil {
 		return errors.New("start webchat: nil deliver func")
+	}
+	if a.dataDir == "" {
+		// Only a hand-built Instance lacks it; the core always sets it.
+		return core.Permanent(errors.New("start webchat: no data directory (core.Instance.DataDir is empty): the session mailbox needs one"))
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("start webchat: %w", err)
@@ -111,23 +127,33 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	if a.run != nil {
 		return errors.New("start webchat: already started")
 	}
+	// The core creates the directory, but does not insist when its own
+	// store is in memory.
+	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
+		return fmt.Errorf("start webchat: create data directory: %w", err)
+	}
+	mb, err := openMailbox(ctx, filepath.Join(a.dataDir, mailboxFile), a.cfg.HistoryLimit)
+	if err != nil {
+		return fmt.Errorf("start webchat: %w", err)
+	}
 	// ctx bounds the start-up only; the run lives until Stop.
 	runCtx, cancel := context.WithCancel(context.Background())
-	run := &runState{ctx: runCtx, cancel: cancel, deliver: deliver}
+	run := &runState{ctx: runCtx, cancel: cancel, deliver: deliver, mb: mb, sessions: newSessions(&a.cfg, mb)}
 	a.run = run
 	run.wg.Add(1)
 	go func() {
 		defer run.wg.Done()
-		a.janitor(run.ctx)
+		a.janitor(run.ctx, run.sessions)
 	}()
-	a.log.Info("started", "path", a.cfg.Path, "allowed_origins", a.cfg.AllowedOrigins,
+	a.log.Info("started", "path", a.cfg.Path, "mailbox", mb.path, "allowed_origins", a.cfg.AllowedOrigins,
 		"history_limit", a.cfg.HistoryLimit, "session_ttl", a.cfg.SessionTTL, "max_sessions", a.cfg.MaxSessions)
 	return nil
 }
 
 // Stop closes every connection with a going-away status (pages reconnect
 // with backoff), stops the janitor and waits for all of it, or until ctx
-// is done. Sessions stay in memory, so a later Start carries on.
+// is done, then closes the mailbox. Sessions stay in the mailbox, so a
+// later Start, in this process or the next, carries on.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
 	run := a.run
@@ -149,24 +175,36 @@ func (a *Adapter) Stop(ctx context.Context) error {
 		run.wg.Wait()
 		close(done)
 	}()
+	var err error
 	select {
 	case <-done:
-		a.log.Info("stopped")
-		return nil
 	case <-ctx.Done():
 		// Browsers that do not answer the close handshake: drop them.
 		for _, c := range clients {
 			_ = c.ws.CloseNow()
 		}
-		return fmt.Errorf("stop webchat: %w", ctx.Err())
+		err = fmt.Errorf("stop webchat: %w", ctx.Err())
 	}
+	// Calls still in flight finish first; later ones fail as not
+	// written (Send's message is retried by the core, a user's message
+	// is re-sent by its page).
+	if cerr := run.mb.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("stop webchat: %w", cerr)
+	}
+	if err == nil {
+		a.log.Info("stopped")
+	}
+	return err
 }
 
 // Send stores msg in its session's history (creating the session if the
 // id is well-formed but unknown) and pushes it to the session's open tabs.
-// It returns nil once the message is stored: a browser that is offline
-// gets it on its next connection, as long as the session lives (in memory,
-// up to session_ttl). Send never waits for a browser.
+// It returns nil once the message is committed to the mailbox: a browser
+// that is offline gets it on its next connection, even after a restart or
+// a crash, as long as the session lives (up to session_ttl idle). A
+// second Send with the same Outbound.ID (a redelivery) is not stored
+// twice. A mailbox error is returned as is, which the core retries. Send
+// never waits for a browser.
 func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -174,7 +212,8 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	if !validSessionID(msg.ChatID) {
 		return fmt.Errorf("send message to chat %q: %w", truncate(msg.ChatID, 32), core.ErrUnknownChat)
 	}
-	if !a.running() {
+	run := a.current()
+	if run == nil {
 		return fmt.Errorf("send message to chat %s: %w", shortID(msg.ChatID), core.ErrNotConnected)
 	}
 	if strings.TrimSpace(msg.Text) == "" {
@@ -184,14 +223,18 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	if msg.From == core.SenderOperator {
 		from = fromOperator
 	}
-	seq := a.sessions.appendOutbound(msg.ChatID, msg.ID, from, msg.Text, a.now())
+	seq, err := run.sessions.appendOutbound(ctx, msg.ChatID, msg.ID, from, msg.Text, a.now())
+	if err != nil {
+		return fmt.Errorf("send message to chat %s: %w", shortID(msg.ChatID), err)
+	}
 	a.log.Debug("message stored", "session", shortID(msg.ChatID), "seq", seq, "from", from)
 	return nil
 }
 
-// DialogChanged shows the open tabs of a session a note when the dialog is
-// handed to a human operator (or back) or closed. Other flags are not the
-// user's business. An unknown session is ignored.
+// DialogChanged stores a note in a session's history, and shows it on its
+// open tabs, when the dialog is handed to a human operator (or back) or
+// closed. Other flags are not the user's business. A session the mailbox
+// does not hold is ignored.
 func (a *Adapter) DialogChanged(ctx context.Context, ev core.DialogEvent) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -199,13 +242,16 @@ func (a *Adapter) DialogChanged(ctx context.Context, ev core.DialogEvent) error 
 	if !validSessionID(ev.ChatID) {
 		return fmt.Errorf("show dialog change in chat %q: %w", truncate(ev.ChatID, 32), core.ErrUnknownChat)
 	}
-	if !a.running() {
+	run := a.current()
+	if run == nil {
 		return fmt.Errorf("show dialog change in chat %s: %w", shortID(ev.ChatID), core.ErrNotConnected)
 	}
 	if ev.Previous.Operator == ev.Current.Operator && ev.Previous.Closed == ev.Current.Closed {
 		return nil
 	}
-	a.sessions.appendEvent(ev.ChatID, ev.Current.Operator, ev.Current.Closed, a.now())
+	if _, err := run.sessions.appendEvent(ctx, ev.ChatID, ev.Current.Operator, ev.Current.Closed, a.now()); err != nil {
+		return fmt.Errorf("show dialog change in chat %s: %w", shortID(ev.ChatID), err)
+	}
 	return nil
 }
 
@@ -213,11 +259,12 @@ func (a *Adapter) DialogChanged(ctx context.Context, ev core.DialogEvent) error 
 // and WebSocket are all under it.
 func (a *Adapter) HTTPPrefix() string { return a.cfg.Path }
 
-// running reports whether Start has run and Stop has not.
-func (a *Adapter) running() bool {
+// current returns the run in progress, or nil before Start and after
+// Stop.
+func (a *Adapter) current() *runState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.run != nil
+	return a.run
 }
 
 // beginConn counts a new connection in the current run, or reports false
@@ -249,8 +296,9 @@ func (a *Adapter) removeClient(c *client) {
 	delete(a.clients, c)
 }
 
-// janitor forgets idle sessions every so often until ctx is done.
-func (a *Adapter) janitor(ctx context.Context) {
+// janitor deletes idle sessions, from the mailbox and the cache, every so
+// often until ctx is done.
+func (a *Adapter) janitor(ctx context.Context, ss *sessions) {
 	t := time.NewTicker(min(a.cfg.SessionTTL/10, maxJanitorInterval))
 	defer t.Stop()
 	for {
@@ -258,9 +306,30 @@ func (a *Adapter) janitor(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n := a.sessions.purgeIdle(a.now().Add(-a.cfg.SessionTTL)); n > 0 {
-				a.log.Debug("idle sessions forgotten", "count", n, "sessions", a.sessions.len())
-			}
+			a.expireIdle(ctx, ss)
 		}
+	}
+}
+
+// expireIdle runs expire rounds until a round finds less than a full
+// batch, or maxExpireRounds have run.
+func (a *Adapter) expireIdle(ctx context.Context, ss *sessions) {
+	total := 0
+	for range maxExpireRounds {
+		now := a.now()
+		n, err := ss.expire(ctx, now.Add(-a.cfg.SessionTTL), now)
+		total += n
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("expire idle sessions", "err", err)
+			}
+			break
+		}
+		if n < expireBatch {
+			break
+		}
+	}
+	if total > 0 {
+		a.log.Debug("idle sessions deleted", "count", total, "cached", ss.len())
 	}
 }

@@ -41,16 +41,19 @@ type Config struct {
 	// through your gateway.
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
 
-	// HistoryLimit is how many messages are kept per session, so that a
-	// reloaded page or a second tab can show the conversation.
+	// HistoryLimit is how many history entries (messages and notes) are
+	// kept per session, on disk and in memory, so that a reloaded page or
+	// a second tab can show the conversation. Older ones are deleted.
 	HistoryLimit int `mapstructure:"history_limit"`
 
 	// SessionTTL is how long a session without open tabs and without new
-	// messages is kept in memory before it is forgotten.
+	// messages is kept (on disk, in webchat.db) before it is deleted with
+	// its history.
 	SessionTTL time.Duration `mapstructure:"session_ttl"`
 
-	// MaxSessions bounds the sessions kept in memory. Beyond it, the least
-	// recently active session without open tabs is forgotten.
+	// MaxSessions bounds the sessions cached in memory. Beyond it, the
+	// least recently active session without open tabs is dropped from
+	// memory; it stays on disk and is loaded again when needed.
 	MaxSessions int `mapstructure:"max_sessions"`
 
 	// MaxMessageBytes is the longest user message accepted, in bytes of

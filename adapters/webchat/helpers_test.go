@@ -20,10 +20,18 @@ import (
 // waitTimeout bounds every wait in these tests.
 const waitTimeout = 5 * time.Second
 
-// newTestAdapter builds an adapter from raw, failing the test on error.
+// newTestAdapter builds an adapter from raw, with a data directory of its
+// own, failing the test on error.
 func newTestAdapter(t *testing.T, raw core.RawConfig) *Adapter {
 	t.Helper()
-	m, err := New(core.Instance{Name: "web", Kind: Kind, Config: raw, Logger: slog.New(slog.DiscardHandler)})
+	return newTestAdapterIn(t, raw, t.TempDir())
+}
+
+// newTestAdapterIn builds an adapter from raw that keeps its mailbox in
+// dataDir.
+func newTestAdapterIn(t *testing.T, raw core.RawConfig, dataDir string) *Adapter {
+	t.Helper()
+	m, err := New(core.Instance{Name: "web", Kind: Kind, Config: raw, Logger: slog.New(slog.DiscardHandler), DataDir: dataDir})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -265,20 +273,42 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // connsOf returns the number of open connections of a session.
 func (a *Adapter) connsOf(id string) int {
-	a.sessions.mu.Lock()
-	defer a.sessions.mu.Unlock()
-	if s, ok := a.sessions.byID[id]; ok {
+	run := a.current()
+	if run == nil {
+		return 0
+	}
+	run.sessions.mu.Lock()
+	defer run.sessions.mu.Unlock()
+	if s, ok := run.sessions.byID[id]; ok {
 		return len(s.conns)
 	}
 	return 0
 }
 
-// hasSession reports whether the adapter holds session id.
+// hasSession reports whether the adapter's cache holds session id.
 func (a *Adapter) hasSession(id string) bool {
-	a.sessions.mu.Lock()
-	defer a.sessions.mu.Unlock()
-	_, ok := a.sessions.byID[id]
+	run := a.current()
+	if run == nil {
+		return false
+	}
+	run.sessions.mu.Lock()
+	defer run.sessions.mu.Unlock()
+	_, ok := run.sessions.byID[id]
 	return ok
+}
+
+// stored returns what the running adapter's mailbox holds of session id.
+func (a *Adapter) stored(t *testing.T, id string) (storedSession, bool) {
+	t.Helper()
+	run := a.current()
+	if run == nil {
+		t.Fatal("adapter not running")
+	}
+	st, ok, err := run.mb.load(context.Background(), id)
+	if err != nil {
+		t.Fatalf("load session: %v", err)
+	}
+	return st, ok
 }
 
 var errDown = errors.New("selarti is down")

@@ -51,10 +51,11 @@ type clientFrame struct {
 }
 
 // welcomeFrame answers hello. LastSeq is the newest seq the server holds
-// for the session, and Epoch names this incarnation of the session (it
-// changes when the gateway restarts or forgets the session, and seqs start
-// again at 1). A client whose epoch differs, or that has seen a higher
-// seq, must start counting again: the server has replayed all it has.
+// for the session, and Epoch names this incarnation of the session: it is
+// stored with the session, so it survives restarts, and changes only when
+// the session was forgotten (expired), when seqs start again at 1. A
+// client whose epoch differs, or that has seen a higher seq, must start
+// counting again: the server has replayed all it has.
 type welcomeFrame struct {
 	Type    string `json:"type"`
 	Session string `json:"session"`

@@ -1,21 +1,51 @@
 package webchat
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-func newTestSessions(historyLimit, maxSessions int) *sessions {
+// newTestSessions returns a cache over a fresh mailbox, closed when the
+// test ends.
+func newTestSessions(t *testing.T, historyLimit, maxSessions int) *sessions {
+	t.Helper()
 	cfg := Config{}
 	cfg.setDefaults()
 	cfg.HistoryLimit = historyLimit
 	cfg.MaxSessions = maxSessions
-	return newSessions(&cfg)
+	mb := openTestMailbox(t, filepath.Join(t.TempDir(), mailboxFile), historyLimit)
+	return newSessions(&cfg, mb)
 }
 
 // testClient is a client with no socket, for attaching to sessions.
 func testClient() *client { return newClient(nil, 100) }
+
+// visit attaches a tab to session id at time at and detaches it again:
+// the session is then cached, loaded, with no tab.
+func visit(t *testing.T, ss *sessions, id string, at time.Time) {
+	t.Helper()
+	c := testClient()
+	if err := ss.attach(context.Background(), id, "", c, 0, "", at); err != nil {
+		t.Fatalf("attach %s: %v", id, err)
+	}
+	ss.detach(id, c, at)
+}
+
+// sendOut is appendOutbound, failing the test on error.
+func sendOut(t *testing.T, ss *sessions, id, outID, text string, at time.Time) int64 {
+	t.Helper()
+	seq, err := ss.appendOutbound(context.Background(), id, outID, fromBot, text, at)
+	if err != nil {
+		t.Fatalf("appendOutbound: %v", err)
+	}
+	return seq
+}
 
 func TestHistoryLimit(t *testing.T) {
 	tests := []struct {
@@ -31,18 +61,24 @@ func TestHistoryLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ss := newTestSessions(tt.limit, 10)
+			ss := newTestSessions(t, tt.limit, 10)
 			now := time.Now()
+			visit(t, ss, "s", now) // cached, so that the cache is trimmed too
 			for i := 0; i < tt.appends; i++ {
-				ss.appendOutbound("s", "", fromBot, fmt.Sprint(i), now)
+				sendOut(t, ss, "s", "", fmt.Sprint(i), now)
 			}
-			h := ss.byID["s"].history
-			if len(h) != len(tt.wantSeqs) {
-				t.Fatalf("history has %d entries, want %d", len(h), len(tt.wantSeqs))
+			st, _, err := ss.mb.load(context.Background(), "s")
+			if err != nil {
+				t.Fatal(err)
 			}
-			for i, want := range tt.wantSeqs {
-				if h[i].seq != want || h[i].text != fmt.Sprint(want-1) {
-					t.Fatalf("history[%d] = seq %d %q, want seq %d", i, h[i].seq, h[i].text, want)
+			for name, h := range map[string][]entry{"cache": ss.byID["s"].history, "mailbox": st.history} {
+				if len(h) != len(tt.wantSeqs) {
+					t.Fatalf("%s history has %d entries, want %d", name, len(h), len(tt.wantSeqs))
+				}
+				for i, want := range tt.wantSeqs {
+					if h[i].seq != want || h[i].text != fmt.Sprint(want-1) {
+						t.Fatalf("%s history[%d] = seq %d %q, want seq %d", name, i, h[i].seq, h[i].text, want)
+					}
 				}
 			}
 		})
@@ -50,15 +86,26 @@ func TestHistoryLimit(t *testing.T) {
 }
 
 func TestOutboundDedupedByID(t *testing.T) {
-	ss := newTestSessions(10, 10)
+	ss := newTestSessions(t, 10, 10)
 	now := time.Now()
-	first := ss.appendOutbound("s", "selarti-1", fromBot, "hi", now)
-	again := ss.appendOutbound("s", "selarti-1", fromBot, "hi", now)
-	other := ss.appendOutbound("s", "selarti-2", fromBot, "hi", now)
-	noID := ss.appendOutbound("s", "", fromBot, "hi", now)
-	noID2 := ss.appendOutbound("s", "", fromBot, "hi", now)
+	first := sendOut(t, ss, "s", "selarti-1", "hi", now)
+	again := sendOut(t, ss, "s", "selarti-1", "hi", now)
+	other := sendOut(t, ss, "s", "selarti-2", "hi", now)
+	noID := sendOut(t, ss, "s", "", "hi", now)
+	noID2 := sendOut(t, ss, "s", "", "hi", now)
 	if first != 1 || again != 1 || other != 2 || noID != 3 || noID2 != 4 {
 		t.Fatalf("seqs = %d %d %d %d %d, want 1 1 2 3 4", first, again, other, noID, noID2)
+	}
+}
+
+func TestSendToUncachedSessionLeavesNoCacheEntry(t *testing.T) {
+	ss := newTestSessions(t, 10, 10)
+	sendOut(t, ss, "s", "", "hi", time.Now())
+	if n := len(ss.byID); n != 0 || ss.len() != 0 {
+		t.Fatalf("%d sessions cached after a Send to a session nobody has open, want 0", n)
+	}
+	if _, ok, _ := ss.mb.load(context.Background(), "s"); !ok {
+		t.Fatal("the mailbox does not hold the session")
 	}
 }
 
@@ -75,20 +122,23 @@ func TestMaxSessionsEvictsLeastRecentlyActive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ss := newTestSessions(10, 3)
+			ss := newTestSessions(t, 10, 3)
 			for i, id := range []string{"a", "b", "c"} {
-				ss.appendOutbound(id, "", fromBot, "x", t0.Add(time.Duration(i)*time.Second))
+				at := t0.Add(time.Duration(i) * time.Second)
+				visit(t, ss, id, at)
+				sendOut(t, ss, id, "", "x", at)
 			}
 			clients := map[string]*client{}
 			for _, id := range tt.connected {
 				clients[id] = testClient()
-				if err := ss.attach(id, clients[id], 0, "", t0); err != nil {
+				// At t0, so that the tab does not make it the newest.
+				if err := ss.attach(context.Background(), id, "", clients[id], 0, "", t0); err != nil {
 					t.Fatal(err)
 				}
 			}
-			ss.appendOutbound("d", "", fromBot, "x", t0.Add(time.Minute))
-			if n := ss.len(); n != 3 {
-				t.Fatalf("%d sessions, want 3", n)
+			visit(t, ss, "d", t0.Add(time.Minute))
+			if n := len(ss.byID); n != 3 || ss.len() != 3 {
+				t.Fatalf("%d sessions (%d loaded), want 3", n, ss.len())
 			}
 			for _, id := range []string{"a", "b", "c", "d"} {
 				_, held := ss.byID[id]
@@ -103,54 +153,75 @@ func TestMaxSessionsEvictsLeastRecentlyActive(t *testing.T) {
 					t.Fatal("the evicted session's tab was not closed")
 				}
 			}
+			// Eviction is from memory only.
+			if st, ok, err := ss.mb.load(context.Background(), tt.wantEvicted); err != nil || !ok || st.lastSeq != 1 {
+				t.Fatalf("mailbox copy of the evicted session = %+v, %v, %v; want it kept with last_seq 1", st, ok, err)
+			}
 		})
 	}
 }
 
-func TestPurgeIdle(t *testing.T) {
+func TestExpire(t *testing.T) {
 	t0 := time.Now()
-	ss := newTestSessions(10, 100)
-	ss.appendOutbound("old", "", fromBot, "x", t0)
-	ss.appendOutbound("old-connected", "", fromBot, "x", t0)
-	if err := ss.attach("old-connected", testClient(), 0, "", t0); err != nil {
+	ctx := context.Background()
+	ss := newTestSessions(t, 10, 100)
+	sendOut(t, ss, "old", "", "x", t0)
+	sendOut(t, ss, "old-connected", "", "x", t0)
+	if err := ss.attach(ctx, "old-connected", "", testClient(), 0, "", t0); err != nil {
 		t.Fatal(err)
 	}
-	ss.appendOutbound("fresh", "", fromBot, "x", t0.Add(time.Hour))
+	sendOut(t, ss, "old-cached", "", "x", t0)
+	visit(t, ss, "old-cached", t0) // cached, with nothing newer than t0
+	sendOut(t, ss, "fresh", "", "x", t0.Add(time.Hour))
 
-	if n := ss.purgeIdle(t0.Add(30 * time.Minute)); n != 1 {
-		t.Fatalf("purged %d sessions, want 1", n)
+	cutoff := t0.Add(30 * time.Minute)
+	n, err := ss.expire(ctx, cutoff, t0.Add(time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("expire = %d, %v; want 2 deleted", n, err)
 	}
-	for id, want := range map[string]bool{"old": false, "old-connected": true, "fresh": true} {
-		if _, held := ss.byID[id]; held != want {
-			t.Errorf("session %s held = %v, want %v", id, held, want)
+	for id, want := range map[string]bool{"old": false, "old-cached": false, "old-connected": true, "fresh": true} {
+		if _, ok, _ := ss.mb.load(ctx, id); ok != want {
+			t.Errorf("mailbox holds %s = %v, want %v", id, ok, want)
 		}
+	}
+	if _, cached := ss.byID["old-cached"]; cached {
+		t.Error("an expired session is still cached")
+	}
+	// The connected session was marked active: the next round leaves it.
+	if n, err := ss.expire(ctx, cutoff, t0.Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("second expire = %d, %v; want 0", n, err)
+	}
+	// An expired session starts again with a new epoch and seq 1.
+	if seq := sendOut(t, ss, "old", "", "again", t0.Add(time.Hour)); seq != 1 {
+		t.Fatalf("seq after expiry = %d, want 1", seq)
 	}
 }
 
-func TestPurgeIdleAfterDetach(t *testing.T) {
+func TestExpireAfterDetach(t *testing.T) {
 	t0 := time.Now()
-	ss := newTestSessions(10, 100)
+	ctx := context.Background()
+	ss := newTestSessions(t, 10, 100)
 	c := testClient()
-	if err := ss.attach("s", c, 0, "", t0); err != nil {
+	if err := ss.attach(ctx, "s", "", c, 0, "", t0); err != nil {
 		t.Fatal(err)
 	}
 	ss.detach("s", c, t0.Add(time.Hour))
-	if n := ss.purgeIdle(t0.Add(30 * time.Minute)); n != 0 {
-		t.Fatalf("purged %d; a tab closed at t0+1h makes the session active then", n)
+	if n, err := ss.expire(ctx, t0.Add(30*time.Minute), t0.Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("expire = %d, %v; a tab closed at t0+1h makes the session active then", n, err)
 	}
-	if n := ss.purgeIdle(t0.Add(2 * time.Hour)); n != 1 {
-		t.Fatalf("purged %d, want 1", n)
+	if n, err := ss.expire(ctx, t0.Add(2*time.Hour), t0.Add(2*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("expire = %d, %v; want 1", n, err)
 	}
 }
 
 func TestAttachReplaysUnderLock(t *testing.T) {
-	ss := newTestSessions(10, 10)
+	ss := newTestSessions(t, 10, 10)
 	now := time.Now()
 	for i := 0; i < 4; i++ {
-		ss.appendOutbound("s", "", fromBot, fmt.Sprint(i), now)
+		sendOut(t, ss, "s", "", fmt.Sprint(i), now)
 	}
 	c := testClient()
-	if err := ss.attach("s", c, 2, "", now); err != nil {
+	if err := ss.attach(context.Background(), "s", "", c, 2, "", now); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -171,6 +242,70 @@ func TestAttachReplaysUnderLock(t *testing.T) {
 	}
 	if len(c.out) != 0 {
 		t.Fatalf("%d extra frames queued", len(c.out))
+	}
+}
+
+// TestConcurrentUseAcrossEvictions sends to, opens and expires sessions
+// from many goroutines through a cache too small for them, and checks
+// that every session's seqs in the mailbox run 1, 2, 3... with nothing
+// lost or doubled.
+func TestConcurrentUseAcrossEvictions(t *testing.T) {
+	const ids, workers, perWorker = 6, 8, 40
+	ss := newTestSessions(t, 1000, 2)
+	ctx := context.Background()
+	now := time.Now()
+	// Idle sessions for the concurrent expire calls to delete.
+	for i := 0; i < 20; i++ {
+		sendOut(t, ss, fmt.Sprint("old", i), "", "x", now.Add(-2*time.Hour))
+	}
+	var wg sync.WaitGroup
+	var sent [ids]atomic.Int64
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < perWorker; i++ {
+				id := fmt.Sprint("s", (w+i)%ids)
+				switch i % 4 {
+				case 0:
+					c := testClient()
+					if err := ss.attach(ctx, id, "", c, 0, "", now); err != nil && !errors.Is(err, errTooManyConns) {
+						t.Errorf("attach: %v", err)
+						return
+					}
+					ss.detach(id, c, now)
+				case 1:
+					// Deletes the old sessions; the counted ones are fresh.
+					if _, err := ss.expire(ctx, now.Add(-time.Hour), now); err != nil {
+						t.Errorf("expire: %v", err)
+						return
+					}
+				}
+				if _, err := ss.appendOutbound(ctx, id, fmt.Sprintf("w%d-%d", w, i), fromBot, "x", now); err != nil {
+					t.Errorf("appendOutbound: %v", err)
+					return
+				}
+				sent[(w+i)%ids].Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		st, ok, err := ss.mb.load(ctx, fmt.Sprint("s", i))
+		if err != nil || !ok {
+			t.Fatalf("load s%d: %v, %v", i, ok, err)
+		}
+		if st.lastSeq != sent[i].Load() || len(st.history) != int(st.lastSeq) {
+			t.Fatalf("s%d: last_seq %d, %d entries; want %d", i, st.lastSeq, len(st.history), sent[i].Load())
+		}
+		for j, e := range st.history {
+			if e.seq != int64(j+1) {
+				t.Fatalf("s%d: entry %d has seq %d", i, j, e.seq)
+			}
+		}
+	}
+	if n := len(ss.byID); n > 2 || ss.len() != n {
+		t.Fatalf("%d sessions cached (%d loaded) once idle, want at most max_sessions (2), all loaded", n, ss.len())
 	}
 }
 

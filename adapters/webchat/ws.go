@@ -3,6 +3,7 @@ package webchat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -26,6 +27,9 @@ const (
 	flushTimeout = 2 * time.Second
 	// deliverTimeout bounds one call of the core's DeliverFunc.
 	deliverTimeout = 30 * time.Second
+	// storeTimeout bounds one mailbox call made for a connection (loading
+	// or creating its session, storing a user's message).
+	storeTimeout = 10 * time.Second
 	// maxProtocolErrors is how many bad frames in a row a connection may
 	// send before it is closed: a page with a bug gets a few error frames
 	// to log, a hostile client does not get to loop forever.
@@ -234,11 +238,21 @@ func (a *Adapter) readLoop(run *runState, c *client) (websocket.StatusCode, stri
 	if !validSessionID(cn.session) {
 		cn.session = newSessionID()
 	}
-	if err := a.sessions.attach(cn.session, c, hello.LastSeq, hello.Epoch, a.now()); err != nil {
+	ctx, cancel = context.WithTimeout(run.ctx, storeTimeout)
+	err = run.sessions.attach(ctx, cn.session, cn.name, c, hello.LastSeq, hello.Epoch, a.now())
+	cancel()
+	if errors.Is(err, errTooManyConns) {
 		c.enqueue(encode(errorFrame{Type: typeError, Code: codeTooManyConns, Error: "too many open chat windows for this conversation"}))
 		return websocket.StatusTryAgainLater, "too many connections"
 	}
-	defer func() { a.sessions.detach(cn.session, c, a.now()) }()
+	if err != nil {
+		// The page reconnects with backoff; the mailbox may be back then.
+		if run.ctx.Err() == nil {
+			a.log.Warn("open chat session", "session", shortID(cn.session), "err", err)
+		}
+		return websocket.StatusTryAgainLater, "chat history unavailable, reconnect"
+	}
+	defer func() { run.sessions.detach(cn.session, c, a.now()) }()
 	a.log.Debug("chat connected", "session", shortID(cn.session))
 
 	// Frames are handled on their own goroutine, in order, so that this
@@ -329,7 +343,9 @@ func (a *Adapter) handleFrame(run *runState, cn *conn, typ websocket.MessageType
 }
 
 // handleMessage passes a user's message to the core and, once the core has
-// accepted it, records it and acknowledges it.
+// accepted it, stores it in the mailbox and acknowledges it. If it cannot
+// be stored, it is not acknowledged: the page re-sends it, the core
+// recognises the re-send, and it is stored then.
 func (a *Adapter) handleMessage(run *runState, cn *conn, f clientFrame) *errorFrame {
 	if !validClientID(f.ID) {
 		return &errorFrame{Code: codeBadID, Error: fmt.Sprintf("message id must be 1 to %d printable characters", maxClientIDLen)}
@@ -341,7 +357,14 @@ func (a *Adapter) handleMessage(run *runState, cn *conn, f clientFrame) *errorFr
 	// A re-send of a message already accepted (its ack was lost on a
 	// dropped connection) is acknowledged again without a second delivery
 	// and without costing rate.
-	if seq, ok := a.sessions.userMessageSeq(cn.session, f.ID); ok {
+	ctx, cancel := context.WithTimeout(run.ctx, storeTimeout)
+	seq, ok, err := run.sessions.userMessageSeq(ctx, cn.session, f.ID, now)
+	cancel()
+	if err != nil {
+		a.log.Warn("look up message", "session", shortID(cn.session), "err", err)
+		return ef(codeDeliverFailed, "could not send, retrying", true)
+	}
+	if ok {
 		cn.c.enqueue(encode(ackFrame{Type: typeAck, ID: f.ID, Seq: seq}))
 		return nil
 	}
@@ -352,12 +375,12 @@ func (a *Adapter) handleMessage(run *runState, cn *conn, f clientFrame) *errorFr
 	if len(text) > a.cfg.MaxMessageBytes {
 		return ef(codeTooLong, fmt.Sprintf("message is longer than %d bytes", a.cfg.MaxMessageBytes), false)
 	}
-	if !a.sessions.allow(cn.session, now) {
+	if !run.sessions.allow(cn.session, now) {
 		return ef(codeRateLimited, fmt.Sprintf("too many messages: at most %d per minute, please wait", a.cfg.RateLimit), true)
 	}
 
-	ctx, cancel := context.WithTimeout(run.ctx, deliverTimeout)
-	err := run.deliver(ctx, core.Inbound{
+	ctx, cancel = context.WithTimeout(run.ctx, deliverTimeout)
+	err = run.deliver(ctx, core.Inbound{
 		ChatID:     cn.session,
 		ID:         f.ID,
 		Text:       text,
@@ -371,7 +394,15 @@ func (a *Adapter) handleMessage(run *runState, cn *conn, f clientFrame) *errorFr
 		a.log.Warn("deliver message", "session", shortID(cn.session), "err", err)
 		return ef(codeDeliverFailed, "could not send, retrying", true)
 	}
-	a.sessions.appendUser(cn.session, f.ID, text, cn.c, a.now())
+	ctx, cancel = context.WithTimeout(run.ctx, storeTimeout)
+	err = run.sessions.appendUser(ctx, cn.session, f.ID, text, cn.name, cn.c, a.now())
+	cancel()
+	if err != nil {
+		// The core has the message; the re-send is recognised there as
+		// a duplicate, and stored here then.
+		a.log.Warn("store message", "session", shortID(cn.session), "err", err)
+		return ef(codeDeliverFailed, "could not send, retrying", true)
+	}
 	return nil
 }
 

@@ -465,15 +465,28 @@ func TestHistoryLimitOnReplay(t *testing.T) {
 func TestEvictionClosesTabsOfEvictedSession(t *testing.T) {
 	ts := startServer(t, newTestAdapter(t, core.RawConfig{"max_sessions": 1}))
 	tb, w := ts.connect(t, "", 0)
-	ts.send(t, newSessionID(), "pushes the connected session out")
+	ts.send(t, w.Session, "kept")
+	tb.expect(typeMessage)
+	// A Send to a session nobody has open does not need the cache...
+	other := newSessionID()
+	ts.send(t, other, "for nobody yet")
+	if !ts.a.hasSession(w.Session) || ts.a.hasSession(other) {
+		t.Fatal("a Send to a session without tabs changed the cache")
+	}
+	// ...but opening it does, and pushes the connected session out.
+	ts.connect(t, other, 0)
 	tb.expectClose(websocket.StatusGoingAway)
 	if ts.a.hasSession(w.Session) {
-		t.Fatal("evicted session still held")
+		t.Fatal("evicted session still cached")
 	}
-	// The page reconnects into a fresh incarnation of the same id.
-	_, w2 := ts.connect(t, w.Session, 0)
-	if w2.Session != w.Session || w2.Epoch == w.Epoch || w2.LastSeq != 0 {
-		t.Fatalf("welcome after eviction = %+v, want same id, new epoch, no history", w2)
+	// Eviction is from memory only: the page reconnects into the same
+	// incarnation, with its history.
+	tb2, w2 := ts.connect(t, w.Session, 0)
+	if w2.Session != w.Session || w2.Epoch != w.Epoch || w2.LastSeq != 1 {
+		t.Fatalf("welcome after eviction = %+v, want session %s, epoch %s, last_seq 1", w2, w.Session, w.Epoch)
+	}
+	if f := tb2.expect(typeMessage); f.Text != "kept" || f.Seq != 1 {
+		t.Fatalf("replay after eviction = %+v, want the kept message", f)
 	}
 }
 
@@ -507,24 +520,29 @@ func TestSlowClientDoesNotBlockSend(t *testing.T) {
 	_ = slow
 
 	big := strings.Repeat("x", 64<<10)
-	start := time.Now()
+	// Each Send commits 64 KiB to the mailbox, so the total time depends
+	// on the disk; what must stay short is every single Send, which a
+	// wait for the stuck tab would stretch to writeTimeout or forever.
+	var slowest time.Duration
 	// Far more than socket buffers and the slow tab's queue hold.
 	for i := 0; i < 500 && ts.a.connsOf(w.Session) > 0; i++ {
+		start := time.Now()
 		ts.send(t, w.Session, big)
+		slowest = max(slowest, time.Since(start))
 	}
 	ts.send(t, wf.Session, "still flowing")
 	if f := fast.expect(typeMessage); f.Text != "still flowing" {
 		t.Fatalf("fast tab got %+v", f)
 	}
 	eventually(t, "the slow tab to be dropped", func() bool { return ts.a.connsOf(w.Session) == 0 })
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("sending took %s with a stuck tab; Send must not wait for browsers", d)
+	if slowest > writeTimeout/5 {
+		t.Fatalf("a Send took %s with a stuck tab; Send must not wait for browsers", slowest)
 	}
 }
 
 func TestConcurrentSend(t *testing.T) {
 	ts := startServer(t, newTestAdapter(t, core.RawConfig{"history_limit": 1000}))
-	const sessions, senders, perSender = 3, 4, 50
+	const sessions, senders, perSender = 3, 4, 25
 	type tabInfo struct {
 		tb *tab
 		id string
@@ -616,8 +634,13 @@ func TestDialogChangedShowsEvent(t *testing.T) {
 	if err := ts.a.DialogChanged(ctx, core.DialogEvent{ChatID: unknown, Current: core.DialogState{Closed: true}}); err != nil {
 		t.Fatalf("DialogChanged for unknown session: %v", err)
 	}
-	if ts.a.hasSession(unknown) {
+	if _, ok := ts.a.stored(t, unknown); ok || ts.a.hasSession(unknown) {
 		t.Fatal("DialogChanged created a session")
+	}
+	// The events are stored: a reloaded page shows them in place.
+	tb2, _ := ts.connect(t, w.Session, 0)
+	if f := tb2.expect(typeEvent); f.Seq != 1 || !f.Operator || f.Closed {
+		t.Fatalf("replayed %+v, want the operator event with seq 1", f)
 	}
 }
 

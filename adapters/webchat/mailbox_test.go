@@ -1,0 +1,383 @@
+package webchat
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// openTestMailbox opens a mailbox at path, closed when the test ends.
+func openTestMailbox(t *testing.T, path string, historyLimit int) *mailbox {
+	t.Helper()
+	mb, err := openMailbox(context.Background(), path, historyLimit)
+	if err != nil {
+		t.Fatalf("openMailbox: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := mb.close(); err != nil {
+			t.Errorf("close mailbox: %v", err)
+		}
+	})
+	return mb
+}
+
+// put appends e to session id (creating it with epoch "e1" if missing),
+// failing the test on error.
+func put(t *testing.T, mb *mailbox, id string, e entry) appended {
+	t.Helper()
+	if e.ts.IsZero() {
+		e.ts = time.Now()
+	}
+	res, err := mb.append(context.Background(), appendReq{session: id, e: e, newEpoch: "e1"})
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	return res
+}
+
+// rowCount counts the rows of table for session id, straight from the file.
+func rowCount(t *testing.T, mb *mailbox, table, id string) int {
+	t.Helper()
+	col := "session"
+	if table == "sessions" {
+		col = "id"
+	}
+	var n int
+	if err := mb.rdb.QueryRow("SELECT COUNT(*) FROM "+table+" WHERE "+col+" = ?", id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestMailboxAppendDedupes(t *testing.T) {
+	tests := []struct {
+		name     string
+		first    entry
+		firstIn  string // session of the first entry
+		second   entry
+		wantDup  bool
+		wantSeq2 int64
+	}{
+		{name: "same Selarti id", first: entry{from: fromBot, id: "m1"}, second: entry{from: fromBot, id: "m1"}, wantDup: true, wantSeq2: 1},
+		{name: "same Selarti id from the operator", first: entry{from: fromBot, id: "m1"}, second: entry{from: fromOperator, id: "m1"}, wantDup: true, wantSeq2: 1},
+		{name: "other Selarti id", first: entry{from: fromBot, id: "m1"}, second: entry{from: fromBot, id: "m2"}, wantSeq2: 2},
+		{name: "same client id", first: entry{from: fromUser, id: "c1"}, second: entry{from: fromUser, id: "c1"}, wantDup: true, wantSeq2: 1},
+		{name: "client id equal to a Selarti id", first: entry{from: fromBot, id: "x"}, second: entry{from: fromUser, id: "x"}, wantSeq2: 2},
+		{name: "no id is never a duplicate", first: entry{from: fromBot}, second: entry{from: fromBot}, wantSeq2: 2},
+		{name: "events are never duplicates", first: entry{event: true, operator: true}, second: entry{event: true, operator: true}, wantSeq2: 2},
+		{name: "same id in another session", first: entry{from: fromBot, id: "m1"}, firstIn: "other", second: entry{from: fromBot, id: "m1"}, wantSeq2: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mb := openTestMailbox(t, filepath.Join(t.TempDir(), mailboxFile), 10)
+			in := tt.firstIn
+			if in == "" {
+				in = "s"
+			}
+			if res := put(t, mb, in, tt.first); res.seq != 1 || res.dup || res.epoch != "e1" {
+				t.Fatalf("first append = %+v, want seq 1 in epoch e1", res)
+			}
+			res := put(t, mb, "s", tt.second)
+			if res.dup != tt.wantDup || res.seq != tt.wantSeq2 || res.epoch != "e1" {
+				t.Fatalf("second append = %+v, want dup %v, seq %d", res, tt.wantDup, tt.wantSeq2)
+			}
+			want := 2
+			if tt.wantDup || tt.firstIn != "" {
+				want = 1
+			}
+			if n := rowCount(t, mb, "history", "s"); n != want {
+				t.Fatalf("%d rows in session s, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestMailboxRoundTrip(t *testing.T) {
+	mb := openTestMailbox(t, filepath.Join(t.TempDir(), mailboxFile), 10)
+	ts := time.Unix(1700000000, 123456789)
+	want := []entry{
+		{seq: 1, from: fromUser, id: "c1", text: "hello", ts: ts},
+		{seq: 2, from: fromBot, id: "m1", text: "**hi**", ts: ts.Add(time.Second)},
+		{seq: 3, event: true, operator: true, closed: true, ts: ts.Add(2 * time.Second)},
+		{seq: 4, from: fromOperator, text: "operator here", ts: ts.Add(3 * time.Second)},
+	}
+	for _, e := range want {
+		put(t, mb, "s", e)
+	}
+	st, ok, err := mb.load(context.Background(), "s")
+	if err != nil || !ok {
+		t.Fatalf("load = %v, %v", ok, err)
+	}
+	if st.epoch != "e1" || st.lastSeq != 4 || !st.lastActive.Equal(want[3].ts) || len(st.history) != len(want) {
+		t.Fatalf("loaded %+v", st)
+	}
+	for i, e := range st.history {
+		if !e.ts.Equal(want[i].ts) {
+			t.Fatalf("entry %d ts = %v, want %v", i, e.ts, want[i].ts)
+		}
+		e.ts = want[i].ts
+		if e != want[i] {
+			t.Fatalf("entry %d = %+v, want %+v", i, e, want[i])
+		}
+	}
+}
+
+func TestMailboxMissingSession(t *testing.T) {
+	mb := openTestMailbox(t, filepath.Join(t.TempDir(), mailboxFile), 10)
+	res, err := mb.append(context.Background(), appendReq{session: "s", e: entry{event: true, closed: true, ts: time.Now()}})
+	if err != nil || !res.missing {
+		t.Fatalf("append without newEpoch = %+v, %v; want missing", res, err)
+	}
+	if _, ok, err := mb.load(context.Background(), "s"); ok || err != nil {
+		t.Fatalf("load = %v, %v; want no session", ok, err)
+	}
+}
+
+func TestMailboxSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), mailboxFile)
+	ctx := context.Background()
+	mb, err := openMailbox(ctx, path, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch, _, err := mb.create(ctx, "s", "first", "Ann", time.Now())
+	if err != nil || epoch != "first" {
+		t.Fatalf("create = %q, %v", epoch, err)
+	}
+	put(t, mb, "s", entry{from: fromBot, id: "m1", text: "one"})
+	put(t, mb, "s", entry{from: fromUser, id: "c1", text: "two"})
+	if err := mb.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, _, err := mb.load(ctx, "s"); !errors.Is(err, errMailboxClosed) {
+		t.Fatalf("load after close = %v, want errMailboxClosed", err)
+	}
+	if _, err := mb.append(ctx, appendReq{session: "s", e: entry{from: fromBot}, newEpoch: "x"}); !errors.Is(err, errMailboxClosed) {
+		t.Fatalf("append after close = %v, want errMailboxClosed", err)
+	}
+
+	mb = openTestMailbox(t, path, 10)
+	// The epoch is the stored one, whatever a caller proposes.
+	if epoch, last, err := mb.create(ctx, "s", "second", "", time.Now()); err != nil || epoch != "first" || last != 2 {
+		t.Fatalf("create after reopen = %q, %d, %v; want the stored epoch and last_seq 2", epoch, last, err)
+	}
+	tests := []struct {
+		name    string
+		e       entry
+		wantSeq int64
+		wantDup bool
+	}{
+		{name: "redelivered Selarti id", e: entry{from: fromBot, id: "m1"}, wantSeq: 1, wantDup: true},
+		{name: "re-sent client id", e: entry{from: fromUser, id: "c1"}, wantSeq: 2, wantDup: true},
+		{name: "new message continues the seqs", e: entry{from: fromBot, id: "m2"}, wantSeq: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := put(t, mb, "s", tt.e)
+			if res.seq != tt.wantSeq || res.dup != tt.wantDup || res.epoch != "first" {
+				t.Fatalf("append = %+v, want seq %d, dup %v, epoch first", res, tt.wantSeq, tt.wantDup)
+			}
+		})
+	}
+}
+
+func TestMailboxHistoryLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), mailboxFile)
+	ctx := context.Background()
+	mb, err := openMailbox(ctx, path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 7; i++ {
+		put(t, mb, "s", entry{from: fromBot, id: fmt.Sprint("m", i), text: fmt.Sprint(i)})
+	}
+	if n := rowCount(t, mb, "history", "s"); n != 3 {
+		t.Fatalf("%d rows kept, want 3", n)
+	}
+	// A trimmed id is forgotten: it is stored again (the core's own
+	// dedupe covers late redeliveries).
+	if res := put(t, mb, "s", entry{from: fromBot, id: "m1"}); res.dup || res.seq != 8 {
+		t.Fatalf("append of a trimmed id = %+v, want a new entry with seq 8", res)
+	}
+	if err := mb.close(); err != nil {
+		t.Fatal(err)
+	}
+	// A lower limit applies at once on load.
+	mb = openTestMailbox(t, path, 2)
+	st, _, err := mb.load(ctx, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.history) != 2 || st.history[0].seq != 7 || st.history[1].seq != 8 {
+		t.Fatalf("history after lowering the limit = %+v, want seqs 7 and 8", st.history)
+	}
+}
+
+func TestMailboxExpire(t *testing.T) {
+	mb := openTestMailbox(t, filepath.Join(t.TempDir(), mailboxFile), 10)
+	ctx := context.Background()
+	t0 := time.Unix(1700000000, 0)
+	for i, id := range []string{"a", "b", "c"} {
+		put(t, mb, id, entry{from: fromBot, text: "x", ts: t0.Add(time.Duration(i) * time.Hour)})
+		put(t, mb, id, entry{from: fromBot, text: "y", ts: t0.Add(time.Duration(i) * time.Hour)})
+	}
+	ids, err := mb.idle(ctx, t0.Add(90*time.Minute), 10)
+	if err != nil || strings.Join(ids, ",") != "a,b" {
+		t.Fatalf("idle = %v, %v; want a,b (oldest first)", ids, err)
+	}
+	if ids, _ := mb.idle(ctx, t0.Add(90*time.Minute), 1); len(ids) != 1 || ids[0] != "a" {
+		t.Fatalf("idle with limit 1 = %v, want [a]", ids)
+	}
+	if err := mb.expire(ctx, []string{"a"}, map[string]time.Time{"b": t0.Add(5 * time.Hour), "c": t0}); err != nil {
+		t.Fatal(err)
+	}
+	if rowCount(t, mb, "sessions", "a") != 0 || rowCount(t, mb, "history", "a") != 0 {
+		t.Fatal("expired session a or its history is still stored")
+	}
+	if rowCount(t, mb, "history", "b") != 2 {
+		t.Fatal("touched session b lost its history")
+	}
+	st, _, _ := mb.load(ctx, "b")
+	if !st.lastActive.Equal(t0.Add(5 * time.Hour)) {
+		t.Fatalf("b last active %v, want t0+5h", st.lastActive)
+	}
+	// Touching never moves last_active back.
+	st, _, _ = mb.load(ctx, "c")
+	if !st.lastActive.Equal(t0.Add(2 * time.Hour)) {
+		t.Fatalf("c last active %v, want t0+2h", st.lastActive)
+	}
+	if ids, _ := mb.idle(ctx, t0.Add(90*time.Minute), 10); len(ids) != 0 {
+		t.Fatalf("idle after expire = %v, want none", ids)
+	}
+}
+
+func TestMailboxOpenRefuses(t *testing.T) {
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, path string)
+		wantErr string
+	}{
+		{
+			name: "a newer schema",
+			prepare: func(t *testing.T, path string) {
+				db, err := sql.Open("sqlite", path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", mailboxSchemaVersion+1)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: "newer than this binary",
+		},
+		{
+			name: "a file that is not a database",
+			prepare: func(t *testing.T, path string) {
+				if err := os.WriteFile(path, []byte("not a database at all, but long enough"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: "not a SQLite database",
+		},
+		{
+			name: "a directory",
+			prepare: func(t *testing.T, path string) {
+				if err := os.Mkdir(path, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantErr: "is a directory",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), mailboxFile)
+			tt.prepare(t, path)
+			before, _ := os.ReadFile(path)
+			mb, err := openMailbox(context.Background(), path, 10)
+			if err == nil {
+				mb.close()
+				t.Fatal("open succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("open = %v, want an error naming the path and %q", err, tt.wantErr)
+			}
+			if after, _ := os.ReadFile(path); string(after) != string(before) {
+				t.Fatal("the refused file was changed")
+			}
+		})
+	}
+}
+
+func TestMailboxSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), mailboxFile)
+	mb := openTestMailbox(t, path, 10)
+	var mode string
+	var sync, version int
+	if err := mb.wdb.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	// 2 is FULL: a commit is synced before append returns.
+	if err := mb.wdb.QueryRow("PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("synchronous = %d, %v; want 2 (FULL)", sync, err)
+	}
+	if err := mb.wdb.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != mailboxSchemaVersion {
+		t.Fatalf("user_version = %d, %v; want %d", version, err, mailboxSchemaVersion)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("file mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+}
+
+// TestMailboxConcurrentAppends runs appends from many goroutines, which
+// the committer batches into shared transactions, and checks that each
+// session's seqs run 1, 2, 3... in the order each goroutine sent them.
+func TestMailboxConcurrentAppends(t *testing.T) {
+	const sessions, perSession = 16, 15
+	mb := openTestMailbox(t, filepath.Join(t.TempDir(), mailboxFile), 1000)
+	var wg sync.WaitGroup
+	for s := 0; s < sessions; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprint("s", s)
+			for i := 1; i <= perSession; i++ {
+				res, err := mb.append(context.Background(), appendReq{session: id, e: entry{from: fromBot, id: fmt.Sprint(i), text: "x", ts: time.Now()}, newEpoch: "e"})
+				if err != nil || res.seq != int64(i) {
+					t.Errorf("%s: append %d = %+v, %v", id, i, res, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for s := 0; s < sessions; s++ {
+		if n := rowCount(t, mb, "history", fmt.Sprint("s", s)); n != perSession {
+			t.Fatalf("s%d has %d rows, want %d", s, n, perSession)
+		}
+	}
+}
+
+func TestMailboxWriteHonoursContext(t *testing.T) {
+	mb := openTestMailbox(t, filepath.Join(t.TempDir(), mailboxFile), 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := mb.append(ctx, appendReq{session: "s", e: entry{from: fromBot, ts: time.Now()}, newEpoch: "e"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("append with a done ctx = %v, want context.Canceled", err)
+	}
+	if rowCount(t, mb, "sessions", "s") != 0 {
+		t.Fatal("a cancelled append wrote")
+	}
+}
