@@ -17,7 +17,8 @@ build:
 
 ## test: everything CI runs: static checks, all tests with -race (end-to-end and browser included), short fuzzing
 test: deps vet fmt-check core-deps-check
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/crash)
+	$(GO) test -race -count=1 -v ./test/crash/   # -v: it prints its figures
 	$(MAKE) --no-print-directory fuzz
 
 ## deps: install what the tests need beyond Go (headless Chromium for the browser test)
