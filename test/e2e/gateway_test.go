@@ -265,6 +265,19 @@ func TestSelartiOutageQueuesInOrder(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), `"selarti":"failing"`)
 	})
+	metrics := scrape(t, e.base)
+	for _, want := range []string{
+		`switchboard_queue_depth{direction="in"} 5`,
+		`switchboard_messages_total{direction="in",instance="chat",outcome="retry"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("during the outage, metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(metrics, `switchboard_queue_oldest_pending_seconds{direction="in"} `) ||
+		strings.Contains(metrics, `switchboard_queue_oldest_pending_seconds{direction="in"} 0`+"\n") {
+		t.Errorf("during the outage, the oldest pending age is not shown")
+	}
 	e.sim.SetDown(false)
 	if err := e.sim.WaitReceived(ctxTimeout(t), 5); err != nil {
 		t.Fatal(err)
@@ -278,4 +291,18 @@ func TestSelartiOutageQueuesInOrder(t *testing.T) {
 		t.Fatalf("selarti received %q, want %q", got, want)
 	}
 	e.waitReady()
+	if m := scrape(t, e.base); !strings.Contains(m, `switchboard_queue_depth{direction="in"} 0`) {
+		t.Error("after the outage, the inbound queue is not empty")
+	}
+}
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
