@@ -4,5 +4,6 @@
 package all
 
 import (
-	_ "github.com/switchboard-gw/switchboard/adapters/webchat" // webchat: the built-in browser chat
+	_ "github.com/switchboard-gw/switchboard/adapters/telegram" // telegram: Telegram bots (Bot API, polling or webhook)
+	_ "github.com/switchboard-gw/switchboard/adapters/webchat"  // webchat: the built-in browser chat
 )

@@ -1,0 +1,302 @@
+// Package telegram connects Switchboard to Telegram bots through the Bot
+// API, with github.com/mymmrac/telego as the client. Each instance is one
+// bot. Updates arrive by long polling or by webhook (served on the
+// gateway's own listener); answers are sent as Telegram HTML converted
+// from the assistant's Markdown, split to Telegram's 4096-character limit
+// and paced under its send limits.
+//
+// Native chat ids: a private chat is the chat id ("123456789"); in a
+// group (groups: mention) every user has their own dialog,
+// "<group chat id>:<user id>" ("-1001234567890:42"). See README.md.
+package telegram
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mymmrac/telego"
+
+	"github.com/switchboard-gw/switchboard/core"
+)
+
+// Kind is the adapter kind in the config ("kind: telegram").
+const Kind = "telegram"
+
+func init() { core.Register(Kind, New) }
+
+// Interface guards.
+var (
+	_ core.Messenger      = (*Adapter)(nil)
+	_ core.HTTPService    = (*Adapter)(nil)
+	_ core.HealthChecker  = (*Adapter)(nil)
+	_ core.DialogObserver = (*Adapter)(nil)
+)
+
+// allowedUpdates are the update types the bot asks for: messages, and
+// my_chat_member, which tells when a user blocks or unblocks the bot.
+// Edits, reactions, channel posts and the rest are not asked for.
+var allowedUpdates = []string{telego.MessageUpdates, telego.MyChatMemberUpdates}
+
+// Bounds of what the adapter remembers per chat (see memory).
+const (
+	maxRemembered = 100000
+	// maxProgress bounds the split messages whose sent parts are
+	// remembered, for the day the outbox may retry them.
+	maxProgress = 10000
+	progressTTL = 24 * time.Hour
+	// maxNotices bounds the adapter's own short replies (media_reply,
+	// reject_reply) in flight; past it they are skipped.
+	maxNotices = 32
+	// deliverTimeout bounds handing one update to the core.
+	deliverTimeout = 30 * time.Second
+)
+
+// Adapter is one Telegram bot.
+type Adapter struct {
+	name       string
+	cfg        Config
+	log        *slog.Logger
+	bot        *telego.Bot
+	prefix     string      // HTTP prefix: /telegram/<name>/
+	hookURL    string      // where Telegram posts, in webhook mode
+	hookSecret core.Secret // the secret_token Telegram sends back
+
+	limits   *limiter
+	typing   *typist
+	blocked  *memory[int64, time.Time] // chats that refused the bot: fail fast
+	replies  *memory[string, replyRef] // group dialogs: the message to answer
+	progress *memory[string, int]      // Outbound.ID → parts already sent
+	operator *memory[string, struct{}] // dialogs handed to a human: no "typing…"
+
+	mu  sync.Mutex
+	run *runState // nil unless started
+	me  telego.User
+}
+
+// runState is what one Start..Stop run owns. A fresh one per run keeps a
+// Stop that gave up waiting from mixing with the next run.
+type runState struct {
+	ctx     context.Context // cancelled by Stop
+	cancel  context.CancelFunc
+	deliver core.DeliverFunc
+	me      telego.User
+	wg      sync.WaitGroup
+	notices chan struct{} // slots for the adapter's own replies
+}
+
+// replyRef is the user message a group answer replies to.
+type replyRef struct {
+	messageID int
+	threadID  int
+}
+
+// New builds a telegram instance from its config. It does no I/O.
+func New(inst core.Instance) (core.Messenger, error) {
+	var cfg Config
+	cfg.setDefaults()
+	if err := core.DecodeConfig(inst.Config, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	a := &Adapter{
+		name:     inst.Name,
+		cfg:      cfg,
+		log:      inst.Logger,
+		prefix:   "/telegram/" + inst.Name + "/",
+		limits:   newLimiter(&cfg),
+		blocked:  newMemory[int64, time.Time](maxRemembered, 0),
+		replies:  newMemory[string, replyRef](maxRemembered, 0),
+		progress: newMemory[string, int](maxProgress, progressTTL),
+		operator: newMemory[string, struct{}](maxRemembered, 0),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Mode == ModeWebhook {
+		if err := cfg.checkWebhookURL(inst.PublicURL); err != nil {
+			return nil, err
+		}
+		a.hookURL = inst.PublicURL + a.prefix + "webhook"
+		a.hookSecret = cfg.WebhookSecret
+		if a.hookSecret.IsZero() {
+			a.hookSecret = deriveSecret(cfg.Token, inst.Name)
+		}
+	}
+	var transport http.RoundTripper
+	if inst.HTTP != nil {
+		transport = inst.HTTP.Transport
+	}
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	bot, err := newBot(&a.cfg, transport)
+	if err != nil {
+		return nil, err
+	}
+	a.bot = bot
+	a.typing = newTypist(cfg.TypingTimeout, a.sendTyping)
+	return a, nil
+}
+
+// deriveSecret makes the webhook secret_token from the bot token: random
+// to anyone without the token, and the same on every replica and after
+// every restart, so that replicas behind one load balancer all accept
+// Telegram's requests and a rolling restart has no window of 401s.
+func deriveSecret(token core.Secret, instance string) core.Secret {
+	mac := hmac.New(sha256.New, []byte(token.Reveal()))
+	mac.Write([]byte("switchboard telegram webhook secret\x00" + instance))
+	return core.Secret(hex.EncodeToString(mac.Sum(nil)))
+}
+
+// Start checks the token (getMe), then either deletes any webhook and
+// starts long polling, or registers the webhook. A token Telegram refuses
+// is a permanent error; anything else is retried by the core.
+func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
+	if deliver == nil {
+		return errors.New("start telegram: nil deliver func")
+	}
+	if a.running() {
+		return errors.New("start telegram: already started")
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	me, err := a.bot.GetMe(cctx)
+	if err != nil {
+		if isTokenRefused(err) {
+			return core.Permanent(fmt.Errorf("check bot token: telegram refused it, fix config.token: %w", err))
+		}
+		return fmt.Errorf("check bot token: %w", err)
+	}
+	switch a.cfg.Mode {
+	case ModePolling:
+		// A webhook left from webhook mode would make getUpdates fail
+		// with 409. Pending updates are kept.
+		if err := a.bot.DeleteWebhook(cctx, &telego.DeleteWebhookParams{}); err != nil {
+			return fmt.Errorf("delete webhook before polling: %w", err)
+		}
+	case ModeWebhook:
+		err := a.bot.SetWebhook(cctx, &telego.SetWebhookParams{
+			URL:            a.hookURL,
+			SecretToken:    a.hookSecret.Reveal(),
+			MaxConnections: a.cfg.WebhookMaxConnections,
+			AllowedUpdates: allowedUpdates,
+		})
+		if err != nil {
+			return fmt.Errorf("set webhook to %s: %w", a.hookURL, err)
+		}
+	}
+
+	// ctx bounds the start-up only; the run lives until Stop.
+	runCtx, runCancel := context.WithCancel(context.Background())
+	run := &runState{ctx: runCtx, cancel: runCancel, deliver: deliver, me: *me, notices: make(chan struct{}, maxNotices)}
+	a.mu.Lock()
+	if a.run != nil {
+		a.mu.Unlock()
+		runCancel()
+		return errors.New("start telegram: already started")
+	}
+	a.run, a.me = run, *me
+	a.mu.Unlock()
+	if a.cfg.Mode == ModePolling {
+		run.wg.Go(func() { a.poll(run) })
+	}
+	a.log.Info("started", "mode", a.cfg.Mode, "bot", "@"+me.Username, "bot_id", me.ID,
+		"webhook_url", a.hookURL, "groups", a.cfg.Groups, "parse_mode", a.cfg.ParseMode)
+	return nil
+}
+
+// Stop ends polling, the typing indicators and the adapter's own replies,
+// and waits for them, or until ctx is done. In webhook mode the webhook
+// stays registered: Telegram keeps updates while the gateway is down and
+// posts them when it is back, and other replicas may still be serving.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	run := a.run
+	a.run = nil
+	a.mu.Unlock()
+	if run == nil {
+		return nil
+	}
+	run.cancel()
+	done := make(chan struct{})
+	go func() {
+		run.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		a.log.Info("stopped")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop telegram: %w", ctx.Err())
+	}
+}
+
+// CheckHealth asks Telegram who the bot is (getMe): it fails when
+// Telegram is unreachable or the token was revoked.
+func (a *Adapter) CheckHealth(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	if _, err := a.bot.GetMe(cctx); err != nil {
+		return fmt.Errorf("get bot info: %w", err)
+	}
+	return nil
+}
+
+// DialogChanged follows Selarti's hand-over to a human operator: while a
+// human has the dialog, "typing…" is not shown after the user's messages
+// (a human may take minutes), and it stops at once when the dialog is
+// handed over or closed.
+func (a *Adapter) DialogChanged(_ context.Context, ev core.DialogEvent) error {
+	a.noteDialog(ev.ChatID, ev.Current)
+	if ev.Current.Operator || ev.Current.Closed {
+		if t, err := parseTarget(ev.ChatID); err == nil {
+			a.typing.stop(t.chat)
+		}
+	}
+	return nil
+}
+
+func (a *Adapter) noteDialog(native string, d core.DialogState) {
+	if d.Operator && !d.Closed {
+		a.operator.put(native, struct{}{})
+	} else {
+		a.operator.remove(native)
+	}
+}
+
+// HTTPPrefix returns "/telegram/<instance name>/". The webhook is
+// <prefix>webhook; in polling mode the prefix answers 404.
+func (a *Adapter) HTTPPrefix() string { return a.prefix }
+
+// current returns the run, or nil when the adapter is not running.
+func (a *Adapter) current() *runState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.run
+}
+
+func (a *Adapter) running() bool { return a.current() != nil }
+
+// beginWork counts a request or task in the current run, so that Stop
+// waits for it; it reports nil when the adapter is not running. The
+// caller must call run.wg.Done.
+func (a *Adapter) beginWork() *runState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.run == nil {
+		return nil
+	}
+	a.run.wg.Add(1)
+	return a.run
+}
