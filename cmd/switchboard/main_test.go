@@ -27,6 +27,7 @@ func run(args ...string) (string, error) {
 func setExampleEnv(t *testing.T) {
 	t.Setenv("SELARTI_API_KEY", "example-key")
 	t.Setenv("SELARTI_WEBHOOK_SECRET", strings.Repeat("s", 48))
+	t.Setenv("TELEGRAM_TOKEN", "123456789:AAH"+strings.Repeat("x", 32))
 }
 
 func TestCheckAcceptsExample(t *testing.T) {
