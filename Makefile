@@ -1,11 +1,12 @@
 # The two commands: `make demo` (try it, no account anywhere) and `make test`.
 GO       ?= go
 PORT     ?= 8080
+BENCHFLAGS ?=
 FUZZTIME ?= 10s
 BIN      ?= bin/switchboard
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: demo test build vet fmt-check core-deps-check fuzz deps bench clean
+.PHONY: demo test build vet fmt-check core-deps-check fuzz deps bench bench-store clean
 
 ## demo: run the webchat against a local Selarti simulator on http://127.0.0.1:$(PORT)/chat/
 demo:
@@ -41,9 +42,15 @@ core-deps-check:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseChatID$$' -fuzztime=$(FUZZTIME) ./core/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseWebhook$$' -fuzztime=$(FUZZTIME) ./core/selarti/
+	$(GO) test -run='^$$' -fuzz='^FuzzClientFrame$$' -fuzztime=$(FUZZTIME) ./adapters/webchat/
+	$(GO) test -run='^$$' -fuzz='^FuzzMarkdownToHTML$$' -fuzztime=$(FUZZTIME) ./adapters/telegram/
 
-## bench: the store benchmark (see docs/benchmarks.md)
+## bench: the end-to-end load benchmark, gateway against a bare relay (about 15 minutes; BENCHFLAGS=-quick for 2); see docs/benchmarks.md
 bench:
+	$(GO) run ./test/bench $(BENCHFLAGS)
+
+## bench-store: the store benchmark (see docs/benchmarks.md)
+bench-store:
 	$(GO) test -run='^$$' -bench=. -benchtime=2s ./core/store/
 
 clean:

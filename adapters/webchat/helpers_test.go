@@ -22,14 +22,14 @@ const waitTimeout = 5 * time.Second
 
 // newTestAdapter builds an adapter from raw, with a data directory of its
 // own, failing the test on error.
-func newTestAdapter(t *testing.T, raw core.RawConfig) *Adapter {
+func newTestAdapter(t testing.TB, raw core.RawConfig) *Adapter {
 	t.Helper()
 	return newTestAdapterIn(t, raw, t.TempDir())
 }
 
 // newTestAdapterIn builds an adapter from raw that keeps its mailbox in
 // dataDir.
-func newTestAdapterIn(t *testing.T, raw core.RawConfig, dataDir string) *Adapter {
+func newTestAdapterIn(t testing.TB, raw core.RawConfig, dataDir string) *Adapter {
 	t.Helper()
 	m, err := New(core.Instance{Name: "web", Kind: Kind, Config: raw, Logger: slog.New(slog.DiscardHandler), DataDir: dataDir})
 	if err != nil {
@@ -86,7 +86,7 @@ type testServer struct {
 }
 
 // startServer starts a with a fake core and serves it; cleanup stops both.
-func startServer(t *testing.T, a *Adapter) *testServer {
+func startServer(t testing.TB, a *Adapter) *testServer {
 	t.Helper()
 	fc := &fakeCore{}
 	if err := a.Start(context.Background(), fc.deliver); err != nil {
