@@ -185,3 +185,15 @@ func TestLoadConfigWireOverrideFromEnv(t *testing.T) {
 		t.Fatalf("wire = %+v, want the send path overridden and the rest default", cfg.Selarti.Wire)
 	}
 }
+
+func TestNewRefusesAnInvalidConfig(t *testing.T) {
+	cfg, err := DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Selarti.APIKey = "k"
+	cfg.Selarti.WebhookSecret = "short"
+	if _, err := New(cfg, Options{Registry: NewRegistry()}); err == nil || !strings.Contains(err.Error(), "selarti.webhook_secret") {
+		t.Fatalf("New with a short webhook secret = %v, want a refusal naming the key", err)
+	}
+}

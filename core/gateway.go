@@ -72,6 +72,11 @@ type Gateway struct {
 // the instance's own block) and the Selarti client. It does no I/O, so
 // `switchboard check` is New without Start.
 func New(cfg *Config, opts Options) (*Gateway, error) {
+	// Validate again whoever built cfg: a gateway must never start without
+	// a webhook secret, whatever path its config took (never fail open).
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if opts.Registry == nil {
 		opts.Registry = DefaultRegistry()
 	}

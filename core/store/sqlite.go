@@ -1,18 +1,16 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	"github.com/switchboard-gw/switchboard/internal/sqlitedb"
 )
 
 var _ Store = (*SQLite)(nil)
@@ -23,17 +21,12 @@ var _ Store = (*SQLite)(nil)
 // power cut. Concurrent writes share commits (see sqlite_commit.go); reads
 // run in parallel with them on their own connections.
 type SQLite struct {
-	path   string
-	wdb    *sql.DB // one connection, used by the committer only once open
-	rdb    *sql.DB // read-only connections for Get, Stats and the like
-	wstmts map[string]*sql.Stmt
-	rstmts map[string]*sql.Stmt
-	lock   *os.File // holds the flock on path+".lock" until Close
-
-	writes   chan *writeReq
-	stop     chan struct{} // closed by Close to end the committer
-	loopDone chan struct{} // closed by the committer when it ends
-	broken   error         // set by the committer only: a sticky write error
+	path    string
+	wdb     *sql.DB // one connection, used by the committer only once open
+	rdb     *sql.DB // read-only connections for Get, Stats and the like
+	rstmts  map[string]*sql.Stmt
+	lock    *os.File            // holds the flock on path+".lock" until Close
+	commits *sqlitedb.Committer // owns wdb once open
 
 	// mu makes Close wait for the calls in progress: the lock file must not
 	// be released while a transaction may still write.
@@ -43,9 +36,6 @@ type SQLite struct {
 
 // errInUse is what lockFile returns when another process holds the lock.
 var errInUse = errors.New("in use by another process")
-
-// sqliteMagic starts every SQLite database file.
-const sqliteMagic = "SQLite format 3\x00"
 
 // OpenSQLite opens (creating it and its directory if missing) the store at
 // path, upgrades its schema, and releases every lease left by an earlier
@@ -80,14 +70,7 @@ func openWrapped(ctx context.Context, path string, shared bool) (*SQLite, error)
 }
 
 func openSQLite(ctx context.Context, path string, shared bool) (*SQLite, error) {
-	if path == "" {
-		return nil, errors.New("empty path")
-	}
-	// The driver reads everything after a '?' as connection parameters.
-	if strings.Contains(path, "?") {
-		return nil, errors.New("path must not contain '?'")
-	}
-	abs, err := filepath.Abs(path)
+	abs, err := sqlitedb.AbsPath(path)
 	if err != nil {
 		return nil, err
 	}
@@ -117,43 +100,26 @@ func openSQLite(ctx context.Context, path string, shared bool) (*SQLite, error) 
 		}
 	}()
 
-	if err := prepareFile(abs); err != nil {
+	if err := sqlitedb.PrepareFile(abs); err != nil {
 		return nil, err
 	}
 
-	// One write connection: SQLite has one writer at a time anyway, and
-	// with one connection, used by one goroutine, writes queue in our
-	// committer instead of failing with SQLITE_BUSY. Connection parameters,
-	// applied to every new connection:
-	//   - synchronous=FULL: in WAL mode (set below, after the check, as it
-	//     writes to the file) the WAL is fsynced at every commit, so a
-	//     committed (acknowledged) message survives a power cut; NORMAL
-	//     would only fsync at checkpoints and could lose the last commits.
-	//     The committer lowers it for claims only (see sqlite_commit.go);
-	//   - busy_timeout: a sqlite3 shell an operator opens on the file makes
-	//     us wait rather than fail;
-	//   - foreign_keys: enforced, for the migrations that declare some (the
-	//     first declares none, see its comments);
-	//   - _txlock=immediate: a transaction takes the write lock when it
-	//     begins, so it never fails half-way on a lock upgrade.
-	dsn := abs + "?_txlock=immediate&_busy_timeout=5000&_foreign_keys=1&_synchronous=FULL"
-	db, err := sql.Open("sqlite", dsn)
+	// The write connection commits with synchronous=FULL, so that an
+	// acknowledged message survives a power cut (see OpenWriter); the
+	// committer lowers it for claims only (see sqlite_commit.go).
+	// foreign_keys is enforced, for the migrations that declare some (the
+	// first declares none, see its comments).
+	db, err := sqlitedb.OpenWriter(ctx, abs, "_foreign_keys=1")
 	if err != nil {
 		return nil, err
 	}
 	s.wdb = db
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 
-	if err := db.PingContext(ctx); err != nil {
-		return nil, fmt.Errorf("not a usable SQLite database: %w", err)
-	}
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.useWAL(ctx); err != nil {
+	// WAL only after the check: switching to it writes to the file.
+	if err := sqlitedb.UseWAL(ctx, db); err != nil {
 		return nil, err
 	}
 	if err := migrate(ctx, db); err != nil {
@@ -164,79 +130,22 @@ func openSQLite(ctx context.Context, path string, shared bool) (*SQLite, error) 
 			return nil, err
 		}
 	}
-	if s.wstmts, err = prepareAll(ctx, db, writeQueries); err != nil {
-		return nil, err
-	}
-
-	// WAL lets readers see the last commit while a write is in progress,
-	// so reads need not queue behind a commit's fsync. query_only guards
-	// against a write slipping onto a connection that does not commit
-	// through the committer.
-	s.rdb, err = sql.Open("sqlite", abs+"?_busy_timeout=5000&_query_only=1")
+	wstmts, err := sqlitedb.PrepareAll(ctx, db, writeQueries)
 	if err != nil {
 		return nil, err
 	}
-	s.rdb.SetMaxOpenConns(4)
-	s.rdb.SetMaxIdleConns(4)
-	if s.rstmts, err = prepareAll(ctx, s.rdb, readQueries); err != nil {
+
+	// Reads run beside the writes, on their own connections (WAL).
+	if s.rdb, err = sqlitedb.OpenReader(abs); err != nil {
+		return nil, err
+	}
+	if s.rstmts, err = sqlitedb.PrepareAll(ctx, s.rdb, readQueries); err != nil {
 		return nil, err
 	}
 
-	s.writes = make(chan *writeReq, maxBatch)
-	s.stop = make(chan struct{})
-	s.loopDone = make(chan struct{})
-	go s.commitLoop()
+	s.commits = sqlitedb.NewCommitter(db, wstmts)
 	ok = true
 	return s, nil
-}
-
-// prepareAll prepares queries on db: parsing SQL costs more than running
-// these statements.
-func prepareAll(ctx context.Context, db *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
-	stmts := make(map[string]*sql.Stmt, len(queries))
-	for _, q := range queries {
-		st, err := db.PrepareContext(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("prepare %q: %w", q, err)
-		}
-		stmts[q] = st
-	}
-	return stmts, nil
-}
-
-// prepareFile refuses a file that is not a SQLite database before SQLite
-// opens it, so that nothing (a journal mode, a WAL) is written to it, and
-// creates a missing file readable by its owner only (SQLite gives its WAL
-// and shared-memory files the same mode).
-func prepareFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDONLY, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return fmt.Errorf("create database file: %w", err)
-		}
-		return f.Close()
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return errors.New("is a directory")
-	}
-	if fi.Size() == 0 {
-		// An empty file is a new database to SQLite.
-		return nil
-	}
-	head := make([]byte, len(sqliteMagic))
-	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, []byte(sqliteMagic)) {
-		return errors.New("not a SQLite database (wrong header); refusing to touch it: move it away or give another path")
-	}
-	return nil
 }
 
 // check runs PRAGMA quick_check, which reads the whole file: a corrupt
@@ -271,22 +180,6 @@ func (s *SQLite) check(ctx context.Context) error {
 	return nil
 }
 
-// useWAL switches the file to WAL mode, which is persistent: readers don't
-// block the writer, and a commit is one append and one fsync of the WAL
-// instead of a rollback journal's several.
-func (s *SQLite) useWAL(ctx context.Context) error {
-	var mode string
-	if err := s.wdb.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
-		return fmt.Errorf("set journal mode: %w", err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		// WAL needs memory shared between connections, which network
-		// filesystems don't give: refuse rather than run unsafely.
-		return fmt.Errorf("journal mode is %q, not wal (is the file on a network filesystem?)", mode)
-	}
-	return nil
-}
-
 // releaseLeases ends every lease: this process owns the file, so any lease
 // in it was taken by a process that is gone (see Store).
 func (s *SQLite) releaseLeases(ctx context.Context) error {
@@ -310,10 +203,10 @@ func (s *SQLite) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.stop)
-	<-s.loopDone
+	// The read connections close first: the last connection closed, the
+	// write one, checkpoints the WAL.
 	err := s.rdb.Close()
-	if werr := s.wdb.Close(); err == nil {
+	if werr := s.commits.Close(); err == nil {
 		err = werr
 	}
 	if lerr := s.closeLock(); err == nil {

@@ -139,7 +139,7 @@ func (s *SQLite) Enqueue(ctx context.Context, m *Message) (bool, error) {
 		id, dup = 0, false
 		// The partial unique index decides dedupe, in the same statement
 		// as the insert, so there is no window between check and write.
-		err := t.queryRow(insertMessageSQL, m.Dir, m.Chat, m.DedupeKey, payload, m.Attempts,
+		err := t.QueryRow(insertMessageSQL, m.Dir, m.Chat, m.DedupeKey, payload, m.Attempts,
 			nanos(created), nanos(m.NextAt), m.LastError).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			dup = true
@@ -151,11 +151,11 @@ func (s *SQLite) Enqueue(ctx context.Context, m *Message) (bool, error) {
 		// The new message heads its chat only if the chat has no pending
 		// message: ids only grow, so it is never before an existing head.
 		waiting, ready := readiness(nanos(created), nanos(m.NextAt), 0)
-		if _, err := t.exec(insertHeadSQL, m.Dir, m.Chat, id, boolInt(waiting), ready); err != nil {
+		if _, err := t.Exec(insertHeadSQL, m.Dir, m.Chat, id, boolInt(waiting), ready); err != nil {
 			return err
 		}
 		if m.Dir == ToSelarti {
-			if _, err := t.exec(touchChatSQL, m.Chat, nanos(created)); err != nil {
+			if _, err := t.Exec(touchChatSQL, m.Chat, nanos(created)); err != nil {
 				return err
 			}
 		}
@@ -189,7 +189,7 @@ func (s *SQLite) Claim(ctx context.Context, dir Direction, now time.Time, lease 
 	var out []Message
 	err := s.write(ctx, false, func(t *txn) error {
 		out = out[:0]
-		rows, err := t.query(claimSQL, until, until, dir, dir, limit, dir, nanos(now), limit, limit)
+		rows, err := t.Query(claimSQL, until, until, dir, dir, limit, dir, nanos(now), limit, limit)
 		if err != nil {
 			return err
 		}
@@ -210,7 +210,7 @@ func (s *SQLite) Claim(ctx context.Context, dir Direction, now time.Time, lease 
 		}
 		slices.Sort(ids)
 		for _, id := range ids {
-			m, err := scanMessage(t.queryRow(getMessageSQL, id))
+			m, err := scanMessage(t.QueryRow(getMessageSQL, id))
 			if err != nil {
 				return fmt.Errorf("read claimed message %d: %w", id, err)
 			}
@@ -265,7 +265,7 @@ func (s *SQLite) leave(ctx context.Context, leaving int64, update string, args .
 	return s.write(ctx, true, func(t *txn) error {
 		var dir Direction
 		var chat string
-		err := t.queryRow(update, args...).Scan(&dir, &chat)
+		err := t.QueryRow(update, args...).Scan(&dir, &chat)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -280,7 +280,7 @@ func (s *SQLite) leave(ctx context.Context, leaving int64, update string, args .
 // pending message and its lease, deleting it when nothing is pending.
 func settleHead(t *txn, dir Direction, chat string, leaving int64) error {
 	var leaseID, leaseUntil int64
-	err := t.queryRow(headLeaseSQL, dir, chat).Scan(&leaseID, &leaseUntil)
+	err := t.QueryRow(headLeaseSQL, dir, chat).Scan(&leaseID, &leaseUntil)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
@@ -288,23 +288,23 @@ func settleHead(t *txn, dir Direction, chat string, leaving int64) error {
 		leaseID, leaseUntil = 0, 0
 	}
 	var head, created, next int64
-	err = t.queryRow(chatHeadSQL, dir, chat).Scan(&head, &created, &next)
+	err = t.QueryRow(chatHeadSQL, dir, chat).Scan(&head, &created, &next)
 	if errors.Is(err, sql.ErrNoRows) {
-		_, err = t.exec(deleteHeadSQL, dir, chat)
+		_, err = t.Exec(deleteHeadSQL, dir, chat)
 		return err
 	}
 	if err != nil {
 		return err
 	}
 	waiting, ready := readiness(created, next, leaseUntil)
-	_, err = t.exec(upsertHeadSQL, dir, chat, head, boolInt(waiting), ready, leaseID, leaseUntil)
+	_, err = t.Exec(upsertHeadSQL, dir, chat, head, boolInt(waiting), ready, leaseID, leaseUntil)
 	return err
 }
 
 // Drop implements Store.
 func (s *SQLite) Drop(ctx context.Context, id int64) error {
 	err := s.write(ctx, true, func(t *txn) error {
-		res, err := t.exec(dropSQL, id)
+		res, err := t.Exec(dropSQL, id)
 		if err != nil {
 			return err
 		}
@@ -417,7 +417,7 @@ func (s *SQLite) DialogFlags(ctx context.Context, chat string) (uint32, error) {
 // SetDialogFlags implements Store.
 func (s *SQLite) SetDialogFlags(ctx context.Context, chat string, flags uint32) error {
 	err := s.write(ctx, true, func(t *txn) error {
-		_, err := t.exec(setFlagsSQL, chat, int64(flags), nanos(wallNow()))
+		_, err := t.Exec(setFlagsSQL, chat, int64(flags), nanos(wallNow()))
 		return err
 	})
 	if err != nil {
@@ -437,7 +437,7 @@ func (s *SQLite) Prune(ctx context.Context, cutoff, chatsBefore time.Time) (int,
 	err := s.write(ctx, true, func(t *txn) error {
 		n = 0
 		for _, dir := range Directions {
-			res, err := t.exec(pruneMessagesSQL, dir, c)
+			res, err := t.Exec(pruneMessagesSQL, dir, c)
 			if err != nil {
 				return err
 			}
@@ -447,10 +447,10 @@ func (s *SQLite) Prune(ctx context.Context, cutoff, chatsBefore time.Time) (int,
 			}
 			n += k
 		}
-		if _, err := t.exec(pruneChatsSQL, cc, cc); err != nil {
+		if _, err := t.Exec(pruneChatsSQL, cc, cc); err != nil {
 			return err
 		}
-		_, err := t.exec(forgetChatsSQL, cc)
+		_, err := t.Exec(forgetChatsSQL, cc)
 		return err
 	})
 	if err != nil {
