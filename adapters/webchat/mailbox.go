@@ -1,20 +1,14 @@
 package webchat
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	"github.com/switchboard-gw/switchboard/internal/sqlitedb"
 )
 
 // The mailbox is the durable side of the sessions: one SQLite file,
@@ -24,13 +18,13 @@ import (
 // so a message Send accepted survives a crash or a power cut, and its
 // seq and its session's epoch survive with it.
 //
-// Writes go through one goroutine, the committer, which runs the writes
-// waiting together in one transaction, each under its own savepoint, and
-// commits them with one fsync (group commit, as core/store does): the
-// fsync, which costs far more than the statements, is shared by all the
-// writers that arrived while the previous commit was syncing. A lone
-// writer waits for no one. Reads run on their own connections, beside the
-// writes (WAL).
+// Writes go through one goroutine, the committer (internal/sqlitedb's
+// Committer, as in core/store), which runs the writes waiting together in
+// one transaction, each under its own savepoint, and commits them with one
+// fsync: the fsync, which costs far more than the statements, is shared by
+// all the writers that arrived while the previous commit was syncing. A
+// lone writer waits for no one. Every write is durable. Reads run on their
+// own connections, beside the writes (WAL).
 
 // mailboxFile is the database's name inside the instance's data directory.
 const mailboxFile = "webchat.db"
@@ -105,10 +99,6 @@ var mailboxReads = []string{qLoadSession, qLoadHistory, qIdle}
 // the core: the message is retried after the next Start.
 var errMailboxClosed = errors.New("webchat mailbox is closed")
 
-// maxCommitBatch bounds the writes in one transaction, and so how long
-// one transaction holds the database.
-const maxCommitBatch = 128
-
 // mailbox is the durable session store. Its methods are safe for
 // concurrent use, but the caller must serialise the calls that concern one
 // session (sessions does, with each session's lock): a session's seqs are
@@ -118,12 +108,8 @@ type mailbox struct {
 	historyLimit int
 	wdb          *sql.DB // one connection, used by the committer once open
 	rdb          *sql.DB // read-only connections
-	wstmts       map[string]*sql.Stmt
 	rstmts       map[string]*sql.Stmt
-
-	writes   chan *mbWrite
-	stop     chan struct{} // closed by close to end the committer
-	loopDone chan struct{} // closed by the committer when it ends
+	commits      *sqlitedb.Committer // owns wdb once open
 
 	// mu makes close wait for the calls in progress.
 	mu     sync.RWMutex
@@ -142,18 +128,11 @@ func openMailbox(ctx context.Context, path string, historyLimit int) (*mailbox, 
 }
 
 func openMailboxFile(ctx context.Context, path string, historyLimit int) (_ *mailbox, err error) {
-	if path == "" {
-		return nil, errors.New("empty path")
-	}
-	// The driver reads everything after a '?' as connection parameters.
-	if strings.Contains(path, "?") {
-		return nil, errors.New("path must not contain '?'")
-	}
-	abs, err := filepath.Abs(path)
+	abs, err := sqlitedb.AbsPath(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := prepareMailboxFile(abs); err != nil {
+	if err := sqlitedb.PrepareFile(abs); err != nil {
 		return nil, err
 	}
 	m := &mailbox{path: path, historyLimit: historyLimit}
@@ -167,92 +146,32 @@ func openMailboxFile(ctx context.Context, path string, historyLimit int) (_ *mai
 		}
 	}()
 
-	// One write connection: SQLite has one writer at a time anyway, and
-	// with one connection, used by the committer only, writes queue in
-	// the committer instead of failing with SQLITE_BUSY. Parameters,
-	// applied to every new connection:
-	//   - synchronous=FULL: in WAL mode the WAL is fsynced at every
-	//     commit, so a message Send accepted survives a power cut;
-	//     NORMAL would only fsync at checkpoints;
-	//   - busy_timeout: a sqlite3 shell an operator opens on the file
-	//     makes us wait rather than fail;
-	//   - _txlock=immediate: a transaction takes the write lock when it
-	//     begins, so it never fails half-way on a lock upgrade.
-	// No process lock: the core already runs one process per data
-	// directory (its store's lock).
-	m.wdb, err = sql.Open("sqlite", abs+"?_txlock=immediate&_busy_timeout=5000&_synchronous=FULL")
-	if err != nil {
+	// The write connection commits with synchronous=FULL (see
+	// OpenWriter), so a message Send accepted survives a power cut. No
+	// process lock: the core already runs one process per data directory
+	// (its store's lock).
+	if m.wdb, err = sqlitedb.OpenWriter(ctx, abs); err != nil {
 		return nil, err
-	}
-	m.wdb.SetMaxOpenConns(1)
-	m.wdb.SetMaxIdleConns(1)
-	m.wdb.SetConnMaxLifetime(0)
-	m.wdb.SetConnMaxIdleTime(0)
-	if err := m.wdb.PingContext(ctx); err != nil {
-		return nil, fmt.Errorf("not a usable SQLite database: %w", err)
 	}
 	if err := m.migrate(ctx); err != nil {
 		return nil, err
 	}
-	if err := m.useWAL(ctx); err != nil {
+	if err := sqlitedb.UseWAL(ctx, m.wdb); err != nil {
 		return nil, err
 	}
-	if m.wstmts, err = prepareStmts(ctx, m.wdb, mailboxWrites); err != nil {
-		return nil, err
-	}
-	// query_only guards against a write slipping past the committer.
-	m.rdb, err = sql.Open("sqlite", abs+"?_busy_timeout=5000&_query_only=1")
+	wstmts, err := sqlitedb.PrepareAll(ctx, m.wdb, mailboxWrites)
 	if err != nil {
 		return nil, err
 	}
-	m.rdb.SetMaxOpenConns(4)
-	m.rdb.SetMaxIdleConns(4)
-	if m.rstmts, err = prepareStmts(ctx, m.rdb, mailboxReads); err != nil {
+	if m.rdb, err = sqlitedb.OpenReader(abs); err != nil {
+		return nil, err
+	}
+	if m.rstmts, err = sqlitedb.PrepareAll(ctx, m.rdb, mailboxReads); err != nil {
 		return nil, err
 	}
 
-	m.writes = make(chan *mbWrite, maxCommitBatch)
-	m.stop = make(chan struct{})
-	m.loopDone = make(chan struct{})
-	go m.commitLoop()
+	m.commits = sqlitedb.NewCommitter(m.wdb, wstmts)
 	return m, nil
-}
-
-// sqliteHeader starts every SQLite database file.
-const sqliteHeader = "SQLite format 3\x00"
-
-// prepareMailboxFile refuses a file that is not a SQLite database before
-// SQLite opens it (and writes a WAL beside it), and creates a missing file
-// readable by its owner only: it holds users' conversations. SQLite gives
-// its WAL and shared-memory files the same mode.
-func prepareMailboxFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return fmt.Errorf("create database file: %w", err)
-		}
-		return f.Close()
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return errors.New("is a directory")
-	}
-	if fi.Size() == 0 {
-		return nil // a new database to SQLite
-	}
-	head := make([]byte, len(sqliteHeader))
-	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, []byte(sqliteHeader)) {
-		return errors.New("not a SQLite database (wrong header); refusing to touch it: move it away")
-	}
-	return nil
 }
 
 // migrate creates the schema in a fresh file and checks the version of an
@@ -289,35 +208,6 @@ func (m *mailbox) migrate(ctx context.Context) error {
 	return nil
 }
 
-// useWAL switches the file to WAL mode (which persists in the file):
-// reads don't block the writer, and a commit is one append and one fsync.
-func (m *mailbox) useWAL(ctx context.Context) error {
-	var mode string
-	if err := m.wdb.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
-		return fmt.Errorf("set journal mode: %w", err)
-	}
-	if !strings.EqualFold(mode, "wal") {
-		// WAL needs memory shared between connections, which network
-		// filesystems don't give: refuse rather than run unsafely.
-		return fmt.Errorf("journal mode is %q, not wal (is the file on a network filesystem?)", mode)
-	}
-	return nil
-}
-
-// prepareStmts prepares queries on db: parsing SQL costs more than running
-// these statements.
-func prepareStmts(ctx context.Context, db *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
-	stmts := make(map[string]*sql.Stmt, len(queries))
-	for _, q := range queries {
-		st, err := db.PrepareContext(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("prepare %q: %w", q, err)
-		}
-		stmts[q] = st
-	}
-	return stmts, nil
-}
-
 // close waits for the calls in progress, stops the committer and closes
 // the database (the last connection checkpoints the WAL). It is safe to
 // call twice.
@@ -328,10 +218,10 @@ func (m *mailbox) close() error {
 		return nil
 	}
 	m.closed = true
-	close(m.stop)
-	<-m.loopDone
+	// The read connections close first: the last connection closed, the
+	// write one, checkpoints the WAL.
 	err := m.rdb.Close()
-	if werr := m.wdb.Close(); err == nil {
+	if werr := m.commits.Close(); err == nil {
 		err = werr
 	}
 	if err != nil {
@@ -412,11 +302,11 @@ const (
 // already. It returns the session as stored: its epoch is the existing
 // one if there was one.
 func (m *mailbox) create(ctx context.Context, id, epoch, name string, now time.Time) (epochOut string, lastSeq int64, err error) {
-	err = m.write(ctx, func(t *mbTx) error {
-		if _, err := t.exec(qCreateSession, id, epoch, now.UnixNano(), name); err != nil {
+	err = m.write(ctx, func(t *sqlitedb.Tx) error {
+		if _, err := t.Exec(qCreateSession, id, epoch, now.UnixNano(), name); err != nil {
 			return err
 		}
-		return t.queryRow(qGetSession, id).Scan(&epochOut, &lastSeq)
+		return t.QueryRow(qGetSession, id).Scan(&epochOut, &lastSeq)
 	})
 	if err != nil {
 		return "", 0, fmt.Errorf("create session: %w", err)
@@ -450,16 +340,16 @@ type appended struct {
 // its seq is returned with dup set.
 func (m *mailbox) append(ctx context.Context, r appendReq) (appended, error) {
 	var out appended
-	err := m.write(ctx, func(t *mbTx) error {
+	err := m.write(ctx, func(t *sqlitedb.Tx) error {
 		if r.e.id != "" {
 			find, id := qFindMsgID, r.e.id
 			if r.e.from == fromUser {
 				find = qFindClientID
 			}
-			err := t.queryRow(find, r.session, id).Scan(&out.seq)
+			err := t.QueryRow(find, r.session, id).Scan(&out.seq)
 			if err == nil {
 				out.dup = true
-				return t.queryRow(qGetSession, r.session).Scan(&out.epoch, new(int64))
+				return t.QueryRow(qGetSession, r.session).Scan(&out.epoch, new(int64))
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
 				return err
@@ -467,13 +357,13 @@ func (m *mailbox) append(ctx context.Context, r appendReq) (appended, error) {
 		}
 		now := r.e.ts.UnixNano()
 		var last int64
-		err := t.queryRow(qGetSession, r.session).Scan(&out.epoch, &last)
+		err := t.QueryRow(qGetSession, r.session).Scan(&out.epoch, &last)
 		if errors.Is(err, sql.ErrNoRows) {
 			if r.newEpoch == "" {
 				out.missing = true
 				return nil
 			}
-			if _, err := t.exec(qCreateSession, r.session, r.newEpoch, now, r.name); err != nil {
+			if _, err := t.Exec(qCreateSession, r.session, r.newEpoch, now, r.name); err != nil {
 				return err
 			}
 			out.epoch, last, err = r.newEpoch, 0, nil
@@ -491,15 +381,15 @@ func (m *mailbox) append(ctx context.Context, r appendReq) (appended, error) {
 		default:
 			msgID = r.e.id
 		}
-		if _, err := t.exec(qInsertEntry, r.session, out.seq, kind, r.e.from, r.e.text, now,
+		if _, err := t.Exec(qInsertEntry, r.session, out.seq, kind, r.e.from, r.e.text, now,
 			clientID, msgID, r.e.operator, r.e.closed); err != nil {
 			return err
 		}
-		if _, err := t.exec(qAdvance, out.seq, now, r.name, r.name, r.session); err != nil {
+		if _, err := t.Exec(qAdvance, out.seq, now, r.name, r.name, r.session); err != nil {
 			return err
 		}
 		if cut := out.seq - int64(m.historyLimit); cut > 0 {
-			if _, err := t.exec(qTrim, r.session, cut); err != nil {
+			if _, err := t.Exec(qTrim, r.session, cut); err != nil {
 				return err
 			}
 		}
@@ -545,17 +435,17 @@ func (m *mailbox) expire(ctx context.Context, del []string, touch map[string]tim
 	if len(del) == 0 && len(touch) == 0 {
 		return nil
 	}
-	err := m.write(ctx, func(t *mbTx) error {
+	err := m.write(ctx, func(t *sqlitedb.Tx) error {
 		for _, id := range del {
-			if _, err := t.exec(qDeleteHistory, id); err != nil {
+			if _, err := t.Exec(qDeleteHistory, id); err != nil {
 				return err
 			}
-			if _, err := t.exec(qDeleteSession, id); err != nil {
+			if _, err := t.Exec(qDeleteSession, id); err != nil {
 				return err
 			}
 		}
 		for id, at := range touch {
-			if _, err := t.exec(qTouch, at.UnixNano(), id); err != nil {
+			if _, err := t.Exec(qTouch, at.UnixNano(), id); err != nil {
 				return err
 			}
 		}
@@ -567,149 +457,15 @@ func (m *mailbox) expire(ctx context.Context, del []string, touch map[string]tim
 	return nil
 }
 
-// Group commit.
-
-// Write states: queued until the committer takes it, or abandoned by a
-// caller whose context ended first.
-const (
-	mbQueued int32 = iota
-	mbTaken
-	mbAbandoned
-)
-
-// mbWrite is one call's write, waiting for the committer.
-type mbWrite struct {
-	fn    func(t *mbTx) error
-	state atomic.Int32
-	done  chan error // buffered: the committer never blocks on it
-}
-
-// mbTx is what a write sees of the shared transaction. Its statements run
-// without the caller's context: cancelling a statement inside a shared
-// transaction could roll back the other callers' writes.
-type mbTx struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
-}
-
-func (t *mbTx) exec(q string, args ...any) (sql.Result, error) {
-	if st := t.stmts[q]; st != nil {
-		return t.tx.Stmt(st).Exec(args...)
-	}
-	return t.tx.Exec(q, args...)
-}
-
-func (t *mbTx) queryRow(q string, args ...any) *sql.Row {
-	if st := t.stmts[q]; st != nil {
-		return t.tx.Stmt(st).QueryRow(args...)
-	}
-	return t.tx.QueryRow(q, args...)
-}
-
-// write runs fn in a committed transaction, through the committer. Once
-// the committer has taken the write, the caller waits for its outcome even if ctx ends, so that nil always means
-// committed and an error (almost always) means not written.
-func (m *mailbox) write(ctx context.Context, fn func(t *mbTx) error) error {
+// write runs fn in a committed, durable transaction, through the
+// committer. Once the committer has taken the write, the caller waits for
+// its outcome even if ctx ends, so that nil always means committed and an
+// error (almost always) means not written.
+func (m *mailbox) write(ctx context.Context, fn func(t *sqlitedb.Tx) error) error {
 	done, err := m.use()
 	if err != nil {
 		return err
 	}
 	defer done()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	w := &mbWrite{fn: fn, done: make(chan error, 1)}
-	select {
-	case m.writes <- w:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		if w.state.CompareAndSwap(mbQueued, mbAbandoned) {
-			return ctx.Err()
-		}
-		return <-w.done
-	}
-}
-
-// commitLoop is the committer. It runs until stop is closed.
-func (m *mailbox) commitLoop() {
-	defer close(m.loopDone)
-	batch := make([]*mbWrite, 0, maxCommitBatch)
-	for {
-		select {
-		case w := <-m.writes:
-			batch = append(batch[:0], w)
-		case <-m.stop:
-			return
-		}
-		// Whatever queued up while the last commit was syncing.
-	gather:
-		for len(batch) < maxCommitBatch {
-			select {
-			case w := <-m.writes:
-				batch = append(batch, w)
-			default:
-				break gather
-			}
-		}
-		live := batch[:0]
-		for _, w := range batch {
-			if w.state.CompareAndSwap(mbQueued, mbTaken) {
-				live = append(live, w)
-			}
-		}
-		if len(live) == 0 {
-			continue
-		}
-		errs, err := m.runBatch(live)
-		for i, w := range live {
-			if errs[i] != nil {
-				w.done <- errs[i]
-			} else {
-				w.done <- err
-			}
-		}
-	}
-}
-
-// runBatch runs the writes of one batch in one transaction, each under a
-// savepoint so that one failing write does not undo the others. errs holds
-// each write's own error; err is the transaction's, which applies to the
-// writes without one.
-func (m *mailbox) runBatch(live []*mbWrite) (errs []error, err error) {
-	errs = make([]error, len(live))
-	tx, err := m.wdb.BeginTx(context.Background(), nil)
-	if err != nil {
-		return errs, err
-	}
-	t := &mbTx{tx: tx, stmts: m.wstmts}
-	if len(live) == 1 {
-		// The usual case under light load: no savepoint needed.
-		if errs[0] = live[0].fn(t); errs[0] != nil {
-			_ = tx.Rollback()
-			return errs, nil
-		}
-		return errs, tx.Commit()
-	}
-	for i, w := range live {
-		if _, err := t.exec("SAVEPOINT w"); err != nil {
-			_ = tx.Rollback()
-			return errs, err
-		}
-		if errs[i] = w.fn(t); errs[i] != nil {
-			if _, err := t.exec("ROLLBACK TO w"); err != nil {
-				_ = tx.Rollback()
-				return errs, err
-			}
-		}
-		if _, err := t.exec("RELEASE w"); err != nil {
-			_ = tx.Rollback()
-			return errs, err
-		}
-	}
-	return errs, tx.Commit()
+	return m.commits.Write(ctx, true, fn)
 }

@@ -1,0 +1,300 @@
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Group commit. Every write goes through one goroutine, the committer,
+// which runs the writes that are waiting together in one transaction, each
+// under its own savepoint, and commits them with one fsync. A write returns
+// only after the commit that holds it, so durability is that of one commit
+// per write; the fsync, which costs far more than the statements, is shared
+// by the callers that arrived while the previous commit was syncing. A lone
+// caller waits for no one: there is no batching delay.
+//
+// The committer owns the write connection, so it may also lower
+// synchronous for the writes not marked durable without any other write
+// slipping into that commit. In WAL mode this is safe: the WAL is
+// append-only, so the next synced commit makes their frames durable too,
+// and a crash before it loses only them. A store marks a write not durable
+// only when losing it in a crash loses nothing (core/store's claims: the
+// leases they take are released when the store is opened).
+
+// maxBatch bounds the writes in one transaction, and so the time one
+// transaction holds the database.
+const maxBatch = 128
+
+// ErrClosed is what Write returns after Close.
+var ErrClosed = errors.New("committer is closed")
+
+// Request states: queued until the committer takes it, or abandoned by a
+// caller whose context ended first.
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqAbandoned
+)
+
+// request is one call's write, waiting for the committer.
+type request struct {
+	fn      func(t *Tx) error
+	durable bool
+	state   atomic.Int32
+	done    chan error // buffered: the committer never blocks on it
+}
+
+// Committer runs the writes to one database (see Write). It owns the write
+// connection it was given, and closes it in Close. Its methods are safe
+// for concurrent use.
+type Committer struct {
+	db    *sql.DB
+	stmts map[string]*sql.Stmt // prepared on db
+
+	writes   chan *request
+	stop     chan struct{} // closed by Close to end the committer
+	loopDone chan struct{} // closed by the committer when it ends
+	broken   error         // set by the committer only: a sticky write error
+
+	// lazy and durable are the committer's, reused from batch to batch so
+	// that a commit allocates no more than it must.
+	lazy, durable []*request
+
+	closeOnce sync.Once
+}
+
+// NewCommitter starts the committer on db, the connection OpenWriter
+// opened, which it owns from now on: nothing else may write through it.
+// stmts are statements prepared on db (PrepareAll); Tx runs a query that
+// is among them prepared.
+func NewCommitter(db *sql.DB, stmts map[string]*sql.Stmt) *Committer {
+	c := &Committer{
+		db:       db,
+		stmts:    stmts,
+		writes:   make(chan *request, maxBatch),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	go c.loop()
+	return c
+}
+
+// Close stops the committer, once the write it may be running has
+// committed, and closes the write connection. A write still queued, or
+// sent after Close, fails with ErrClosed. Close is safe to call twice;
+// the second call does nothing.
+//
+// The connection closed last checkpoints the WAL into the database: a
+// store that has read connections closes them first.
+func (c *Committer) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		<-c.loopDone
+		err = c.db.Close()
+	})
+	return err
+}
+
+// Tx is what a write sees of the shared transaction: the statements run
+// prepared, on the write connection. They run without the caller's
+// context: cancelling a statement inside an explicit transaction can roll
+// back the whole transaction, other callers' writes included.
+type Tx struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (t *Tx) stmt(q string) *sql.Stmt {
+	if st := t.stmts[q]; st != nil {
+		return t.tx.Stmt(st) // reuses the statement prepared on this connection
+	}
+	return nil
+}
+
+// Exec runs q in the transaction, as sql.Tx.Exec does.
+func (t *Tx) Exec(q string, args ...any) (sql.Result, error) {
+	if st := t.stmt(q); st != nil {
+		return st.Exec(args...)
+	}
+	return t.tx.Exec(q, args...)
+}
+
+// QueryRow runs q in the transaction, as sql.Tx.QueryRow does.
+func (t *Tx) QueryRow(q string, args ...any) *sql.Row {
+	if st := t.stmt(q); st != nil {
+		return st.QueryRow(args...)
+	}
+	return t.tx.QueryRow(q, args...)
+}
+
+// Query runs q in the transaction, as sql.Tx.Query does. The caller closes
+// the rows before fn returns.
+func (t *Tx) Query(q string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(q); st != nil {
+		return st.Query(args...)
+	}
+	return t.tx.Query(q, args...)
+}
+
+// Write runs fn in a committed transaction, through the committer, and
+// returns fn's error (its changes undone, the other writes of the batch
+// kept) or else the transaction's. durable false lets the commit skip the
+// fsync (see the top of this file). Once the committer has taken the
+// write, the caller waits for its outcome even if ctx ends, so that a nil
+// error always means committed and an error (almost always) means not
+// written.
+func (c *Committer) Write(ctx context.Context, durable bool, fn func(t *Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{fn: fn, durable: durable, done: make(chan error, 1)}
+	select {
+	case c.writes <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.loopDone:
+		return ErrClosed
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			return ctx.Err()
+		}
+		return <-r.done
+	case <-c.loopDone:
+		// Closed while r was queued: r was never run, unless the committer
+		// took it just before it stopped, and then r.done has its outcome.
+		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			return ErrClosed
+		}
+		return <-r.done
+	}
+}
+
+// loop is the committer. It runs until stop is closed.
+func (c *Committer) loop() {
+	defer close(c.loopDone)
+	batch := make([]*request, 0, maxBatch)
+	for {
+		select {
+		case r := <-c.writes:
+			batch = append(batch[:0], r)
+		case <-c.stop:
+			return
+		}
+		// Whatever queued up while the last commit was syncing.
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-c.writes:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		c.commit(batch)
+	}
+}
+
+// commit runs the writes gathered in one go and tells each caller its
+// outcome. The writes not durable run first, in a transaction of their own
+// that is not synced, so that they don't wait for the other writes' fsync.
+// The writes gathered are concurrent calls, so any order between them is
+// correct.
+func (c *Committer) commit(batch []*request) {
+	lazy, durable := c.lazy[:0], c.durable[:0]
+	for _, r := range batch {
+		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
+			continue // its caller gave up and returned
+		}
+		if r.durable {
+			durable = append(durable, r)
+		} else {
+			lazy = append(lazy, r)
+		}
+	}
+	c.commitPart(lazy, false)
+	c.commitPart(durable, true)
+	clear(lazy)
+	clear(durable)
+	c.lazy, c.durable = lazy, durable
+}
+
+// commitPart runs writes in one transaction and tells each its outcome.
+func (c *Committer) commitPart(live []*request, durable bool) {
+	if len(live) == 0 {
+		return
+	}
+	if c.broken != nil {
+		for _, r := range live {
+			r.done <- c.broken
+		}
+		return
+	}
+	errs, err := c.runBatch(live, durable)
+	for i, r := range live {
+		if errs[i] != nil {
+			r.done <- errs[i]
+		} else {
+			r.done <- err
+		}
+	}
+}
+
+// runBatch runs the writes of one batch in one transaction, each under a
+// savepoint so that one failing write does not undo the others. errs holds
+// each write's own error (its savepoint rolled back); err is the
+// transaction's, which applies to the writes without one.
+func (c *Committer) runBatch(live []*request, durable bool) (errs []error, err error) {
+	errs = make([]error, len(live))
+	ctx := context.Background()
+	if !durable {
+		if _, err := c.db.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+			return errs, fmt.Errorf("lower synchronous: %w", err)
+		}
+		defer func() {
+			if _, rerr := c.db.ExecContext(ctx, "PRAGMA synchronous = FULL"); rerr != nil {
+				// Never commit a durable write without FULL: stop writing.
+				c.broken = fmt.Errorf("store needs reopening: restore synchronous=FULL: %w", rerr)
+			}
+		}()
+	}
+
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return errs, err
+	}
+	t := &Tx{tx: tx, stmts: c.stmts}
+	if len(live) == 1 {
+		// The usual case under light load: no savepoint needed.
+		if errs[0] = live[0].fn(t); errs[0] != nil {
+			_ = tx.Rollback()
+			return errs, nil
+		}
+		return errs, tx.Commit()
+	}
+	for i, r := range live {
+		if _, err := t.Exec("SAVEPOINT w"); err != nil {
+			_ = tx.Rollback()
+			return errs, err
+		}
+		if errs[i] = r.fn(t); errs[i] != nil {
+			if _, err := t.Exec("ROLLBACK TO w"); err != nil {
+				_ = tx.Rollback()
+				return errs, err
+			}
+		}
+		if _, err := t.Exec("RELEASE w"); err != nil {
+			_ = tx.Rollback()
+			return errs, err
+		}
+	}
+	return errs, tx.Commit()
+}
