@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"io"
 	"log/slog"
 	"slices"
@@ -61,16 +62,7 @@ func (r *recorder) texts() []string {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitFor = testutil.Eventually
 
 type stubSelarti struct {
 	mu   sync.Mutex

@@ -1,8 +1,8 @@
 package telegram
 
 import (
-	"bytes"
 	"context"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -97,16 +97,7 @@ func ctxTimeout(t *testing.T) context.Context {
 }
 
 // eventually polls cond every 10ms for up to 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = testutil.Eventually
 
 // recorder is a DeliverFunc that acts like the core: it accepts messages
 // once by Inbound.ID (a redelivery is acknowledged, not recorded twice),
@@ -184,22 +175,7 @@ func (r *recorder) acceptedList() []core.Inbound {
 }
 
 // syncBuffer collects logs from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 var ann = faketelegram.User{ID: 42, FirstName: "Ann", LastName: "Lee", Username: "ann"}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -259,17 +260,8 @@ func (ts *testServer) send(t *testing.T, session, text string) {
 	}
 }
 
-// eventually polls cond until it holds or the wait times out.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// eventually polls cond for up to 10 s.
+var eventually = testutil.Eventually
 
 // connsOf returns the number of open connections of a session.
 func (a *Adapter) connsOf(id string) int {

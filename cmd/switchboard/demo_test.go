@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,31 +16,12 @@ import (
 	fakeselarti "github.com/switchboard-gw/switchboard/test/fakes/selarti"
 )
 
-// lockedBuffer is a bytes.Buffer safe for the command's and the test's
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestDemoChatRoundTrip runs `switchboard demo` as a user would (on a free
 // port), chats with it over the webchat WebSocket, and stops it.
 func TestDemoChatRoundTrip(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd := newRootCmd()
 	cmd.SetOut(out)
 	cmd.SetErr(out)

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"slices"
 	"strings"
 	"sync"
@@ -122,16 +123,7 @@ func stop(t *testing.T, m core.Messenger) {
 }
 
 // eventually polls cond for up to 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = testutil.Eventually
 
 func startStopTwice(t *testing.T, h Harness) {
 	m := h.New(t)

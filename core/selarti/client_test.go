@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -164,23 +165,8 @@ func (f *fake) delivered() int {
 	return n
 }
 
-// syncBuffer is a goroutine-safe log sink (the auth goroutine logs too).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects logs from many goroutines.
+type syncBuffer = testutil.SyncBuffer
 
 // observation is one Observe call.
 type observation struct{ op, outcome string }

@@ -4,16 +4,14 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"io"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -132,36 +130,10 @@ func (e *env) waitReady() {
 }
 
 // eventually polls cond every 10ms for up to 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = testutil.Eventually
 
 // syncBuffer collects logs from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
+type syncBuffer = testutil.SyncBuffer
 
 // chromiumPath finds a Chromium for the browser test.
 func chromiumPath() string {
