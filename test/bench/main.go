@@ -1,0 +1,296 @@
+// Command bench is Switchboard's end-to-end load benchmark (issue #5),
+// run by `make bench`. On loopback it drives load from many users of a
+// messenger (the webchat's WebSocket; more drivers as they exist, see
+// Driver) through a target to the Selarti simulator, answering at zero
+// think time, and the simulator's webhooks back to the users. The target
+// is, in turn, the real gateway binary with its durable SQLite store, and
+// the bare relay (test/bench/relay), the smallest program that moves the
+// same messages between the same fakes. Both run in the same benchmark,
+// so the gateway's figures are reported as ratios to the relay's.
+//
+// For each number of active chats (default 10, 1,000 and 100,000) and each
+// target: start it, connect the chats, send each chat's first message
+// (warm-up), offer fixed rates open loop (default 100 to 4,000 round
+// trips a second, stopping above the first rate the target cannot
+// sustain), then keep a fixed number of messages outstanding (the max
+// step). It prints a table and writes bench-results/<stamp>.json, .csv,
+// .svg (latency against offered load) and .txt.
+//
+// The run is not part of `go test ./...`; only its pure parts have tests.
+// docs/benchmarks.md describes the method and its limits.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line settings.
+type options struct {
+	quick       bool
+	driver      string
+	chats       []int
+	rates       []float64
+	targets     []string
+	step        time.Duration
+	settle      time.Duration
+	drain       time.Duration
+	warmupDrain time.Duration
+	warmupMax   time.Duration
+	window      int
+	workers     int
+	out         string
+	profile     bool
+	allRates    bool
+	keep        bool
+	maxConns    int
+	sourceIPs   int
+	connsPerIP  int
+	stamp       string
+	replot      string
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		return err
+	}
+	if o.replot != "" {
+		return replot(o.replot)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	maxChats := 0
+	for _, c := range o.chats {
+		maxChats = max(maxChats, c)
+	}
+	// One socket per chat on each side, plus the HTTP connections.
+	if got, err := raiseFileLimit(uint64(maxChats + 10000)); err != nil {
+		return err
+	} else if got < uint64(maxChats+1000) {
+		log.Warn("open files limit too low for the largest step", "limit", got, "chats", maxChats)
+	}
+
+	workDir, err := os.MkdirTemp("", "switchboard-bench-")
+	if err != nil {
+		return fmt.Errorf("create work directory: %w", err)
+	}
+	if o.keep {
+		log.Info("keeping the work directory (logs, stores)", "dir", workDir)
+	} else {
+		defer os.RemoveAll(workDir)
+	}
+	log.Info("building", "profile", o.profile)
+	bins, err := buildBinaries(ctx, workDir, o.profile)
+	if err != nil {
+		return err
+	}
+
+	rep := Report{
+		Started: time.Now(),
+		Command: "go run ./test/bench " + strings.Join(os.Args[1:], " "),
+		Machine: machine(),
+		Settings: Settings{
+			Driver: o.driver, Chats: o.chats, Rates: o.rates, StepSeconds: o.step.Seconds(),
+			SettleSeconds: o.settle.Seconds(), Window: o.window, Workers: o.workers, Profile: o.profile,
+		},
+	}
+	for _, chats := range o.chats {
+		for _, target := range o.targets {
+			if ctx.Err() != nil {
+				break
+			}
+			rep.Runs = append(rep.Runs, runOne(ctx, log, o, bins, target, chats, workDir))
+		}
+	}
+	rep.Seconds = time.Since(rep.Started).Seconds()
+	rep.Comparisons = compareRuns(rep.Runs)
+	rep.Targets = checkTargets(rep.Runs, rep.Comparisons)
+
+	fmt.Println()
+	if err := writeTable(os.Stdout, rep); err != nil {
+		return err
+	}
+	paths, err := writeFiles(o.out, o.stamp, rep)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nwritten: %s\n", strings.Join(paths, ", "))
+	if o.profile {
+		fmt.Printf("profiles: go tool pprof -top %s/%s-*-cpu.pprof (and -sample_index=alloc_space on -mem.pprof)\n", o.out, o.stamp)
+	}
+	for _, r := range rep.Runs {
+		if r.Err != "" {
+			return errors.New("some runs failed; see the table")
+		}
+	}
+	return ctx.Err()
+}
+
+// replot rewrites the text, CSV and SVG of a saved report, after a change
+// to how they are drawn, and prints its table.
+func replot(jsonPath string) error {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return fmt.Errorf("read report: %w", err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("read report %s: %w", jsonPath, err)
+	}
+	if err := writeTable(os.Stdout, rep); err != nil {
+		return err
+	}
+	dir, stem := filepath.Split(strings.TrimSuffix(jsonPath, ".json"))
+	paths, err := writeFiles(dir, stem, rep)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nwritten: %s\n", strings.Join(paths, ", "))
+	return nil
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	o := options{stamp: time.Now().Format("20060102-150405")}
+	var chats, rates, targets string
+	fs.BoolVar(&o.quick, "quick", false, "a 1-2 minute smoke run: 10 and 1,000 chats, three rates, short steps")
+	fs.StringVar(&o.driver, "driver", "webchat", "load source (messenger): webchat")
+	fs.StringVar(&chats, "chats", "10,1000,100000", "numbers of active chats, comma-separated")
+	fs.StringVar(&rates, "rates", "100,250,500,1000,2000,4000", "offered loads in round trips a second, comma-separated")
+	fs.StringVar(&targets, "targets", "relay,gateway", "targets, in the order they run for each number of chats")
+	fs.DurationVar(&o.step, "step", 8*time.Second, "measured length of each step")
+	fs.DurationVar(&o.settle, "settle", 2*time.Second, "unmeasured start of each step")
+	fs.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait for a step's last replies")
+	fs.DurationVar(&o.warmupMax, "warmup-max", 3*time.Minute, "longest warm-up; chats that have not written by then are left out of the run")
+	fs.DurationVar(&o.warmupDrain, "warmup-drain", time.Minute, "longest wait for the warm-up's last replies")
+	fs.IntVar(&o.window, "window", 256, "messages outstanding in the warm-up and max steps")
+	fs.IntVar(&o.workers, "workers", 16, "the gateway's delivery.workers")
+	fs.StringVar(&o.out, "out", "bench-results", "directory for the result files")
+	fs.BoolVar(&o.profile, "profile", false, "run the gateway with CPU and allocation profiling (test/bench/gwprof); profiles go to -out")
+	fs.BoolVar(&o.allRates, "all-rates", false, "run every rate, also above the first saturated one")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (target logs and stores)")
+	fs.IntVar(&o.maxConns, "max-conns", 10000, "most connections the users hold open; more chats than this rotate their connections")
+	fs.IntVar(&o.sourceIPs, "source-ips", 8, "loopback source addresses for client connections (127.0.1.1 ...)")
+	fs.IntVar(&o.connsPerIP, "conns-per-ip", 20000, "client connections per source address")
+	fs.StringVar(&o.replot, "report", "", "run nothing: read a result .json, print its table and rewrite its .txt, .csv and .svg")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["chats"] {
+			chats = "10,1000"
+		}
+		if !set["rates"] {
+			rates = "100,500,2000"
+		}
+		if !set["step"] {
+			o.step = 4 * time.Second
+		}
+		if !set["settle"] {
+			o.settle = time.Second
+		}
+	}
+	var err error
+	if o.chats, err = parseInts(chats); err != nil {
+		return o, fmt.Errorf("-chats: %w", err)
+	}
+	if o.rates, err = parseFloats(rates); err != nil {
+		return o, fmt.Errorf("-rates: %w", err)
+	}
+	o.targets = strings.Split(targets, ",")
+	for _, t := range o.targets {
+		if t != targetGateway && t != targetRelay {
+			return o, fmt.Errorf("-targets: unknown target %q (known: relay, gateway)", t)
+		}
+	}
+	if o.window < 1 || o.workers < 1 || o.step <= 0 {
+		return o, errors.New("-window, -workers and -step must be positive")
+	}
+	return o, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive whole number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// machine describes this machine, best effort.
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+		f.Close()
+	}
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if fields := strings.Fields(sc.Text()); len(fields) >= 2 && fields[0] == "MemTotal:" {
+				kb, _ := strconv.ParseInt(fields[1], 10, 64)
+				m.MemoryMiB = kb >> 10
+				break
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		m.Revision = strings.TrimSpace(string(out))
+	}
+	return m
+}

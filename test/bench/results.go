@@ -1,0 +1,294 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Step kinds.
+const (
+	stepWarmup = "warmup" // each chat sends its first message (closed loop)
+	stepRate   = "rate"   // open loop at a fixed offered rate
+	stepMax    = "max"    // closed loop: a fixed number of messages outstanding
+)
+
+// StepResult is one step of one run: a fixed offered load (or as much as
+// the target takes) for a fixed time.
+type StepResult struct {
+	Kind string `json:"kind"`
+	// Offered is the open-loop rate in round trips a second; 0 for the
+	// closed-loop steps.
+	Offered float64 `json:"offered_rt_per_s"`
+	// Window is the number of messages kept outstanding by a closed-loop
+	// step.
+	Window int `json:"window,omitempty"`
+	// Seconds is the length of the measured window (after settling).
+	Seconds float64 `json:"seconds"`
+	// Sent counts the messages sent in the measured window; Replied those
+	// of them whose reply arrived (by the end of the drain); Lost the
+	// rest. Dups counts replies that arrived more than once.
+	Sent    int `json:"sent"`
+	Replied int `json:"replied"`
+	Lost    int `json:"lost"`
+	Dups    int `json:"dups"`
+	// Errors counts refusals by code (error frames, failed sends, lost
+	// connections), over the whole step.
+	Errors map[string]int `json:"errors,omitempty"`
+	// Achieved is the replies that arrived within the measured window,
+	// per second: the sustained rate of round trips.
+	Achieved float64 `json:"achieved_rt_per_s"`
+	// In is from the load client's send to Selarti's acceptance of the
+	// message; Out from the start of Selarti's reply webhook to the load
+	// client's receipt of the reply; WebhookAnswer from the start of that
+	// webhook to the target's 2xx; RoundTrip from send to reply.
+	In            Percentiles `json:"in"`
+	Out           Percentiles `json:"out"`
+	WebhookAnswer Percentiles `json:"webhook_answer"`
+	RoundTrip     Percentiles `json:"round_trip"`
+	// CPUSeconds is the target's CPU time (user + system) in the measured
+	// window; CPUPer1000 that per 1,000 round trips.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	CPUPer1000 float64 `json:"cpu_s_per_1000"`
+	// HarnessCPUSeconds is the harness's own CPU time in the window: the
+	// load clients and the Selarti simulator, on the same machine.
+	HarnessCPUSeconds float64 `json:"harness_cpu_seconds"`
+	// RSS is the target's resident set at the end of the window; PeakRSS
+	// the highest during the step.
+	RSS     int64 `json:"rss_bytes"`
+	PeakRSS int64 `json:"peak_rss_bytes"`
+	// Load1 is the machine's 1-minute load average at the end of the step.
+	Load1 float64 `json:"load1"`
+	// SendLagMS is how far the open-loop schedule fell behind at worst:
+	// the harness, not the target, failed to offer the load on time.
+	SendLagMS float64 `json:"send_lag_ms,omitempty"`
+	// Saturated is set when the target did not keep up with the offered
+	// load: under 90% of it achieved, messages lost, or the step cut short
+	// because the replies fell more than 2 s of load behind.
+	Saturated bool `json:"saturated,omitempty"`
+}
+
+// RunResult is one target under one driver with one number of chats.
+type RunResult struct {
+	Target string `json:"target"`
+	Driver string `json:"driver"`
+	Chats  int    `json:"chats"`
+	// Active is how many chats wrote their first message in the warm-up
+	// (bounded by -warmup-max); the steps go round these only.
+	Active int `json:"active_chats"`
+	Conns  int `json:"connections"`
+	// Mode says how the users held their connections (see Driver.Mode).
+	Mode string `json:"mode"`
+	// IdleRSS is sampled after start-up, before any chat connects;
+	// ConnectedRSS once every chat is connected and has had its first
+	// round trip; PeakRSS is the peak of the whole life (the highest
+	// VmHWM and sampled VmRSS, see rssWatch).
+	IdleRSS      int64 `json:"idle_rss_bytes"`
+	ConnectedRSS int64 `json:"connected_rss_bytes"`
+	PeakRSS      int64 `json:"peak_rss_bytes"`
+	// ConnectedGo is the gateway's own view of its memory at the time of
+	// ConnectedRSS.
+	ConnectedGo *GoMemory `json:"connected_go_memory,omitempty"`
+	// LoadBefore is the 1-minute load average before the target started:
+	// the load of the machine without this run's target. The steps' own
+	// Load1 includes the harness and the target, about 2 at full load.
+	LoadBefore float64 `json:"load1_before"`
+	// Phases is the highest resident set sampled (every 10 ms) in each
+	// phase of the run, to tell where PeakRSS happened.
+	Phases []PhasePeak `json:"phases"`
+	// StoreBytes is the size of the data directory after a graceful stop.
+	StoreBytes int64 `json:"store_bytes"`
+	// CPUSeconds is the target's CPU time over its whole life.
+	CPUSeconds float64      `json:"cpu_seconds"`
+	Steps      []StepResult `json:"steps"`
+	Err        string       `json:"error,omitempty"`
+}
+
+// step returns the run's step of kind (and offered rate, for stepRate).
+func (r RunResult) step(kind string, offered float64) (StepResult, bool) {
+	for _, s := range r.Steps {
+		if s.Kind == kind && (kind != stepRate || s.Offered == offered) {
+			return s, true
+		}
+	}
+	return StepResult{}, false
+}
+
+// Comparison is the gateway against the relay at one number of chats, as
+// ratios gateway/relay (0 where either is missing).
+type Comparison struct {
+	Driver string `json:"driver"`
+	Chats  int    `json:"chats"`
+	// MaxRate is gateway max rt/s over relay max rt/s.
+	MaxRate float64 `json:"max_rate_ratio"`
+	// CPUPer1000 compares the cost per message at the max step.
+	CPUPer1000 float64 `json:"cpu_per_1000_ratio"`
+	// PeakRSS compares the peaks of the whole runs.
+	PeakRSS float64 `json:"peak_rss_ratio"`
+	// Rates compares the latencies at each offered rate both ran.
+	Rates []RateComparison `json:"rates"`
+}
+
+// RateComparison is the latency of both targets at one offered rate.
+type RateComparison struct {
+	Offered float64 `json:"offered_rt_per_s"`
+	// InP99 and OutP99 are the gateway's p99 minus the relay's, in ms:
+	// what the gateway adds over the bare transport.
+	InP99Added  float64 `json:"in_p99_added_ms"`
+	OutP99Added float64 `json:"out_p99_added_ms"`
+	// CPUPer1000 is gateway/relay at this rate.
+	CPUPer1000 float64 `json:"cpu_per_1000_ratio"`
+}
+
+// compareRuns pairs every gateway run with the relay run of the same
+// driver and chats.
+func compareRuns(runs []RunResult) []Comparison {
+	var out []Comparison
+	for _, g := range runs {
+		if g.Target != targetGateway {
+			continue
+		}
+		i := slices.IndexFunc(runs, func(r RunResult) bool {
+			return r.Target == targetRelay && r.Driver == g.Driver && r.Chats == g.Chats
+		})
+		if i < 0 {
+			continue
+		}
+		rl := runs[i]
+		c := Comparison{Driver: g.Driver, Chats: g.Chats, PeakRSS: ratio(float64(g.PeakRSS), float64(rl.PeakRSS))}
+		if gm, ok := g.step(stepMax, 0); ok {
+			if rm, ok := rl.step(stepMax, 0); ok {
+				c.MaxRate = ratio(gm.Achieved, rm.Achieved)
+				c.CPUPer1000 = ratio(gm.CPUPer1000, rm.CPUPer1000)
+			}
+		}
+		for _, gs := range g.Steps {
+			if gs.Kind != stepRate {
+				continue
+			}
+			rs, ok := rl.step(stepRate, gs.Offered)
+			if !ok {
+				continue
+			}
+			c.Rates = append(c.Rates, RateComparison{
+				Offered:     gs.Offered,
+				InP99Added:  gs.In.P99 - rs.In.P99,
+				OutP99Added: gs.Out.P99 - rs.Out.P99,
+				CPUPer1000:  ratio(gs.CPUPer1000, rs.CPUPer1000),
+			})
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// TargetCheck is one of the issue's targets, checked against a report.
+type TargetCheck struct {
+	Target string `json:"target"`
+	Got    string `json:"got"`
+	// Met is "yes", "no" or "n/a" (not measured in this run).
+	Met string `json:"met"`
+}
+
+// Targets of issue #5, for a 2-core machine with the durable store on.
+const (
+	wantRate         = 3000.0
+	wantRelayShare   = 0.5
+	wantP99AtRate    = 500.0
+	wantP99MS        = 5.0
+	wantPeakChats    = 100000
+	wantPeakRSS      = 80 << 20
+	wantIdleRSS      = 30 << 20
+	wantFlatSpread   = 0.20
+	mib              = 1 << 20
+	notMeasured      = "n/a"
+	flatnessRateStep = wantP99AtRate
+)
+
+// checkTargets evaluates the issue's targets on the gateway's runs.
+func checkTargets(runs []RunResult, cmp []Comparison) []TargetCheck {
+	var out []TargetCheck
+	yes := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "no"
+	}
+	var gw []RunResult
+	for _, r := range runs {
+		if r.Target == targetGateway && r.Err == "" {
+			gw = append(gw, r)
+		}
+	}
+	for _, r := range gw {
+		if m, ok := r.step(stepMax, 0); ok {
+			out = append(out, TargetCheck{
+				Target: fmt.Sprintf("≥ %.0f rt/s sustained (%s, %d chats)", wantRate, r.Driver, r.Chats),
+				Got:    fmt.Sprintf("%.0f rt/s", m.Achieved),
+				Met:    yes(m.Achieved >= wantRate),
+			})
+		}
+	}
+	for _, c := range cmp {
+		t := TargetCheck{Target: fmt.Sprintf("≥ %.0f%% of the bare relay's rate (%s, %d chats)", wantRelayShare*100, c.Driver, c.Chats), Met: notMeasured, Got: "-"}
+		if c.MaxRate > 0 {
+			t.Got, t.Met = fmt.Sprintf("%.0f%%", c.MaxRate*100), yes(c.MaxRate >= wantRelayShare)
+		}
+		out = append(out, t)
+	}
+	for _, r := range gw {
+		s, ok := r.step(stepRate, wantP99AtRate)
+		t := TargetCheck{Target: fmt.Sprintf("p99 added latency < %.0f ms at %.0f rt/s (%s, %d chats)", wantP99MS, wantP99AtRate, r.Driver, r.Chats), Met: notMeasured, Got: "-"}
+		if ok && s.In.N > 0 && s.Out.N > 0 {
+			t.Got = fmt.Sprintf("in %.2f ms, out %.2f ms", s.In.P99, s.Out.P99)
+			t.Met = yes(s.In.P99 < wantP99MS && s.Out.P99 < wantP99MS)
+		}
+		out = append(out, t)
+	}
+	peak := TargetCheck{Target: fmt.Sprintf("peak RSS < %d MB at %d active chats", wantPeakRSS/mib, wantPeakChats), Met: notMeasured, Got: "-"}
+	for _, r := range gw {
+		switch {
+		case r.Active >= wantPeakChats:
+			peak.Got = fmt.Sprintf("%.1f MB (%s, %d active chats, %d connections at most)", float64(r.PeakRSS)/mib, r.Driver, r.Active, r.Conns)
+			peak.Met = yes(r.PeakRSS < wantPeakRSS)
+		case r.Chats >= wantPeakChats:
+			// The warm-up was cut short: a peak above the target at fewer
+			// chats is still a miss; one below it proves nothing.
+			peak.Got = fmt.Sprintf("%.1f MB at only %d active chats of %d (warm-up cut short)", float64(r.PeakRSS)/mib, r.Active, r.Chats)
+			if r.PeakRSS >= wantPeakRSS {
+				peak.Met = "no"
+			}
+		}
+	}
+	out = append(out, peak)
+	idle := TargetCheck{Target: fmt.Sprintf("idle RSS < %d MB", wantIdleRSS/mib), Met: notMeasured, Got: "-"}
+	var idleMax int64
+	for _, r := range gw {
+		idleMax = max(idleMax, r.IdleRSS)
+	}
+	if idleMax > 0 {
+		idle.Got, idle.Met = fmt.Sprintf("%.1f MB (largest of %d runs)", float64(idleMax)/mib, len(gw)), yes(idleMax < wantIdleRSS)
+	}
+	out = append(out, idle)
+	for _, kind := range []string{stepRate, stepMax} {
+		var costs []float64
+		var got string
+		for _, r := range gw {
+			if s, ok := r.step(kind, flatnessRateStep); ok && s.CPUPer1000 > 0 {
+				costs = append(costs, s.CPUPer1000)
+				got += fmt.Sprintf("%d chats %.3f s; ", r.Chats, s.CPUPer1000)
+			}
+		}
+		name := "at the max step"
+		if kind == stepRate {
+			name = fmt.Sprintf("at %.0f rt/s", flatnessRateStep)
+		}
+		t := TargetCheck{Target: fmt.Sprintf("CPU per 1,000 messages flat within %.0f%% across chats (%s)", wantFlatSpread*100, name), Met: notMeasured, Got: "-"}
+		if len(costs) >= 2 {
+			sp := spread(costs)
+			t.Got = fmt.Sprintf("%sspread %.0f%%", got, sp*100)
+			t.Met = yes(sp <= wantFlatSpread)
+		}
+		out = append(out, t)
+	}
+	return out
+}

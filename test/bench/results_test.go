@@ -1,0 +1,119 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func fakeRun(target string, chats int, idle, peak int64, steps ...StepResult) RunResult {
+	return RunResult{Target: target, Driver: "webchat", Chats: chats, Active: chats, IdleRSS: idle, PeakRSS: peak, Steps: steps}
+}
+
+func TestCompareRuns(t *testing.T) {
+	runs := []RunResult{
+		fakeRun(targetRelay, 10, 8<<20, 20<<20,
+			StepResult{Kind: stepRate, Offered: 500, In: Percentiles{P99: 1}, Out: Percentiles{P99: 1.5}, CPUPer1000: 0.5},
+			StepResult{Kind: stepMax, Achieved: 4000, CPUPer1000: 0.25}),
+		fakeRun(targetGateway, 10, 20<<20, 60<<20,
+			StepResult{Kind: stepRate, Offered: 500, In: Percentiles{P99: 4}, Out: Percentiles{P99: 2}, CPUPer1000: 2},
+			StepResult{Kind: stepRate, Offered: 1000},
+			StepResult{Kind: stepMax, Achieved: 1000, CPUPer1000: 1}),
+		fakeRun(targetGateway, 1000, 20<<20, 60<<20), // no relay run to compare with
+	}
+	got := compareRuns(runs)
+	if len(got) != 1 {
+		t.Fatalf("%d comparisons, want 1: %+v", len(got), got)
+	}
+	c := got[0]
+	if c.Chats != 10 || c.MaxRate != 0.25 || c.CPUPer1000 != 4 || c.PeakRSS != 3 {
+		t.Errorf("comparison %+v, want chats 10, max rate 0.25, cpu 4, peak 3", c)
+	}
+	if len(c.Rates) != 1 {
+		t.Fatalf("rates %+v, want the one rate both ran", c.Rates)
+	}
+	if r := c.Rates[0]; r.Offered != 500 || r.InP99Added != 3 || r.OutP99Added != 0.5 || r.CPUPer1000 != 4 {
+		t.Errorf("rate comparison %+v", r)
+	}
+}
+
+func TestCheckTargets(t *testing.T) {
+	tests := []struct {
+		name string
+		runs []RunResult
+		want map[string]string // substring of the target → met
+	}{
+		{
+			name: "all met",
+			runs: []RunResult{
+				fakeRun(targetRelay, 10, 8<<20, 20<<20, StepResult{Kind: stepMax, Achieved: 5000}),
+				fakeRun(targetGateway, 10, 20<<20, 50<<20,
+					StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 2}, Out: Percentiles{N: 10, P99: 3}, CPUPer1000: 1.0},
+					StepResult{Kind: stepMax, Achieved: 3100, CPUPer1000: 0.5}),
+				fakeRun(targetGateway, 100000, 25<<20, 70<<20,
+					StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 4}, Out: Percentiles{N: 10, P99: 4.9}, CPUPer1000: 1.15},
+					StepResult{Kind: stepMax, Achieved: 3000, CPUPer1000: 0.55}),
+			},
+			want: map[string]string{
+				"sustained (webchat, 10 chats)": "yes", "sustained (webchat, 100000 chats)": "yes",
+				"bare relay's rate (webchat, 10 chats)": "yes",
+				"at 500 rt/s (webchat, 10 chats)":       "yes", "at 500 rt/s (webchat, 100000 chats)": "yes",
+				"peak RSS": "yes", "idle RSS": "yes",
+				"across chats (at 500 rt/s)": "yes", "across chats (at the max step)": "yes",
+			},
+		},
+		{
+			name: "none met",
+			runs: []RunResult{
+				fakeRun(targetRelay, 10, 8<<20, 20<<20, StepResult{Kind: stepMax, Achieved: 5000}),
+				fakeRun(targetGateway, 10, 31<<20, 50<<20,
+					StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 5}, Out: Percentiles{N: 10, P99: 1}, CPUPer1000: 1.0},
+					StepResult{Kind: stepMax, Achieved: 2000, CPUPer1000: 1}),
+				fakeRun(targetGateway, 100000, 25<<20, 81<<20,
+					StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 1}, Out: Percentiles{N: 10, P99: 1}, CPUPer1000: 1.25},
+					StepResult{Kind: stepMax, Achieved: 2000, CPUPer1000: 1.21}),
+			},
+			want: map[string]string{
+				"sustained (webchat, 10 chats)":         "no",
+				"bare relay's rate (webchat, 10 chats)": "no",
+				"at 500 rt/s (webchat, 10 chats)":       "no", "at 500 rt/s (webchat, 100000 chats)": "yes",
+				"peak RSS": "no", "idle RSS": "no",
+				"across chats (at 500 rt/s)": "no", "across chats (at the max step)": "no",
+			},
+		},
+		{
+			name: "warm-up cut short: a low peak proves nothing, a high one is a miss",
+			runs: []RunResult{
+				{Target: targetGateway, Driver: "webchat", Chats: 100000, Active: 40000, PeakRSS: 60 << 20},
+				{Target: targetGateway, Driver: "webchat", Chats: 200000, Active: 50000, PeakRSS: 90 << 20},
+			},
+			want: map[string]string{"peak RSS": "no"},
+		},
+		{
+			name: "not measured",
+			runs: []RunResult{fakeRun(targetGateway, 10, 20<<20, 50<<20, StepResult{Kind: stepMax, Achieved: 100})},
+			want: map[string]string{
+				"at 500 rt/s (webchat, 10 chats)": "n/a", "peak RSS": "n/a",
+				"across chats (at 500 rt/s)": "n/a",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checks := checkTargets(tt.runs, compareRuns(tt.runs))
+			for sub, want := range tt.want {
+				found := false
+				for _, c := range checks {
+					if strings.Contains(c.Target, sub) {
+						found = true
+						if c.Met != want {
+							t.Errorf("%q: met %q (%s), want %q", c.Target, c.Met, c.Got, want)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("no target matching %q in %+v", sub, checks)
+				}
+			}
+		})
+	}
+}
