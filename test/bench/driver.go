@@ -24,9 +24,9 @@ type Driver interface {
 	// (YAML, each line indented by four spaces, starting with "- name:")
 	// for an instance called instance that talks to Selarti task task.
 	Adapter(instance, task string, chats int) string
-	// Open connects chats users to the target listening at base
+	// Open prepares chats users of the target listening at base
 	// ("http://127.0.0.1:port") and returns once every one of them can
-	// send. onReply is called, from any goroutine, with the text of every
+	// send: connected, or able to connect on demand. onReply is called, from any goroutine, with the text of every
 	// bot message a user receives and the moment it was read; onError
 	// with every refusal the target reports for a message.
 	Open(ctx context.Context, base string, chats int, onReply func(text string, at time.Time), onError func(code string)) error

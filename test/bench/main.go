@@ -83,15 +83,16 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	maxChats := 0
+	maxConns := 0
 	for _, c := range o.chats {
-		maxChats = max(maxChats, c)
+		maxConns = max(maxConns, min(c, o.maxConns))
 	}
-	// One socket per chat on each side, plus the HTTP connections.
-	if got, err := raiseFileLimit(uint64(maxChats + 10000)); err != nil {
+	// One socket per open chat, plus the HTTP connections to and from the
+	// simulator. The targets inherit the limit.
+	if got, err := raiseFileLimit(uint64(maxConns + 10000)); err != nil {
 		return err
-	} else if got < uint64(maxChats+1000) {
-		log.Warn("open files limit too low for the largest step", "limit", got, "chats", maxChats)
+	} else if got < uint64(maxConns+1000) {
+		log.Warn("open files limit too low for the connections asked for; lower -max-conns", "limit", got, "connections", maxConns)
 	}
 
 	workDir, err := os.MkdirTemp("", "switchboard-bench-")
