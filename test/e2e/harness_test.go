@@ -64,21 +64,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.base = "http://" + ln.Addr().String()
 	e.dataDir = t.TempDir()
 
-	cfg, err := core.DefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Server.Listen = ln.Addr().String()
-	cfg.Server.PublicURL = e.base
-	cfg.Selarti.BaseURL = sim.URL()
-	cfg.Selarti.APIKey = core.Secret(e.apiKey)
-	cfg.Selarti.WebhookSecret = core.Secret(e.secret)
-	cfg.Selarti.RetryBudget = 3 * time.Second
-	cfg.Store.Path = e.dataDir
-	cfg.Delivery.BackoffInitial = 20 * time.Millisecond
-	cfg.Delivery.BackoffMax = 200 * time.Millisecond
-	cfg.Log.Level = "debug"
-	cfg.Adapters = o.adapters
+	cfg := testConfig(t, ln.Addr().String(), sim.URL(), e.apiKey, e.secret, e.dataDir, o.adapters)
 	if o.cfgEdit != nil {
 		o.cfgEdit(cfg)
 	}
@@ -112,6 +98,29 @@ func newEnv(t *testing.T, o envOptions) *env {
 	})
 	e.waitReady()
 	return e
+}
+
+// testConfig is the config every end-to-end gateway starts from: the
+// given listener address and fakes, a store in dataDir, fast retries and
+// debug logs. Callers adjust it and call Validate.
+func testConfig(t *testing.T, addr, selartiURL, apiKey, secret, dataDir string, adapters []core.AdapterConfig) *core.Config {
+	t.Helper()
+	cfg, err := core.DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.Listen = addr
+	cfg.Server.PublicURL = "http://" + addr
+	cfg.Selarti.BaseURL = selartiURL
+	cfg.Selarti.APIKey = core.Secret(apiKey)
+	cfg.Selarti.WebhookSecret = core.Secret(secret)
+	cfg.Selarti.RetryBudget = 3 * time.Second
+	cfg.Store.Path = dataDir
+	cfg.Delivery.BackoffInitial = 20 * time.Millisecond
+	cfg.Delivery.BackoffMax = 200 * time.Millisecond
+	cfg.Log.Level = "debug"
+	cfg.Adapters = adapters
+	return cfg
 }
 
 func (e *env) webhookURL() string { return e.base + core.WebhookPath + "/" + e.secret }

@@ -108,21 +108,7 @@ func (e *tgEnv) start(addr string) {
 	}
 	e.addr = ln.Addr().String()
 	e.base = "http://" + e.addr
-	cfg, err := core.DefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Server.Listen = e.addr
-	cfg.Server.PublicURL = e.base
-	cfg.Selarti.BaseURL = e.sim.URL()
-	cfg.Selarti.APIKey = core.Secret(e.apiKey)
-	cfg.Selarti.WebhookSecret = core.Secret(e.secret)
-	cfg.Selarti.RetryBudget = 3 * time.Second
-	cfg.Store.Path = e.data
-	cfg.Delivery.BackoffInitial = 20 * time.Millisecond
-	cfg.Delivery.BackoffMax = 200 * time.Millisecond
-	cfg.Log.Level = "debug"
-	cfg.Adapters = e.insts
+	cfg := testConfig(t, e.addr, e.sim.URL(), e.apiKey, e.secret, e.data, e.insts)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
