@@ -16,6 +16,13 @@ import (
 // workers. The store's lease rule (one head per chat at a time) gives
 // per-chat order; the pool gives parallelism across chats, so a slow chat
 // occupies one worker and never holds back the others.
+//
+// The router takes the fast path when a worker is free: it reserves the
+// worker, queues the message with Store.EnqueueClaim, which leases it in
+// the same transaction when its chat is idle, and starts the attempt
+// itself. That spares the usual message (a chat with nothing in flight)
+// a Claim, a write transaction of its own, and the wait for the
+// dispatcher's loop to wake.
 type dispatcher struct {
 	dir      store.Direction
 	store    store.Store
@@ -27,6 +34,16 @@ type dispatcher struct {
 	onResult func(m store.Message, err error) // optional; after the store knows
 
 	wake chan struct{}
+	// slots holds one token per attempt running or reserved: at most
+	// workers.
+	slots chan struct{}
+	// inflight counts the attempts run has to wait for before it returns.
+	inflight sync.WaitGroup
+	// mu guards work and running, so that no attempt is reserved once
+	// run has started to wait for inflight.
+	mu      sync.Mutex
+	work    context.Context // the attempts' context, from run
+	running bool
 }
 
 // retryPolicy decides when a failed message is tried again, and when it
@@ -53,7 +70,46 @@ func newDispatcher(dir store.Direction, st store.Store, attempt func(context.Con
 		log:     log.With("outbox", string(dir)),
 		metrics: metrics,
 		wake:    make(chan struct{}, 1),
+		slots:   make(chan struct{}, workers),
 	}
+}
+
+// reserve takes a free worker for an attempt the caller starts with start,
+// or gives back with release. It does not wait: false means every worker
+// is busy, or the dispatcher is not running.
+func (d *dispatcher) reserve() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.running {
+		return false
+	}
+	select {
+	case d.slots <- struct{}{}:
+		d.inflight.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
+// release gives back a worker taken by reserve (or by run) and wakes the
+// loop, which may now claim a message for it.
+func (d *dispatcher) release() {
+	<-d.slots
+	d.inflight.Done()
+	d.notify()
+}
+
+// start runs the attempt of m, leased by the caller, on the worker the
+// caller reserved.
+func (d *dispatcher) start(m store.Message) {
+	d.mu.Lock()
+	work := d.work
+	d.mu.Unlock()
+	go func() {
+		defer d.release()
+		d.process(work, m)
+	}()
 }
 
 // notify wakes the dispatcher: a message was queued or a worker freed up.
@@ -72,25 +128,31 @@ func (d *dispatcher) lease() time.Duration { return d.policy.attemptTimeout + 30
 // flight. Those run under work, which the caller cancels when the
 // shutdown deadline passes.
 func (d *dispatcher) run(ctx, work context.Context) {
-	slots := make(chan struct{}, d.workers)
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	d.mu.Lock()
+	d.work, d.running = work, true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.running = false
+		d.mu.Unlock()
+		d.inflight.Wait()
+	}()
 	timer := time.NewTimer(idlePoll)
 	defer timer.Stop()
 	for {
-		if free := d.workers - len(slots); free > 0 {
+		if free := d.workers - len(d.slots); free > 0 {
 			msgs, err := d.store.Claim(ctx, d.dir, time.Now(), d.lease(), free)
 			if err != nil && ctx.Err() == nil {
 				d.log.Error("claim messages", "err", err)
 			}
 			for _, m := range msgs {
-				slots <- struct{}{}
-				wg.Add(1)
+				// May wait: the router may have reserved a worker since
+				// free was counted. The message stays leased meanwhile.
+				d.slots <- struct{}{}
+				d.inflight.Add(1)
 				go func() {
-					defer wg.Done()
+					defer d.release()
 					d.process(work, m)
-					<-slots
-					d.notify()
 				}()
 			}
 			if len(msgs) == free {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -47,9 +46,8 @@ type Router struct {
 	toSelarti *dispatcher
 	toUser    *dispatcher
 
-	// flagsMu serialises read-compare-write of dialog flags, so that two
-	// webhooks of one chat arriving together report one change, not two.
-	flagsMu sync.Mutex
+	// chats caches what the store knows of the chats active lately.
+	chats *chatCache
 	// events queues dialog events for runEvents, which shows them one at a
 	// time so that a user sees "operator joined" before "closed".
 	events chan dialogJob
@@ -69,7 +67,7 @@ const eventQueueSize = 1024
 
 func newRouter(log *slog.Logger, st store.Store, sel SelartiSender, metrics *Metrics, instances map[string]*instance) *Router {
 	return &Router{log: log, store: st, selarti: sel, metrics: metrics, instances: instances,
-		events: make(chan dialogJob, eventQueueSize)}
+		chats: newChatCache(chatCacheSize, chatCacheTTL), events: make(chan dialogJob, eventQueueSize)}
 }
 
 // runEvents shows dialog events in the order they happened, until ctx
@@ -175,10 +173,20 @@ func (r *Router) accept(ctx context.Context, inst *instance, msg Inbound) error 
 	return nil
 }
 
-// queue writes m to its outbox and wakes the outbox's dispatcher. A
-// duplicate (same dedupe key) is counted and dropped: dup is true.
+// queue writes m to its outbox and has the outbox's dispatcher deliver
+// it: at once on a free worker when its chat is idle (see dispatcher),
+// else through the dispatcher's loop. A duplicate (same dedupe key) is
+// counted and dropped: dup is true.
 func (r *Router) queue(ctx context.Context, inst *instance, m *store.Message, d *dispatcher) (dup bool, err error) {
-	dup, err = r.store.Enqueue(ctx, m)
+	claimed := false
+	if d.reserve() {
+		dup, claimed, err = r.store.EnqueueClaim(ctx, m, time.Now(), d.lease())
+		if !claimed {
+			d.release()
+		}
+	} else {
+		dup, err = r.store.Enqueue(ctx, m)
+	}
 	if err != nil {
 		return false, fmt.Errorf("queue message: %w", err)
 	}
@@ -189,8 +197,12 @@ func (r *Router) queue(ctx context.Context, inst *instance, m *store.Message, d 
 		return true, nil
 	}
 	r.metrics.message(label, inst.name, OutcomeAccepted)
-	inst.log.Debug("message queued", "direction", label, "chat", m.Chat, "key", m.DedupeKey, "seq", m.ID)
-	d.notify()
+	inst.log.Debug("message queued", "direction", label, "chat", m.Chat, "key", m.DedupeKey, "seq", m.ID, "claimed", claimed)
+	if claimed {
+		d.start(*m)
+	} else {
+		d.notify()
+	}
 	return false, nil
 }
 
@@ -208,19 +220,12 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 	if inst == nil || !inst.enabled {
 		return fmt.Errorf("%w %q", ErrUnknownInstance, chat.Instance)
 	}
-	known, err := r.store.ChatKnown(ctx, chat.String())
-	if err != nil {
-		return fmt.Errorf("look up chat: %w", err)
-	}
-	if !known {
-		return fmt.Errorf("%w %q", ErrUnknownChat, chat.String())
-	}
-	for _, w := range wh.Warnings {
-		inst.log.Warn("odd webhook field", "chat", chat.Native, "message_id", wh.MessageID, "warning", w)
-	}
 	dialog := dialogFromWebhook(wh)
 	if err := r.updateDialog(ctx, inst, chat, dialog); err != nil {
 		return err
+	}
+	for _, w := range wh.Warnings {
+		inst.log.Warn("odd webhook field", "chat", chat.Native, "message_id", wh.MessageID, "warning", w)
 	}
 
 	if wh.MessageType == selarti.TypeUser {
@@ -250,19 +255,27 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 	return err
 }
 
-// updateDialog stores the chat's dialog flags and, when they changed, logs
-// the change and tells the adapter if it wants to know.
+// updateDialog checks that a user wrote from chat (else ErrUnknownChat),
+// stores the chat's dialog flags and, when they changed, logs the change
+// and tells the adapter if it wants to know.
 func (r *Router) updateDialog(ctx context.Context, inst *instance, chat ChatID, now DialogState) error {
-	r.flagsMu.Lock()
-	prevFlags, err := r.store.DialogFlags(ctx, chat.String())
-	if err == nil && prevFlags != now.flags() {
-		err = r.store.SetDialogFlags(ctx, chat.String(), now.flags())
+	id := chat.String()
+	mu := r.chats.lock(id)
+	mu.Lock()
+	info, err := r.chatInfo(ctx, id)
+	if err == nil && info.Known && info.Flags != now.flags() {
+		if err = r.store.SetDialogFlags(ctx, id, now.flags()); err == nil {
+			r.chats.put(id, store.ChatInfo{Known: true, Flags: now.flags()})
+		}
 	}
-	r.flagsMu.Unlock()
+	mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("update dialog state: %w", err)
 	}
-	prev := dialogFromFlags(prevFlags)
+	if !info.Known {
+		return fmt.Errorf("%w %q", ErrUnknownChat, id)
+	}
+	prev := dialogFromFlags(info.Flags)
 	if prev == now {
 		return nil
 	}
@@ -284,6 +297,20 @@ func (r *Router) updateDialog(ctx context.Context, inst *instance, chat ChatID, 
 		inst.log.Warn("dialog event queue full, event not shown", "chat", chat.Native)
 	}
 	return nil
+}
+
+// chatInfo returns what the store knows of chat, from the cache when it
+// can. The caller holds the chat's lock.
+func (r *Router) chatInfo(ctx context.Context, chat string) (store.ChatInfo, error) {
+	if info, ok := r.chats.get(chat); ok {
+		return info, nil
+	}
+	info, err := r.store.Chat(ctx, chat)
+	if err != nil {
+		return store.ChatInfo{}, fmt.Errorf("look up chat: %w", err)
+	}
+	r.chats.put(chat, info)
+	return info, nil
 }
 
 // sendToSelarti is the inbound dispatcher's attempt: one user message to

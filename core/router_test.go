@@ -3,16 +3,18 @@ package core
 import (
 	"context"
 	"errors"
-	"github.com/switchboard-gw/switchboard/internal/testutil"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchboard-gw/switchboard/core/selarti"
 	"github.com/switchboard-gw/switchboard/core/store"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
 // recorder is a Messenger that records what it is sent, and can fail.
@@ -88,9 +90,37 @@ func (s *stubSelarti) messages() []selarti.Message {
 	return slices.Clone(s.got)
 }
 
+// countingStore counts the calls the fast paths are meant to spare.
+type countingStore struct {
+	store.Store
+	claimed     atomic.Int64 // messages returned by Claim
+	fastClaimed atomic.Int64 // messages leased by EnqueueClaim
+	chatReads   atomic.Int64 // calls of Chat
+}
+
+func (s *countingStore) Claim(ctx context.Context, dir store.Direction, now time.Time, lease time.Duration, limit int) ([]store.Message, error) {
+	msgs, err := s.Store.Claim(ctx, dir, now, lease, limit)
+	s.claimed.Add(int64(len(msgs)))
+	return msgs, err
+}
+
+func (s *countingStore) EnqueueClaim(ctx context.Context, m *store.Message, now time.Time, lease time.Duration) (bool, bool, error) {
+	dup, claimed, err := s.Store.EnqueueClaim(ctx, m, now, lease)
+	if claimed {
+		s.fastClaimed.Add(1)
+	}
+	return dup, claimed, err
+}
+
+func (s *countingStore) Chat(ctx context.Context, chat string) (store.ChatInfo, error) {
+	s.chatReads.Add(1)
+	return s.Store.Chat(ctx, chat)
+}
+
 type routerFixture struct {
 	router  *Router
 	store   store.Store
+	counts  *countingStore
 	selarti *stubSelarti
 	msgrs   map[string]*recorder
 	insts   map[string]*instance
@@ -101,8 +131,8 @@ type routerFixture struct {
 func newRouterFixture(t *testing.T, names ...string) *routerFixture {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st := store.NewMemory()
-	f := &routerFixture{store: st, selarti: &stubSelarti{}, msgrs: map[string]*recorder{}, insts: map[string]*instance{}}
+	st := &countingStore{Store: store.NewMemory()}
+	f := &routerFixture{store: st, counts: st, selarti: &stubSelarti{}, msgrs: map[string]*recorder{}, insts: map[string]*instance{}}
 	for _, n := range names {
 		rec := newRecorder()
 		inst := &instance{name: n, kind: "test", taskID: "task-" + n, enabled: true, messenger: rec, log: log}
@@ -123,6 +153,17 @@ func newRouterFixture(t *testing.T, names ...string) *routerFixture {
 	wg.Add(1)
 	go func() { defer wg.Done(); r.runEvents(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
+	waitFor(t, "dispatchers running", func() bool {
+		for _, d := range []*dispatcher{r.toSelarti, r.toUser} {
+			d.mu.Lock()
+			running := d.running
+			d.mu.Unlock()
+			if !running {
+				return false
+			}
+		}
+		return true
+	})
 	f.router = r
 	return f
 }
@@ -361,5 +402,88 @@ func TestRouterGivesUpAfterMaxAttempts(t *testing.T) {
 	dl, _ := f.store.DeadLetters(ctx, 10)
 	if dl[0].Attempts != 3 || dl[0].Dir != store.ToSelarti {
 		t.Fatalf("dead letter = %+v, want 3 attempts toward selarti", dl[0])
+	}
+}
+
+func TestRouterIdleChatsTakeTheFastPath(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	for i := range 10 {
+		f.userSays(t, "web", fmt.Sprintf("chat-%d", i), fmt.Sprint(i), "hi")
+		waitFor(t, "selarti send", func() bool { return len(f.selarti.messages()) == i+1 })
+	}
+	// Each message found its chat idle and a worker free: leased as it was
+	// queued, and never claimed by the dispatcher's loop.
+	if fast, claimed := f.counts.fastClaimed.Load(), f.counts.claimed.Load(); fast != 10 || claimed != 0 {
+		t.Fatalf("fast path %d, claimed by the loop %d; want 10, 0", fast, claimed)
+	}
+}
+
+func TestRouterBurstInOneChatKeepsOrder(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	f.selarti.fail = func(selarti.Message) error { time.Sleep(time.Millisecond); return nil }
+	const n = 30
+	for i := range n {
+		f.userSays(t, "web", "s", fmt.Sprint(i), fmt.Sprintf("message %02d", i))
+	}
+	waitFor(t, "all sent", func() bool { return len(f.selarti.messages()) == n })
+	for i, m := range f.selarti.messages() {
+		if want := fmt.Sprintf("message %02d", i); m.Text != want {
+			t.Fatalf("send %d was %q, want %q: order broken", i, m.Text, want)
+		}
+	}
+	// The first found the chat idle; those queued behind it went through
+	// the loop.
+	if fast, claimed := f.counts.fastClaimed.Load(), f.counts.claimed.Load(); fast < 1 || claimed < 1 || fast+claimed != n {
+		t.Fatalf("fast path %d, claimed by the loop %d; want both used, %d in all", fast, claimed, n)
+	}
+}
+
+func TestRouterWebhooksReadTheChatOnce(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	clock := time.Now()
+	f.router.chats.now = func() time.Time { return clock }
+	f.userSays(t, "web", "s", "m1", "hi")
+	ctx := context.Background()
+	send := func(id, typ string, operator bool) error {
+		wh := webhook("web:s", id, typ, "text "+id)
+		wh.Operator = operator
+		return f.router.HandleWebhook(ctx, wh)
+	}
+	for i, typ := range []string{selarti.TypeUser, selarti.TypeBot, selarti.TypeUser, selarti.TypeBot} {
+		if err := send(fmt.Sprint(i), typ, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.counts.chatReads.Load(); n != 1 {
+		t.Fatalf("4 webhooks read the chat %d times, want 1", n)
+	}
+	// A change of flags is written through: the next webhook compares
+	// with it without a read, and reports no second change.
+	if err := send("op1", selarti.TypeBot, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := send("op2", selarti.TypeOperator, true); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := f.store.Chat(ctx, "web:s"); info.Flags != (DialogState{Operator: true}).flags() {
+		t.Fatalf("stored flags %#x, want the operator's", info.Flags)
+	}
+	rec := f.msgrs["web"]
+	waitFor(t, "one event", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.events) == 1 })
+	if n := f.counts.chatReads.Load(); n != 2 { // 1 + the store.Chat just above
+		t.Fatalf("chat read %d times, want 2", n)
+	}
+
+	// Past the time to live the store is asked again, so a chat it has
+	// forgotten (Prune) is unknown again.
+	if _, err := f.store.Prune(ctx, time.Now().Add(time.Hour), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := send("cached", selarti.TypeBot, true); err != nil {
+		t.Fatalf("webhook within the time to live: %v", err)
+	}
+	clock = clock.Add(chatCacheTTL)
+	if err := send("expired", selarti.TypeBot, true); !errors.Is(err, ErrUnknownChat) {
+		t.Fatalf("webhook for a pruned chat past the time to live = %v, want ErrUnknownChat", err)
 	}
 }

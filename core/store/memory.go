@@ -87,18 +87,33 @@ func (s *Memory) lock(ctx context.Context) error {
 
 // Enqueue implements Store.
 func (s *Memory) Enqueue(ctx context.Context, m *Message) (bool, error) {
+	dup, _, err := s.enqueue(ctx, m, 0)
+	return dup, err
+}
+
+// EnqueueClaim implements Store.
+func (s *Memory) EnqueueClaim(ctx context.Context, m *Message, now time.Time, lease time.Duration) (dup, claimed bool, err error) {
+	if err := checkClaim(m.Dir, lease); err != nil {
+		return false, false, fmt.Errorf("enqueue message: %w", err)
+	}
+	return s.enqueue(ctx, m, nanos(now)+int64(lease))
+}
+
+// enqueue writes m and, when leaseUntil is not 0 and m becomes the head of
+// an idle chat due at once, leases it until leaseUntil.
+func (s *Memory) enqueue(ctx context.Context, m *Message, leaseUntil int64) (dup, claimed bool, err error) {
 	if err := checkNew(m); err != nil {
-		return false, fmt.Errorf("enqueue message: %w", err)
+		return false, false, fmt.Errorf("enqueue message: %w", err)
 	}
 	if err := s.lock(ctx); err != nil {
-		return false, fmt.Errorf("enqueue message: %w", err)
+		return false, false, fmt.Errorf("enqueue message: %w", err)
 	}
 	defer s.mu.Unlock()
 
 	dk := dedupeKey{m.Dir, m.DedupeKey}
 	if m.DedupeKey != "" {
 		if _, ok := s.dedupe[dk]; ok {
-			return true, nil
+			return true, false, nil
 		}
 	}
 	s.lastID++
@@ -121,6 +136,11 @@ func (s *Memory) Enqueue(ctx context.Context, m *Message) (bool, error) {
 	} else {
 		q = &chatQueue{key: key, ids: []int64{m.ID}, index: -1}
 		s.queues[key] = q
+		if leaseUntil != 0 && m.NextAt.IsZero() {
+			// The head of an idle chat, leased as Claim would.
+			q.leaseID, q.leaseUntil = m.ID, leaseUntil
+			claimed = true
+		}
 		s.place(q)
 	}
 
@@ -130,7 +150,7 @@ func (s *Memory) Enqueue(ctx context.Context, m *Message) (bool, error) {
 			c.lastSeen = m.CreatedAt
 		}
 	}
-	return false, nil
+	return false, claimed, nil
 }
 
 // Claim implements Store.
@@ -330,28 +350,18 @@ func (s *Memory) Stats(ctx context.Context, dir Direction) (Stats, error) {
 	return st, nil
 }
 
-// ChatKnown implements Store.
-func (s *Memory) ChatKnown(ctx context.Context, chat string) (bool, error) {
+// Chat implements Store.
+func (s *Memory) Chat(ctx context.Context, chat string) (ChatInfo, error) {
 	if err := s.lock(ctx); err != nil {
-		return false, fmt.Errorf("look up chat %q: %w", chat, err)
+		return ChatInfo{}, fmt.Errorf("look up chat %q: %w", chat, err)
 	}
 	defer s.mu.Unlock()
 
 	c := s.chats[chat]
-	return c != nil && !c.lastSeen.IsZero(), nil
-}
-
-// DialogFlags implements Store.
-func (s *Memory) DialogFlags(ctx context.Context, chat string) (uint32, error) {
-	if err := s.lock(ctx); err != nil {
-		return 0, fmt.Errorf("get dialog flags of chat %q: %w", chat, err)
+	if c == nil {
+		return ChatInfo{}, nil
 	}
-	defer s.mu.Unlock()
-
-	if c := s.chats[chat]; c != nil {
-		return c.flags, nil
-	}
-	return 0, nil
+	return ChatInfo{Known: !c.lastSeen.IsZero(), Flags: c.flags}, nil
 }
 
 // SetDialogFlags implements Store.

@@ -43,6 +43,10 @@ const (
 		RETURNING id`
 	insertHeadSQL = `INSERT INTO heads (dir, chat, msg_id, waiting, ready_at)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (dir, chat) DO NOTHING`
+	// insertLeasedHeadSQL is insertHeadSQL for EnqueueClaim: the head as
+	// Claim leaves it. Parameters: dir, chat, id, lease end, id, lease end.
+	insertLeasedHeadSQL = `INSERT INTO heads (dir, chat, msg_id, waiting, ready_at, lease_id, lease_until)
+		VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT (dir, chat) DO NOTHING`
 	touchChatSQL = `INSERT INTO chats (chat, last_seen) VALUES (?, ?)
 		ON CONFLICT (chat) DO UPDATE SET last_seen = CASE
 			WHEN excluded.last_seen > chats.last_seen THEN excluded.last_seen
@@ -101,7 +105,7 @@ const (
 
 // writeQueries are prepared at open.
 var writeQueries = []string{
-	insertMessageSQL, insertHeadSQL, touchChatSQL, claimSQL, getMessageSQL,
+	insertMessageSQL, insertHeadSQL, insertLeasedHeadSQL, touchChatSQL, claimSQL, getMessageSQL,
 	deliveredSQL, retrySQL, killSQL, replaySQL, dropSQL,
 	headLeaseSQL, chatHeadSQL, deleteHeadSQL, upsertHeadSQL,
 	setFlagsSQL, pruneMessagesSQL, pruneChatsSQL, forgetChatsSQL,
@@ -113,17 +117,31 @@ const (
 	deadLettersSQL  = "SELECT " + msgCols + " FROM messages WHERE state = 'dead' ORDER BY id LIMIT ?"
 	statsPendingSQL = `SELECT COUNT(*), COALESCE(MIN(created_at), 0) FROM messages
 		WHERE dir = ? AND state = 'pending'`
-	statsDeadSQL   = "SELECT COUNT(*) FROM messages WHERE dir = ? AND state = 'dead'"
-	chatKnownSQL   = "SELECT last_seen FROM chats WHERE chat = ?"
-	dialogFlagsSQL = "SELECT dialog_flags FROM chats WHERE chat = ?"
+	statsDeadSQL = "SELECT COUNT(*) FROM messages WHERE dir = ? AND state = 'dead'"
+	chatSQL      = "SELECT last_seen, dialog_flags FROM chats WHERE chat = ?"
 )
 
-var readQueries = []string{getMessageSQL, deadLettersSQL, statsPendingSQL, statsDeadSQL, chatKnownSQL, dialogFlagsSQL}
+var readQueries = []string{getMessageSQL, deadLettersSQL, statsPendingSQL, statsDeadSQL, chatSQL}
 
 // Enqueue implements Store.
 func (s *SQLite) Enqueue(ctx context.Context, m *Message) (bool, error) {
+	dup, _, err := s.enqueue(ctx, m, 0)
+	return dup, err
+}
+
+// EnqueueClaim implements Store.
+func (s *SQLite) EnqueueClaim(ctx context.Context, m *Message, now time.Time, lease time.Duration) (dup, claimed bool, err error) {
+	if err := checkClaim(m.Dir, lease); err != nil {
+		return false, false, fmt.Errorf("enqueue message: %w", err)
+	}
+	return s.enqueue(ctx, m, nanos(now)+int64(lease))
+}
+
+// enqueue writes m and, when leaseUntil is not 0 and m becomes the head of
+// an idle chat due at once, leases it until leaseUntil.
+func (s *SQLite) enqueue(ctx context.Context, m *Message, leaseUntil int64) (dup, claimed bool, err error) {
 	if err := checkNew(m); err != nil {
-		return false, fmt.Errorf("enqueue message: %w", err)
+		return false, false, fmt.Errorf("enqueue message: %w", err)
 	}
 	created := m.CreatedAt
 	if created.IsZero() {
@@ -134,9 +152,8 @@ func (s *SQLite) Enqueue(ctx context.Context, m *Message) (bool, error) {
 		payload = []byte{} // the column is NOT NULL
 	}
 	var id int64
-	dup := false
-	err := s.write(ctx, true, func(t *txn) error {
-		id, dup = 0, false
+	err = s.write(ctx, true, func(t *txn) error {
+		id, dup, claimed = 0, false, false
 		// The partial unique index decides dedupe, in the same statement
 		// as the insert, so there is no window between check and write.
 		err := t.QueryRow(insertMessageSQL, m.Dir, m.Chat, m.DedupeKey, payload, m.Attempts,
@@ -150,9 +167,25 @@ func (s *SQLite) Enqueue(ctx context.Context, m *Message) (bool, error) {
 		}
 		// The new message heads its chat only if the chat has no pending
 		// message: ids only grow, so it is never before an existing head.
-		waiting, ready := readiness(nanos(created), nanos(m.NextAt), 0)
-		if _, err := t.Exec(insertHeadSQL, m.Dir, m.Chat, id, boolInt(waiting), ready); err != nil {
+		// Only then may it be leased at once (a head row means another
+		// message of the chat is pending, leased or not).
+		lease := leaseUntil != 0 && m.NextAt.IsZero()
+		var res sql.Result
+		if lease {
+			res, err = t.Exec(insertLeasedHeadSQL, m.Dir, m.Chat, id, leaseUntil, id, leaseUntil)
+		} else {
+			waiting, ready := readiness(nanos(created), nanos(m.NextAt), 0)
+			res, err = t.Exec(insertHeadSQL, m.Dir, m.Chat, id, boolInt(waiting), ready)
+		}
+		if err != nil {
 			return err
+		}
+		if lease {
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			claimed = n == 1
 		}
 		if m.Dir == ToSelarti {
 			if _, err := t.Exec(touchChatSQL, m.Chat, nanos(created)); err != nil {
@@ -162,14 +195,14 @@ func (s *SQLite) Enqueue(ctx context.Context, m *Message) (bool, error) {
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("enqueue message: %w", err)
+		return false, false, fmt.Errorf("enqueue message: %w", err)
 	}
 	if !dup {
 		m.ID = id
 		m.State = Pending
 		m.CreatedAt = created
 	}
-	return dup, nil
+	return dup, claimed, nil
 }
 
 // Claim implements Store.
@@ -226,7 +259,7 @@ func (s *SQLite) Claim(ctx context.Context, dir Direction, now time.Time, lease 
 
 // Delivered implements Store.
 func (s *SQLite) Delivered(ctx context.Context, id int64) error {
-	if err := s.leave(ctx, id, deliveredSQL, id); err != nil {
+	if err := s.leave(ctx, false, id, deliveredSQL, id); err != nil {
 		return fmt.Errorf("mark message %d delivered: %w", id, err)
 	}
 	return nil
@@ -234,7 +267,7 @@ func (s *SQLite) Delivered(ctx context.Context, id int64) error {
 
 // Retry implements Store.
 func (s *SQLite) Retry(ctx context.Context, id int64, next time.Time, lastErr string) error {
-	if err := s.leave(ctx, id, retrySQL, nanos(next), lastErr, id); err != nil {
+	if err := s.leave(ctx, false, id, retrySQL, nanos(next), lastErr, id); err != nil {
 		return fmt.Errorf("retry message %d: %w", id, err)
 	}
 	return nil
@@ -242,7 +275,7 @@ func (s *SQLite) Retry(ctx context.Context, id int64, next time.Time, lastErr st
 
 // Kill implements Store.
 func (s *SQLite) Kill(ctx context.Context, id int64, lastErr string) error {
-	if err := s.leave(ctx, id, killSQL, lastErr, id); err != nil {
+	if err := s.leave(ctx, false, id, killSQL, lastErr, id); err != nil {
 		return fmt.Errorf("kill message %d: %w", id, err)
 	}
 	return nil
@@ -251,7 +284,7 @@ func (s *SQLite) Kill(ctx context.Context, id int64, lastErr string) error {
 // Replay implements Store.
 func (s *SQLite) Replay(ctx context.Context, id int64) error {
 	// Id 0 ends no lease: a dead message holds none (Kill ended it).
-	if err := s.leave(ctx, 0, replaySQL, id); err != nil {
+	if err := s.leave(ctx, true, 0, replaySQL, id); err != nil {
 		return fmt.Errorf("replay message %d: %w", id, err)
 	}
 	return nil
@@ -260,9 +293,10 @@ func (s *SQLite) Replay(ctx context.Context, id int64) error {
 // leave runs update, which changes one message and returns its dir and
 // chat (no row: ErrNotFound), then settles the chat's head: the message
 // may have left the queue, changed its NextAt, or come back. The lease
-// held by message leaving, if any, ends.
-func (s *SQLite) leave(ctx context.Context, leaving int64, update string, args ...any) error {
-	return s.write(ctx, true, func(t *txn) error {
+// held by message leaving, if any, ends. durable is false for the ends of
+// attempts (see Store.Delivered), true for an operator's Replay.
+func (s *SQLite) leave(ctx context.Context, durable bool, leaving int64, update string, args ...any) error {
+	return s.write(ctx, durable, func(t *txn) error {
 		var dir Direction
 		var chat string
 		err := t.QueryRow(update, args...).Scan(&dir, &chat)
@@ -378,40 +412,22 @@ func (s *SQLite) Stats(ctx context.Context, dir Direction) (Stats, error) {
 	return st, nil
 }
 
-// ChatKnown implements Store.
-func (s *SQLite) ChatKnown(ctx context.Context, chat string) (bool, error) {
+// Chat implements Store.
+func (s *SQLite) Chat(ctx context.Context, chat string) (ChatInfo, error) {
 	done, err := s.use()
 	if err != nil {
-		return false, fmt.Errorf("look up chat %q: %w", chat, err)
+		return ChatInfo{}, fmt.Errorf("look up chat %q: %w", chat, err)
 	}
 	defer done()
-	var lastSeen int64
-	err = s.rstmts[chatKnownSQL].QueryRowContext(ctx, chat).Scan(&lastSeen)
+	var lastSeen, flags int64
+	err = s.rstmts[chatSQL].QueryRowContext(ctx, chat).Scan(&lastSeen, &flags)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		return ChatInfo{}, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("look up chat %q: %w", chat, err)
+		return ChatInfo{}, fmt.Errorf("look up chat %q: %w", chat, err)
 	}
-	return lastSeen != 0, nil
-}
-
-// DialogFlags implements Store.
-func (s *SQLite) DialogFlags(ctx context.Context, chat string) (uint32, error) {
-	done, err := s.use()
-	if err != nil {
-		return 0, fmt.Errorf("get dialog flags of chat %q: %w", chat, err)
-	}
-	defer done()
-	var flags int64
-	err = s.rstmts[dialogFlagsSQL].QueryRowContext(ctx, chat).Scan(&flags)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("get dialog flags of chat %q: %w", chat, err)
-	}
-	return uint32(flags), nil
+	return ChatInfo{Known: lastSeen != 0, Flags: uint32(flags)}, nil
 }
 
 // SetDialogFlags implements Store.

@@ -71,11 +71,8 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	if got, err := s.Get(ctx, delivered.ID); err != nil || got.State != store.Delivered {
 		t.Fatalf("delivered message after reopen: %+v, %v", got, err)
 	}
-	if known, err := s.ChatKnown(ctx, "tg:2"); err != nil || !known {
-		t.Fatalf("ChatKnown after reopen = %v, %v", known, err)
-	}
-	if flags, err := s.DialogFlags(ctx, "tg:2"); err != nil || flags != 7 {
-		t.Fatalf("DialogFlags after reopen = %v, %v", flags, err)
+	if c, err := s.Chat(ctx, "tg:2"); err != nil || c != (store.ChatInfo{Known: true, Flags: 7}) {
+		t.Fatalf("Chat after reopen = %+v, %v; want known, flags 7", c, err)
 	}
 	if dup, err := s.Enqueue(ctx, &store.Message{Dir: store.ToUser, Chat: "tg:9", DedupeKey: "k3"}); err != nil || !dup {
 		t.Fatalf("dedupe after reopen: dup %v, %v", dup, err)

@@ -58,6 +58,12 @@ type Stats struct {
 	OldestPending time.Time // CreatedAt of the oldest pending message; zero when none
 }
 
+// ChatInfo is what a store knows of one chat apart from its messages.
+type ChatInfo struct {
+	Known bool   // a user has written from the chat, and Prune has not forgotten it
+	Flags uint32 // the dialog flags last stored (0 when none)
+}
+
 // ErrNotFound is returned for an id the store does not have (in the state
 // the call needs).
 var ErrNotFound = errors.New("message not found")
@@ -87,10 +93,21 @@ type Store interface {
 	// m.NextAt means due at once. If m.DedupeKey is not empty and a message
 	// with the same Dir and DedupeKey is kept (in any state), nothing is
 	// written and dup is true. A ToSelarti message also records m.Chat as
-	// a known chat (see ChatKnown), in the same transaction, written from
+	// a known chat (see Chat), in the same transaction, written from
 	// at m.CreatedAt (see Prune). m.Dir must be one of Directions and
 	// m.Chat not empty.
 	Enqueue(ctx context.Context, m *Message) (dup bool, err error)
+
+	// EnqueueClaim is Enqueue, and then, when m is due at once (zero
+	// NextAt) and its chat had nothing pending in m.Dir (so m is the head
+	// and no lease is held), leases m in the same transaction as Claim
+	// would, until now+lease, and sets claimed: the caller then owns the
+	// attempt and ends the lease with Delivered, Retry or Kill. Otherwise
+	// m waits for Claim as after Enqueue. It spares a dispatcher with a
+	// free worker a Claim per message for a chat that is idle, which is
+	// the usual case, at the price of letting that message go before due
+	// heads of other chats that no Claim has taken yet.
+	EnqueueClaim(ctx context.Context, m *Message, now time.Time, lease time.Duration) (dup, claimed bool, err error)
 
 	// Claim leases and returns up to limit messages of dir that are due
 	// (NextAt <= now), each the head of its chat and not already leased,
@@ -106,7 +123,11 @@ type Store interface {
 	// Delivered marks a pending message delivered. Delivered, Retry and
 	// Kill return ErrNotFound for a message that is not pending (already
 	// delivered after a lease ran out and another worker took it, for
-	// example).
+	// example). A durable store may commit these three without waiting
+	// for the disk: they survive the process crashing, and a power cut
+	// may undo them, after which the message is attempted again. That
+	// is the at-least-once the leases already give, and it saves a disk
+	// flush per delivery.
 	Delivered(ctx context.Context, id int64) error
 	// Retry records a failed attempt: Attempts+1, NextAt = next, LastError.
 	Retry(ctx context.Context, id int64, next time.Time, lastErr string) error
@@ -129,10 +150,9 @@ type Store interface {
 	// Stats reports on one outbox.
 	Stats(ctx context.Context, dir Direction) (Stats, error)
 
-	// ChatKnown reports whether a user has written from chat (see Enqueue).
-	ChatKnown(ctx context.Context, chat string) (bool, error)
-	// DialogFlags returns the dialog flags last stored for chat (0 when none).
-	DialogFlags(ctx context.Context, chat string) (uint32, error)
+	// Chat returns what the store knows of chat: whether a user has
+	// written from it (see Enqueue and Prune) and its dialog flags.
+	Chat(ctx context.Context, chat string) (ChatInfo, error)
 	// SetDialogFlags stores the dialog flags of chat.
 	SetDialogFlags(ctx context.Context, chat string, flags uint32) error
 

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Drop", testDrop},
 		{"NotFound", testNotFound},
 		{"Stats", testStats},
+		{"EnqueueClaim", testEnqueueClaim},
 		{"ChatKnown", testChatKnown},
 		{"DialogFlags", testDialogFlags},
 		{"Prune", testPrune},
@@ -148,6 +149,16 @@ func get(t *testing.T, st store.Store, id int64) store.Message {
 		t.Fatalf("Get(%d): %v", id, err)
 	}
 	return m
+}
+
+// chatInfo returns what st knows of chat.
+func chatInfo(t *testing.T, st store.Store, chat string) store.ChatInfo {
+	t.Helper()
+	c, err := st.Chat(context.Background(), chat)
+	if err != nil {
+		t.Fatalf("Chat(%q): %v", chat, err)
+	}
+	return c
 }
 
 func must(t *testing.T, what string, err error) {
@@ -666,17 +677,15 @@ func testChatKnown(t *testing.T, st store.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.chat, func(t *testing.T) {
-			got, err := st.ChatKnown(ctx, tt.chat)
-			must(t, "ChatKnown", err)
-			if got != tt.want {
-				t.Fatalf("ChatKnown(%q) = %v, want %v", tt.chat, got, tt.want)
+			if got := chatInfo(t, st, tt.chat).Known; got != tt.want {
+				t.Fatalf("Chat(%q).Known = %v, want %v", tt.chat, got, tt.want)
 			}
 		})
 	}
 	// Flags do not make a chat known.
 	must(t, "SetDialogFlags", st.SetDialogFlags(ctx, "webchat:flagged", 1))
-	if known, err := st.ChatKnown(ctx, "webchat:flagged"); err != nil || known {
-		t.Fatalf("ChatKnown of a chat with flags only = %v, %v; want false", known, err)
+	if got := chatInfo(t, st, "webchat:flagged"); got != (store.ChatInfo{Flags: 1}) {
+		t.Fatalf("Chat of a chat with flags only = %+v; want unknown, flags 1", got)
 	}
 }
 
@@ -701,17 +710,15 @@ func testDialogFlags(t *testing.T, st store.Store) {
 			if tt.set {
 				must(t, "SetDialogFlags", st.SetDialogFlags(ctx, tt.chat, tt.flags))
 			}
-			got, err := st.DialogFlags(ctx, tt.chat)
-			must(t, "DialogFlags", err)
-			if got != tt.flags {
-				t.Fatalf("DialogFlags(%q) = %#x, want %#x", tt.chat, got, tt.flags)
+			if got := chatInfo(t, st, tt.chat).Flags; got != tt.flags {
+				t.Fatalf("Chat(%q).Flags = %#x, want %#x", tt.chat, got, tt.flags)
 			}
 		})
 	}
-	if got, _ := st.DialogFlags(ctx, "other"); got != 2 {
+	if got := chatInfo(t, st, "other").Flags; got != 2 {
 		t.Fatalf("flags of another chat changed: %#x", got)
 	}
-	if known, _ := st.ChatKnown(ctx, "known"); !known {
+	if !chatInfo(t, st, "known").Known {
 		t.Fatal("setting flags made a known chat unknown")
 	}
 }
@@ -756,12 +763,8 @@ func testPrune(t *testing.T, st store.Store) {
 		{"fresh", true, 0},
 	}
 	for _, tt := range chatTests {
-		known, err := st.ChatKnown(ctx, tt.chat)
-		must(t, "ChatKnown", err)
-		flags, err := st.DialogFlags(ctx, tt.chat)
-		must(t, "DialogFlags", err)
-		if known != tt.known || flags != tt.flags {
-			t.Fatalf("chat %q after Prune: known %v, flags %d; want %v, %d", tt.chat, known, flags, tt.known, tt.flags)
+		if got := chatInfo(t, st, tt.chat); got != (store.ChatInfo{Known: tt.known, Flags: tt.flags}) {
+			t.Fatalf("chat %q after Prune: %+v; want known %v, flags %d", tt.chat, got, tt.known, tt.flags)
 		}
 	}
 	if _, dup := tryEnqueue(t, st, msg{chat: "d1", key: "k-old"}); dup {
@@ -780,10 +783,10 @@ func testPrune(t *testing.T, st store.Store) {
 	if n != 1 {
 		t.Fatalf("Prune of everything deleted %d messages, want 1 (deliveredNew)", n)
 	}
-	if flags, _ := st.DialogFlags(ctx, "stale"); flags != 0 {
+	if flags := chatInfo(t, st, "stale").Flags; flags != 0 {
 		t.Fatalf("flags of a pruned chat: %d, want 0", flags)
 	}
-	if known, _ := st.ChatKnown(ctx, "fresh"); known {
+	if chatInfo(t, st, "fresh").Known {
 		t.Fatal("chat fresh still known after a prune past its last message")
 	}
 	for _, m := range []store.Message{pendingOld, deadOld, userNew} {
@@ -796,7 +799,7 @@ func testPrune(t *testing.T, st store.Store) {
 	if n, err := st.Prune(ctx, cutoff, old.Add(-time.Hour)); err != nil || n != 1 {
 		t.Fatalf("Prune with an older chat cutoff = %d, %v; want 1 message, nil", n, err)
 	}
-	if known, _ := st.ChatKnown(ctx, "long-lived"); !known {
+	if !chatInfo(t, st, "long-lived").Known {
 		t.Fatal("a chat was forgotten before its own cutoff")
 	}
 }
@@ -1011,8 +1014,11 @@ func testClosed(t *testing.T, st store.Store) {
 		{"Replay", func() error { return st.Replay(ctx, m.ID) }},
 		{"Drop", func() error { return st.Drop(ctx, m.ID) }},
 		{"Stats", func() error { _, err := st.Stats(ctx, store.ToUser); return err }},
-		{"ChatKnown", func() error { _, err := st.ChatKnown(ctx, "c"); return err }},
-		{"DialogFlags", func() error { _, err := st.DialogFlags(ctx, "c"); return err }},
+		{"EnqueueClaim", func() error {
+			_, _, err := st.EnqueueClaim(ctx, &store.Message{Dir: store.ToUser, Chat: "c"}, time.Now(), lease)
+			return err
+		}},
+		{"Chat", func() error { _, err := st.Chat(ctx, "c"); return err }},
 		{"SetDialogFlags", func() error { return st.SetDialogFlags(ctx, "c", 1) }},
 		{"Prune", func() error { _, err := st.Prune(ctx, time.Now(), time.Now()); return err }},
 	}
@@ -1025,5 +1031,100 @@ func testClosed(t *testing.T, st store.Store) {
 	}
 	if err := st.Close(); err != nil {
 		t.Fatalf("second Close = %v, want nil", err)
+	}
+}
+
+func testEnqueueClaim(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	enqueueClaim := func(d msg, lease time.Duration) (store.Message, bool, bool) {
+		t.Helper()
+		if d.dir == "" {
+			d.dir = store.ToUser
+		}
+		m := store.Message{Dir: d.dir, Chat: d.chat, DedupeKey: d.key, NextAt: d.next, Payload: []byte("p " + d.chat)}
+		dup, claimed, err := st.EnqueueClaim(ctx, &m, now, lease)
+		must(t, "EnqueueClaim", err)
+		return m, dup, claimed
+	}
+
+	// An idle chat: the new message is leased at once and Claim skips it.
+	first, dup, claimed := enqueueClaim(msg{chat: "idle", key: "k1"}, lease)
+	if dup || !claimed || first.ID == 0 || first.State != store.Pending {
+		t.Fatalf("EnqueueClaim on an idle chat: %+v dup %v claimed %v; want a new, claimed, pending message", first, dup, claimed)
+	}
+	wantIDs(t, "Claim while the enqueued head is leased", claim(t, st, now, 10))
+
+	// Its chat is busy now: the next message waits, even from EnqueueClaim.
+	second, _, claimed := enqueueClaim(msg{chat: "idle"}, lease)
+	if claimed {
+		t.Fatal("EnqueueClaim behind a leased head claimed the message")
+	}
+	must(t, "Delivered", st.Delivered(ctx, first.ID))
+	wantIDs(t, "Claim after the first is delivered", claim(t, st, now, 10), second)
+	must(t, "Delivered", st.Delivered(ctx, second.ID))
+
+	// A chat with a pending head that is not leased.
+	waitingHead := enqueue(t, st, msg{chat: "queued"})
+	behind, _, claimed := enqueueClaim(msg{chat: "queued"}, lease)
+	if claimed {
+		t.Fatal("EnqueueClaim behind a pending head claimed the message")
+	}
+	wantIDs(t, "Claim of the queued chat", claim(t, st, now, 10), waitingHead)
+	must(t, "Delivered", st.Delivered(ctx, waitingHead.ID))
+
+	// Not due yet: never claimed at once.
+	later, _, claimed := enqueueClaim(msg{chat: "later", next: now.Add(time.Hour)}, lease)
+	if claimed {
+		t.Fatal("EnqueueClaim of a message due later claimed it")
+	}
+	wantIDs(t, "Claim an hour later", claim(t, st, now.Add(2*time.Hour), 10), behind, later)
+	for _, m := range []store.Message{behind, later} {
+		must(t, "Delivered", st.Delivered(ctx, m.ID))
+	}
+
+	// A duplicate is neither written nor claimed.
+	if _, dup, claimed := enqueueClaim(msg{chat: "other", key: "k1"}, lease); !dup || claimed {
+		t.Fatalf("EnqueueClaim of a duplicate: dup %v claimed %v, want true, false", dup, claimed)
+	}
+
+	// Directions are separate: a pending reply does not hold back a
+	// user's message of the same chat.
+	reply := enqueue(t, st, msg{dir: store.ToUser, chat: "both"})
+	user, _, claimed := enqueueClaim(msg{dir: store.ToSelarti, chat: "both"}, lease)
+	if !claimed {
+		t.Fatal("a pending message of the other direction held back EnqueueClaim")
+	}
+	if !chatInfo(t, st, "both").Known {
+		t.Fatal("EnqueueClaim of a user's message did not make the chat known")
+	}
+	must(t, "Delivered", st.Delivered(ctx, user.ID))
+	wantIDs(t, "Claim of the reply", claim(t, st, now, 10), reply)
+	must(t, "Delivered", st.Delivered(ctx, reply.ID))
+
+	// The lease runs out like Claim's: the message is claimable again.
+	short, _, claimed := enqueueClaim(msg{chat: "short"}, time.Second)
+	if !claimed {
+		t.Fatal("EnqueueClaim on an idle chat did not claim")
+	}
+	wantIDs(t, "Claim before the lease ends", claim(t, st, now.Add(500*time.Millisecond), 10))
+	wantIDs(t, "Claim after the lease ends", claim(t, st, now.Add(2*time.Second), 10), short)
+
+	// A failed attempt holds the chat back like any claimed head's.
+	failing, _, _ := enqueueClaim(msg{chat: "failing"}, lease)
+	must(t, "Retry", st.Retry(ctx, failing.ID, now.Add(time.Minute), "boom"))
+	wantIDs(t, "Claim before the retry is due", claim(t, st, now, 10))
+	if got := get(t, st, failing.ID); got.Attempts != 1 || got.LastError != "boom" {
+		t.Fatalf("after Retry: attempts %d, error %q", got.Attempts, got.LastError)
+	}
+
+	for _, bad := range []time.Duration{0, -time.Second} {
+		m := store.Message{Dir: store.ToUser, Chat: "bad"}
+		if _, _, err := st.EnqueueClaim(ctx, &m, now, bad); err == nil {
+			t.Fatalf("EnqueueClaim with lease %v: no error", bad)
+		}
+	}
+	if _, _, err := st.EnqueueClaim(ctx, &store.Message{Dir: "sideways", Chat: "bad"}, now, lease); err == nil {
+		t.Fatal("EnqueueClaim with a bad direction: no error")
 	}
 }

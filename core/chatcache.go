@@ -1,0 +1,82 @@
+package core
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/switchboard-gw/switchboard/core/store"
+)
+
+// chatCache keeps what the store knows of the chats active lately, so that
+// a webhook needs no read of the store: Selarti sends two per round trip
+// (the user's message reported back, then the answer), moments apart, and
+// each must know whether the chat is known and what its dialog flags were.
+//
+// It is written through: the router changes a chat's flags in the store
+// first, then here, under the chat's lock (see lock). Only chats the store
+// knows are kept, never a miss: a chat becomes known by a user's message,
+// at any moment. Entries expire after a while so that what changes in the
+// store behind the router's back (Prune forgetting a chat, an admin tool)
+// shows within that time. A bounded LRU (hashicorp/golang-lru, the
+// well-kept one) keeps the memory flat however many chats there are.
+type chatCache struct {
+	entries *lru.Cache[string, cachedChat]
+	ttl     time.Duration
+	now     func() time.Time
+
+	seed  maphash.Seed
+	locks [chatLockStripes]sync.Mutex
+}
+
+// cachedChat is one entry: the chat's info and when it stops being
+// trusted.
+type cachedChat struct {
+	info  store.ChatInfo
+	until time.Time
+}
+
+const (
+	// chatCacheSize bounds the entries: about 100 bytes each.
+	chatCacheSize = 16384
+	// chatCacheTTL is how long an entry is trusted without a read.
+	chatCacheTTL = 30 * time.Second
+	// chatLockStripes is how many locks the chats share (see lock).
+	chatLockStripes = 64
+)
+
+func newChatCache(size int, ttl time.Duration) *chatCache {
+	entries, err := lru.New[string, cachedChat](size)
+	if err != nil {
+		// Only a size <= 0 fails, and the callers pass constants.
+		panic(err)
+	}
+	return &chatCache{entries: entries, ttl: ttl, now: time.Now, seed: maphash.MakeSeed()}
+}
+
+// get returns the cached info of chat, if it is there and fresh.
+func (c *chatCache) get(chat string) (store.ChatInfo, bool) {
+	e, ok := c.entries.Get(chat)
+	if !ok || !c.now().Before(e.until) {
+		return store.ChatInfo{}, false
+	}
+	return e.info, true
+}
+
+// put caches the info of a known chat; an unknown chat is forgotten.
+func (c *chatCache) put(chat string, info store.ChatInfo) {
+	if !info.Known {
+		c.entries.Remove(chat)
+		return
+	}
+	c.entries.Add(chat, cachedChat{info: info, until: c.now().Add(c.ttl)})
+}
+
+// lock serialises the read-compare-write of one chat's flags, so that two
+// webhooks of a chat arriving together report one change, not two, while
+// webhooks of different chats (mostly) go on in parallel.
+func (c *chatCache) lock(chat string) *sync.Mutex {
+	return &c.locks[maphash.String(c.seed, chat)%chatLockStripes]
+}
