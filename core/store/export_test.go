@@ -6,5 +6,5 @@ import "database/sql"
 // schema and the query plans, and to load many rows fast in benchmarks.
 func DBOf(s *SQLite) *sql.DB { return s.wdb }
 
-// ClaimSQL is claimSQL, for the query-plan test.
-const ClaimSQL = claimSQL
+// PendingSQL is pendingSQL, for the query-plan test.
+const PendingSQL = pendingSQL

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -17,21 +16,18 @@ var _ Store = (*Memory)(nil)
 // process exits. Unit tests use it, and so do deployments that opt out of
 // durability.
 //
-// Claim costs O(limit log chats): each direction keeps its chats with
-// pending messages in two heaps (see dueIndex), and each chat its pending
-// ids in order.
+// The claim order is a pendingIndex, as in SQLite.
 type Memory struct {
 	mu     sync.Mutex
 	closed bool
 	lastID int64
 
-	msgs   map[int64]*Message     // every kept message
-	dedupe map[dedupeKey]int64    // kept messages with a dedupe key
-	queues map[chatKey]*chatQueue // chats with pending messages
-	due    map[Direction]*dueIndex
-	dead   map[int64]struct{}       // dead letters, for DeadLetters
-	counts map[Direction]*memCounts // per-state counts, for Stats
-	chats  map[string]*memChat
+	msgs    map[int64]*Message  // every kept message
+	dedupe  map[dedupeKey]int64 // kept messages with a dedupe key
+	pending *pendingIndex
+	dead    map[int64]struct{}       // dead letters, for DeadLetters
+	counts  map[Direction]*memCounts // per-state counts, for Stats
+	chats   map[string]*memChat
 }
 
 // dedupeKey is where Memory looks up a DedupeKey: keys are per direction.
@@ -56,16 +52,14 @@ type memChat struct {
 // NewMemory returns an empty in-process store.
 func NewMemory() *Memory {
 	s := &Memory{
-		msgs:   make(map[int64]*Message),
-		dedupe: make(map[dedupeKey]int64),
-		queues: make(map[chatKey]*chatQueue),
-		due:    make(map[Direction]*dueIndex),
-		dead:   make(map[int64]struct{}),
-		counts: make(map[Direction]*memCounts),
-		chats:  make(map[string]*memChat),
+		msgs:    make(map[int64]*Message),
+		dedupe:  make(map[dedupeKey]int64),
+		pending: newPendingIndex(),
+		dead:    make(map[int64]struct{}),
+		counts:  make(map[Direction]*memCounts),
+		chats:   make(map[string]*memChat),
 	}
 	for _, dir := range Directions {
-		s.due[dir] = &dueIndex{}
 		s.counts[dir] = &memCounts{}
 	}
 	return s
@@ -128,21 +122,7 @@ func (s *Memory) enqueue(ctx context.Context, m *Message, leaseUntil int64) (dup
 		s.dedupe[dk] = m.ID
 	}
 	s.counts[m.Dir].pending++
-
-	key := chatKey{m.Dir, m.Chat}
-	if q := s.queues[key]; q != nil {
-		// A later message of a chat that has a head: the order is unchanged.
-		q.insert(m.ID)
-	} else {
-		q = &chatQueue{key: key, ids: []int64{m.ID}, index: -1}
-		s.queues[key] = q
-		if leaseUntil != 0 && m.NextAt.IsZero() {
-			// The head of an idle chat, leased as Claim would.
-			q.leaseID, q.leaseUntil = m.ID, leaseUntil
-			claimed = true
-		}
-		s.place(q)
-	}
+	claimed = s.pending.add(m.ID, m.Dir, m.Chat, nanos(m.CreatedAt), nanos(m.NextAt), leaseUntil)
 
 	if m.Dir == ToSelarti {
 		c := s.chat(m.Chat)
@@ -163,21 +143,10 @@ func (s *Memory) Claim(ctx context.Context, dir Direction, now time.Time, lease 
 	}
 	defer s.mu.Unlock()
 
-	d := s.due[dir]
-	nowN := nanos(now)
 	var out []Message
-	for len(out) < limit {
-		q := d.next(nowN)
-		if q == nil {
-			break
-		}
-		d.drop(q)
-		q.leaseID = q.ids[0]
-		q.leaseUntil = nowN + int64(lease)
-		s.place(q)
-		out = append(out, clone(s.msgs[q.leaseID]))
+	for _, id := range s.pending.claim(dir, nanos(now), nanos(now)+int64(lease), limit) {
+		out = append(out, clone(s.msgs[id]))
 	}
-	slices.SortFunc(out, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -211,10 +180,7 @@ func (s *Memory) Retry(ctx context.Context, id int64, next time.Time, lastErr st
 	m.Attempts++
 	m.NextAt = next
 	m.LastError = lastErr
-	q := s.queues[chatKey{m.Dir, m.Chat}]
-	s.due[m.Dir].drop(q)
-	s.endLease(q, id)
-	s.place(q)
+	s.pending.retry(id, nanos(next))
 	return nil
 }
 
@@ -291,17 +257,7 @@ func (s *Memory) Replay(ctx context.Context, id int64) error {
 	m.State = Pending
 	m.Attempts = 0
 	m.NextAt = time.Time{}
-
-	key := chatKey{m.Dir, m.Chat}
-	q := s.queues[key]
-	if q == nil {
-		q = &chatQueue{key: key, index: -1}
-		s.queues[key] = q
-	}
-	// Out of the heap before the head may change: the heap orders by head.
-	s.due[m.Dir].drop(q)
-	q.insert(id)
-	s.place(q)
+	s.pending.add(id, m.Dir, m.Chat, nanos(m.CreatedAt), 0, 0)
 	return nil
 }
 
@@ -337,14 +293,12 @@ func (s *Memory) Stats(ctx context.Context, dir Direction) (Stats, error) {
 	// O(pending messages): CreatedAt may be set by the caller, so the
 	// oldest is not necessarily a head. Stats is for metrics scrapes, not
 	// the hot path.
-	for key, q := range s.queues {
-		if key.dir != dir {
+	for _, p := range s.pending.msgs {
+		if p.key.dir != dir {
 			continue
 		}
-		for _, id := range q.ids {
-			if t := s.msgs[id].CreatedAt; st.OldestPending.IsZero() || t.Before(st.OldestPending) {
-				st.OldestPending = t
-			}
+		if t := fromNanos(p.created); st.OldestPending.IsZero() || t.Before(st.OldestPending) {
+			st.OldestPending = t
 		}
 	}
 	return st, nil
@@ -409,39 +363,13 @@ func (s *Memory) Close() error {
 	s.closed = true
 	// Let the garbage collector have the messages even if the store value
 	// is kept.
-	s.msgs, s.queues, s.dedupe, s.dead, s.chats = nil, nil, nil, nil, nil
+	s.msgs, s.pending, s.dedupe, s.dead, s.chats = nil, nil, nil, nil, nil
 	return nil
 }
 
-// place computes q's claim order from its head and lease and puts it in its
-// direction's heap, or forgets q when its chat has nothing pending. q must
-// be out of the heap.
-func (s *Memory) place(q *chatQueue) {
-	if len(q.ids) == 0 {
-		delete(s.queues, q.key)
-		return
-	}
-	head := s.msgs[q.ids[0]]
-	q.waiting, q.readyAt = readiness(nanos(head.CreatedAt), nanos(head.NextAt), q.leaseUntil)
-	s.due[q.key.dir].add(q)
-}
-
-// endLease ends the chat's lease if message id holds it. A message whose
-// lease ran out while another message of the chat was claimed (after a
-// Replay) holds none.
-func (s *Memory) endLease(q *chatQueue, id int64) {
-	if q.leaseID == id {
-		q.leaseID, q.leaseUntil = 0, 0
-	}
-}
-
-// leave takes a pending message out of its chat's queue.
+// leave takes a pending message out of the claim order.
 func (s *Memory) leave(m *Message) {
-	q := s.queues[chatKey{m.Dir, m.Chat}]
-	s.due[m.Dir].drop(q)
-	q.remove(m.ID)
-	s.endLease(q, m.ID)
-	s.place(q)
+	s.pending.remove(m.ID)
 	s.counts[m.Dir].pending--
 }
 

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/switchboard-gw/switchboard/internal/sqlitedb"
 )
@@ -28,6 +30,16 @@ type SQLite struct {
 	lock    *os.File            // holds the flock on path+".lock" until Close
 	commits *sqlitedb.Committer // owns wdb once open
 
+	// imu guards pending, the claim order of the pending messages (see
+	// pendingIndex), which the committer changes after each commit.
+	imu     sync.Mutex
+	pending *pendingIndex
+	// dataVersion is the database's PRAGMA data_version when pending was
+	// last loaded; the committer's only. nextRefresh is when Claim next
+	// looks for changes another process made (see refreshIfDue).
+	dataVersion int64
+	nextRefresh atomic.Int64
+
 	// mu makes Close wait for the calls in progress: the lock file must not
 	// be released while a transaction may still write.
 	mu     sync.RWMutex
@@ -38,8 +50,8 @@ type SQLite struct {
 var errInUse = errors.New("in use by another process")
 
 // OpenSQLite opens (creating it and its directory if missing) the store at
-// path, upgrades its schema, and releases every lease left by an earlier
-// process. It fails, without changing the file, when another process has
+// path, upgrades its schema, and loads the claim order of the pending
+// messages, with no lease: those an earlier process held are released. It fails, without changing the file, when another process has
 // it open, when the file is not a SQLite database or is corrupt, and when
 // its schema is newer than this binary.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
@@ -48,9 +60,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 
 // OpenSQLiteShared opens an existing store beside the process that owns
 // it, for admin tools (`switchboard deadletters`): it takes no process
-// lock and releases no leases, so the running gateway keeps its work.
-// SQLite's own locking keeps the two processes' writes apart, and the
-// gateway sees a replayed message at its next claim.
+// lock, and the running gateway keeps its work (its leases are in its
+// memory). SQLite's own locking keeps the two processes' writes apart,
+// and the gateway sees a replayed message within refreshInterval.
 func OpenSQLiteShared(ctx context.Context, path string) (*SQLite, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -125,13 +137,11 @@ func openSQLite(ctx context.Context, path string, shared bool) (*SQLite, error) 
 	if err := migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	if !shared {
-		if err := s.releaseLeases(ctx); err != nil {
-			return nil, err
-		}
-	}
 	wstmts, err := sqlitedb.PrepareAll(ctx, db, writeQueries)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.loadPending(ctx, db); err != nil {
 		return nil, err
 	}
 
@@ -180,16 +190,21 @@ func (s *SQLite) check(ctx context.Context) error {
 	return nil
 }
 
-// releaseLeases ends every lease: this process owns the file, so any lease
-// in it was taken by a process that is gone (see Store).
-func (s *SQLite) releaseLeases(ctx context.Context) error {
-	const q = `UPDATE heads SET lease_id = 0, lease_until = 0,
-		waiting = (SELECT CASE WHEN m.next_at <> 0 THEN 1 ELSE 0 END FROM messages m WHERE m.id = heads.msg_id),
-		ready_at = (SELECT CASE WHEN m.next_at <> 0 THEN m.next_at ELSE m.created_at END FROM messages m WHERE m.id = heads.msg_id)
-		WHERE lease_id <> 0 OR lease_until <> 0`
-	if _, err := s.wdb.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("release leases: %w", err)
+// loadPending builds the pending index from the table, in one read
+// transaction with the data_version it goes with.
+func (s *SQLite) loadPending(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("load pending messages: %w", err)
 	}
+	defer tx.Rollback() // read only
+	version, rows, err := readPending(tx)
+	if err != nil {
+		return fmt.Errorf("load pending messages: %w", err)
+	}
+	s.dataVersion = version
+	s.pending = buildPending(rows, nil)
+	s.nextRefresh.Store(time.Now().Add(refreshInterval).UnixNano())
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -41,58 +40,26 @@ const (
 		VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)
 		ON CONFLICT (dir, dedupe_key) WHERE dedupe_key <> '' DO NOTHING
 		RETURNING id`
-	insertHeadSQL = `INSERT INTO heads (dir, chat, msg_id, waiting, ready_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (dir, chat) DO NOTHING`
-	// insertLeasedHeadSQL is insertHeadSQL for EnqueueClaim: the head as
-	// Claim leaves it. Parameters: dir, chat, id, lease end, id, lease end.
-	insertLeasedHeadSQL = `INSERT INTO heads (dir, chat, msg_id, waiting, ready_at, lease_id, lease_until)
-		VALUES (?, ?, ?, 1, ?, ?, ?) ON CONFLICT (dir, chat) DO NOTHING`
 	touchChatSQL = `INSERT INTO chats (chat, last_seen) VALUES (?, ?)
 		ON CONFLICT (chat) DO UPDATE SET last_seen = CASE
 			WHEN excluded.last_seen > chats.last_seen THEN excluded.last_seen
 			ELSE chats.last_seen END`
 
-	// claimSQL leases the heads to claim and returns their message ids.
-	// The two inner selects each read at most limit rows of the
-	// heads_claim index (fresh chats, and waiting chats now due), so a
-	// Claim costs the same with a hundred thousand chats backing off as
-	// with none. Parameters: lease end (twice), dir, dir, limit, dir, now,
-	// limit, limit.
-	claimSQL = `UPDATE heads SET waiting = 1, ready_at = ?, lease_id = msg_id, lease_until = ?
-		WHERE dir = ? AND chat IN (
-			SELECT chat FROM (
-				SELECT chat, ready_at, msg_id FROM (
-					SELECT chat, ready_at, msg_id FROM heads
-					WHERE dir = ? AND waiting = 0
-					ORDER BY ready_at, msg_id LIMIT ?) AS fresh
-				UNION ALL
-				SELECT chat, ready_at, msg_id FROM (
-					SELECT chat, ready_at, msg_id FROM heads
-					WHERE dir = ? AND waiting = 1 AND ready_at <= ?
-					ORDER BY ready_at, msg_id LIMIT ?) AS due
-			) AS candidates
-			ORDER BY ready_at, msg_id LIMIT ?)
-		RETURNING msg_id`
-	getMessageSQL = "SELECT " + msgCols + " FROM messages WHERE id = ?"
-
+	// The ends of attempts and Replay return what the pending index needs.
 	deliveredSQL = `UPDATE messages SET state = 'delivered'
-		WHERE id = ? AND state = 'pending' RETURNING dir, chat`
+		WHERE id = ? AND state = 'pending' RETURNING id`
 	retrySQL = `UPDATE messages SET attempts = attempts + 1, next_at = ?, last_error = ?
-		WHERE id = ? AND state = 'pending' RETURNING dir, chat`
+		WHERE id = ? AND state = 'pending' RETURNING id`
 	killSQL = `UPDATE messages SET state = 'dead', attempts = attempts + 1, last_error = ?
-		WHERE id = ? AND state = 'pending' RETURNING dir, chat`
+		WHERE id = ? AND state = 'pending' RETURNING id`
 	replaySQL = `UPDATE messages SET state = 'pending', attempts = 0, next_at = 0
-		WHERE id = ? AND state = 'dead' RETURNING dir, chat`
+		WHERE id = ? AND state = 'dead' RETURNING dir, chat, created_at`
 	dropSQL = "DELETE FROM messages WHERE id = ? AND state = 'dead'"
 
-	headLeaseSQL = "SELECT lease_id, lease_until FROM heads WHERE dir = ? AND chat = ?"
-	chatHeadSQL  = `SELECT id, created_at, next_at FROM messages
-		WHERE dir = ? AND chat = ? AND state = 'pending' ORDER BY id LIMIT 1`
-	deleteHeadSQL = "DELETE FROM heads WHERE dir = ? AND chat = ?"
-	upsertHeadSQL = `INSERT INTO heads (dir, chat, msg_id, waiting, ready_at, lease_id, lease_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (dir, chat) DO UPDATE SET msg_id = excluded.msg_id, waiting = excluded.waiting,
-			ready_at = excluded.ready_at, lease_id = excluded.lease_id, lease_until = excluded.lease_until`
+	// pendingSQL reads one direction's pending messages for the pending
+	// index, along messages_dir_state_created.
+	pendingSQL     = "SELECT id, chat, created_at, next_at FROM messages WHERE dir = ? AND state = 'pending'"
+	dataVersionSQL = "PRAGMA data_version"
 
 	setFlagsSQL = `INSERT INTO chats (chat, dialog_flags, flags_at) VALUES (?, ?, ?)
 		ON CONFLICT (chat) DO UPDATE SET dialog_flags = excluded.dialog_flags, flags_at = excluded.flags_at`
@@ -105,15 +72,16 @@ const (
 
 // writeQueries are prepared at open.
 var writeQueries = []string{
-	insertMessageSQL, insertHeadSQL, insertLeasedHeadSQL, touchChatSQL, claimSQL, getMessageSQL,
+	insertMessageSQL, touchChatSQL,
 	deliveredSQL, retrySQL, killSQL, replaySQL, dropSQL,
-	headLeaseSQL, chatHeadSQL, deleteHeadSQL, upsertHeadSQL,
+	pendingSQL, dataVersionSQL,
 	setFlagsSQL, pruneMessagesSQL, pruneChatsSQL, forgetChatsSQL,
 	"SAVEPOINT w", "ROLLBACK TO w", "RELEASE w",
 }
 
 // Read statements, prepared on the read connections.
 const (
+	getMessageSQL   = "SELECT " + msgCols + " FROM messages WHERE id = ?"
 	deadLettersSQL  = "SELECT " + msgCols + " FROM messages WHERE state = 'dead' ORDER BY id LIMIT ?"
 	statsPendingSQL = `SELECT COUNT(*), COALESCE(MIN(created_at), 0) FROM messages
 		WHERE dir = ? AND state = 'pending'`
@@ -152,7 +120,7 @@ func (s *SQLite) enqueue(ctx context.Context, m *Message, leaseUntil int64) (dup
 		payload = []byte{} // the column is NOT NULL
 	}
 	var id int64
-	err = s.write(ctx, true, func(t *txn) error {
+	err = s.writeThen(ctx, true, func(t *txn) error {
 		id, dup, claimed = 0, false, false
 		// The partial unique index decides dedupe, in the same statement
 		// as the insert, so there is no window between check and write.
@@ -165,34 +133,16 @@ func (s *SQLite) enqueue(ctx context.Context, m *Message, leaseUntil int64) (dup
 		if err != nil {
 			return err
 		}
-		// The new message heads its chat only if the chat has no pending
-		// message: ids only grow, so it is never before an existing head.
-		// Only then may it be leased at once (a head row means another
-		// message of the chat is pending, leased or not).
-		lease := leaseUntil != 0 && m.NextAt.IsZero()
-		var res sql.Result
-		if lease {
-			res, err = t.Exec(insertLeasedHeadSQL, m.Dir, m.Chat, id, leaseUntil, id, leaseUntil)
-		} else {
-			waiting, ready := readiness(nanos(created), nanos(m.NextAt), 0)
-			res, err = t.Exec(insertHeadSQL, m.Dir, m.Chat, id, boolInt(waiting), ready)
-		}
-		if err != nil {
-			return err
-		}
-		if lease {
-			n, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			claimed = n == 1
-		}
 		if m.Dir == ToSelarti {
 			if _, err := t.Exec(touchChatSQL, m.Chat, nanos(created)); err != nil {
 				return err
 			}
 		}
 		return nil
+	}, func() {
+		if !dup {
+			claimed = s.pending.add(id, m.Dir, m.Chat, nanos(created), nanos(m.NextAt), leaseUntil)
+		}
 	})
 	if err != nil {
 		return false, false, fmt.Errorf("enqueue message: %w", err)
@@ -205,61 +155,46 @@ func (s *SQLite) enqueue(ctx context.Context, m *Message, leaseUntil int64) (dup
 	return dup, claimed, nil
 }
 
-// Claim implements Store.
+// Claim implements Store. It writes nothing: the leases live in the
+// pending index. Only the messages are read, on the read connections.
 func (s *SQLite) Claim(ctx context.Context, dir Direction, now time.Time, lease time.Duration, limit int) ([]Message, error) {
 	if err := checkClaim(dir, lease); err != nil {
 		return nil, fmt.Errorf("claim messages: %w", err)
 	}
-	if limit <= 0 {
-		done, err := s.use() // still fail after Close
-		if err != nil {
-			return nil, fmt.Errorf("claim messages: %w", err)
-		}
-		done()
-		return nil, nil
-	}
-	until := nanos(now) + int64(lease)
-	var out []Message
-	err := s.write(ctx, false, func(t *txn) error {
-		out = out[:0]
-		rows, err := t.Query(claimSQL, until, until, dir, dir, limit, dir, nanos(now), limit, limit)
-		if err != nil {
-			return err
-		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		slices.Sort(ids)
-		for _, id := range ids {
-			m, err := scanMessage(t.QueryRow(getMessageSQL, id))
-			if err != nil {
-				return fmt.Errorf("read claimed message %d: %w", id, err)
-			}
-			out = append(out, m)
-		}
-		return nil
-	})
+	done, err := s.use()
 	if err != nil {
 		return nil, fmt.Errorf("claim messages: %w", err)
+	}
+	defer done()
+	if limit <= 0 {
+		return nil, nil
+	}
+	if err := s.refreshIfDue(ctx); err != nil {
+		return nil, fmt.Errorf("claim messages: %w", err)
+	}
+	s.imu.Lock()
+	ids := s.pending.claim(dir, nanos(now), nanos(now)+int64(lease), limit)
+	s.imu.Unlock()
+	out := make([]Message, 0, len(ids))
+	for i, id := range ids {
+		m, err := scanMessage(s.rstmts[getMessageSQL].QueryRowContext(ctx, id))
+		if err != nil {
+			// Give back the leases of the messages not returned.
+			s.imu.Lock()
+			for _, id := range ids[i:] {
+				s.pending.unlease(id)
+			}
+			s.imu.Unlock()
+			return nil, fmt.Errorf("claim messages: read message %d: %w", id, err)
+		}
+		out = append(out, m)
 	}
 	return out, nil
 }
 
 // Delivered implements Store.
 func (s *SQLite) Delivered(ctx context.Context, id int64) error {
-	if err := s.leave(ctx, false, id, deliveredSQL, id); err != nil {
+	if err := s.endAttempt(ctx, id, func() { s.pending.remove(id) }, deliveredSQL, id); err != nil {
 		return fmt.Errorf("mark message %d delivered: %w", id, err)
 	}
 	return nil
@@ -267,7 +202,8 @@ func (s *SQLite) Delivered(ctx context.Context, id int64) error {
 
 // Retry implements Store.
 func (s *SQLite) Retry(ctx context.Context, id int64, next time.Time, lastErr string) error {
-	if err := s.leave(ctx, false, id, retrySQL, nanos(next), lastErr, id); err != nil {
+	err := s.endAttempt(ctx, id, func() { s.pending.retry(id, nanos(next)) }, retrySQL, nanos(next), lastErr, id)
+	if err != nil {
 		return fmt.Errorf("retry message %d: %w", id, err)
 	}
 	return nil
@@ -275,64 +211,42 @@ func (s *SQLite) Retry(ctx context.Context, id int64, next time.Time, lastErr st
 
 // Kill implements Store.
 func (s *SQLite) Kill(ctx context.Context, id int64, lastErr string) error {
-	if err := s.leave(ctx, false, id, killSQL, lastErr, id); err != nil {
+	if err := s.endAttempt(ctx, id, func() { s.pending.remove(id) }, killSQL, lastErr, id); err != nil {
 		return fmt.Errorf("kill message %d: %w", id, err)
 	}
 	return nil
 }
 
-// Replay implements Store.
-func (s *SQLite) Replay(ctx context.Context, id int64) error {
-	// Id 0 ends no lease: a dead message holds none (Kill ended it).
-	if err := s.leave(ctx, true, 0, replaySQL, id); err != nil {
-		return fmt.Errorf("replay message %d: %w", id, err)
-	}
-	return nil
-}
-
-// leave runs update, which changes one message and returns its dir and
-// chat (no row: ErrNotFound), then settles the chat's head: the message
-// may have left the queue, changed its NextAt, or come back. The lease
-// held by message leaving, if any, ends. durable is false for the ends of
-// attempts (see Store.Delivered), true for an operator's Replay.
-func (s *SQLite) leave(ctx context.Context, durable bool, leaving int64, update string, args ...any) error {
-	return s.write(ctx, durable, func(t *txn) error {
-		var dir Direction
-		var chat string
-		err := t.QueryRow(update, args...).Scan(&dir, &chat)
+// endAttempt runs update, which changes pending message id and returns
+// its id (no row: ErrNotFound), and once committed changes the pending
+// index with then. The commit is not durable (see Store.Delivered).
+func (s *SQLite) endAttempt(ctx context.Context, id int64, then func(), update string, args ...any) error {
+	return s.writeThen(ctx, false, func(t *txn) error {
+		var got int64
+		err := t.QueryRow(update, args...).Scan(&got)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
-		if err != nil {
-			return err
-		}
-		return settleHead(t, dir, chat, leaving)
-	})
+		return err
+	}, then)
 }
 
-// settleHead recomputes the heads row of (dir, chat) from its oldest
-// pending message and its lease, deleting it when nothing is pending.
-func settleHead(t *txn, dir Direction, chat string, leaving int64) error {
-	var leaseID, leaseUntil int64
-	err := t.QueryRow(headLeaseSQL, dir, chat).Scan(&leaseID, &leaseUntil)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+// Replay implements Store.
+func (s *SQLite) Replay(ctx context.Context, id int64) error {
+	var dir Direction
+	var chat string
+	var created int64
+	err := s.writeThen(ctx, true, func(t *txn) error {
+		err := t.QueryRow(replaySQL, id).Scan(&dir, &chat, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
 		return err
-	}
-	if leaving != 0 && leaseID == leaving {
-		leaseID, leaseUntil = 0, 0
-	}
-	var head, created, next int64
-	err = t.QueryRow(chatHeadSQL, dir, chat).Scan(&head, &created, &next)
-	if errors.Is(err, sql.ErrNoRows) {
-		_, err = t.Exec(deleteHeadSQL, dir, chat)
-		return err
-	}
+	}, func() { s.pending.add(id, dir, chat, created, 0, 0) })
 	if err != nil {
-		return err
+		return fmt.Errorf("replay message %d: %w", id, err)
 	}
-	waiting, ready := readiness(created, next, leaseUntil)
-	_, err = t.Exec(upsertHeadSQL, dir, chat, head, boolInt(waiting), ready, leaseID, leaseUntil)
-	return err
+	return nil
 }
 
 // Drop implements Store.

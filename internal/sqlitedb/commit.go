@@ -43,6 +43,7 @@ const (
 // request is one call's write, waiting for the committer.
 type request struct {
 	fn      func(t *Tx) error
+	then    func() // optional: after the commit, in the committer
 	durable bool
 	state   atomic.Int32
 	done    chan error // buffered: the committer never blocks on it
@@ -149,10 +150,21 @@ func (t *Tx) Query(q string, args ...any) (*sql.Rows, error) {
 // error always means committed and an error (almost always) means not
 // written.
 func (c *Committer) Write(ctx context.Context, durable bool, fn func(t *Tx) error) error {
+	return c.WriteThen(ctx, durable, fn, nil)
+}
+
+// WriteThen is Write, and then, once the transaction holding fn's changes
+// has committed (and only then), calls then in the committer's goroutine,
+// before Write returns. The writes of one transaction call their then in
+// the order their fn ran, and every then of a commit runs before the next
+// transaction starts: a caller keeping an in-memory view of the database
+// (core/store's pending index) updates it in the order the changes were
+// committed, with no commit of another write in between.
+func (c *Committer) WriteThen(ctx context.Context, durable bool, fn func(t *Tx) error, then func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{fn: fn, durable: durable, done: make(chan error, 1)}
+	r := &request{fn: fn, then: then, durable: durable, done: make(chan error, 1)}
 	select {
 	case c.writes <- r:
 	case <-ctx.Done():
@@ -239,6 +251,13 @@ func (c *Committer) commitPart(live []*request, durable bool) {
 		return
 	}
 	errs, err := c.runBatch(live, durable)
+	if err == nil {
+		for i, r := range live {
+			if errs[i] == nil && r.then != nil {
+				r.then()
+			}
+		}
+	}
 	for i, r := range live {
 		if errs[i] != nil {
 			r.done <- errs[i]

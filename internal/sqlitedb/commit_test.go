@@ -480,3 +480,62 @@ func TestCommitterContext(t *testing.T) {
 		}
 	})
 }
+
+// TestCommitterWriteThen: then runs after its write's transaction has
+// committed (a connection of its own sees the row), in the order the
+// writes ran, and never for a write that failed.
+func TestCommitterWriteThen(t *testing.T) {
+	c, path := openCommitter(t)
+	release, first := block(t, c, "first")
+	var mu sync.Mutex
+	var order []string
+	var seen [][]string
+	insertThen := func(k string, fail bool) chan error {
+		out := make(chan error, 1)
+		go func() {
+			out <- c.WriteThen(context.Background(), true, func(tx *Tx) error {
+				if _, err := tx.Exec(qInsert, k); err != nil {
+					return err
+				}
+				if fail {
+					return errBoom
+				}
+				return nil
+			}, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				order = append(order, k)
+				seen = append(seen, keys(t, path))
+			})
+		}()
+		return out
+	}
+	a := insertThen("a", false)
+	waitFor(t, "a to queue", func() bool { return queued(c) == 1 })
+	bad := insertThen("bad", true)
+	waitFor(t, "bad to queue", func() bool { return queued(c) == 2 })
+	b := insertThen("b", false)
+	waitFor(t, "b to queue", func() bool { return queued(c) == 3 })
+	release()
+	if err := <-first; err != nil {
+		t.Fatalf("blocking write: %v", err)
+	}
+	for _, ch := range []chan error{a, b} {
+		if err := <-ch; err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	if err := <-bad; !errors.Is(err, errBoom) {
+		t.Fatalf("failing write = %v, want errBoom", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(order, []string{"a", "b"}) {
+		t.Fatalf("then ran for %v, want a, b in that order (never for the failed write)", order)
+	}
+	for i, got := range seen {
+		if want := []string{"a", "b", "first"}; !slices.Equal(got, want) {
+			t.Fatalf("then %d saw %v on another connection, want the committed %v", i, got, want)
+		}
+	}
+}
