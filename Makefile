@@ -42,6 +42,8 @@ core-deps-check:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseChatID$$' -fuzztime=$(FUZZTIME) ./core/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseWebhook$$' -fuzztime=$(FUZZTIME) ./core/selarti/
+	$(GO) test -run='^$$' -fuzz='^FuzzJSONValue$$' -fuzztime=$(FUZZTIME) ./core/selarti/
+	$(GO) test -run='^$$' -fuzz='^FuzzUnquote$$' -fuzztime=$(FUZZTIME) ./core/selarti/
 	$(GO) test -run='^$$' -fuzz='^FuzzClientFrame$$' -fuzztime=$(FUZZTIME) ./adapters/webchat/
 	$(GO) test -run='^$$' -fuzz='^FuzzMarkdownToHTML$$' -fuzztime=$(FUZZTIME) ./adapters/telegram/
 

@@ -113,9 +113,12 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		Wire:       cfg.Selarti.Wire.WithDefaults(),
 		Timeout:    cfg.Selarti.Timeout,
 		MaxElapsed: cfg.Selarti.RetryBudget,
-		HTTPClient: opts.HTTPClient,
-		Logger:     opts.Logger.With("component", "selarti"),
-		Observe:    g.metrics.observeSelarti,
+		// One idle connection per worker sending in parallel; with fewer,
+		// each send past them opens a new connection.
+		MaxIdleConns: cfg.Delivery.Workers,
+		HTTPClient:   opts.HTTPClient,
+		Logger:       opts.Logger.With("component", "selarti"),
+		Observe:      g.metrics.observeSelarti,
 	})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("selarti: %w", err))

@@ -3,7 +3,6 @@ package selarti
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,9 @@ import (
 const (
 	DefaultTimeout    = 10 * time.Second
 	DefaultMaxElapsed = 30 * time.Second
+	// DefaultMaxIdleConns matches the gateway's default number of
+	// delivery workers (delivery.workers).
+	DefaultMaxIdleConns = 16
 )
 
 // Retry pacing of one Send. Bubble answers 429 at about 1,000 requests a
@@ -54,8 +56,17 @@ type Config struct {
 	// (the budget is checked before each wait, not during an attempt).
 	MaxElapsed time.Duration
 	// HTTPClient sends the requests. The default has no global timeout,
-	// since Timeout bounds each attempt through its context.
+	// since Timeout bounds each attempt through its context. A client on
+	// the default transport (Transport nil or http.DefaultTransport) is
+	// copied onto a transport of this Client's own, tuned by MaxIdleConns;
+	// a client with any other Transport is used as it is.
 	HTTPClient *http.Client
+	// MaxIdleConns is how many idle connections to Selarti are kept for
+	// reuse: set it to the number of Sends that run in parallel (the
+	// gateway's delivery workers), or each burst beyond it opens new
+	// connections. It does not cap the connections open at once. Default
+	// DefaultMaxIdleConns; negative is an error.
+	MaxIdleConns int
 	// Logger receives warnings and errors; default: discard.
 	Logger *slog.Logger
 	// Observe, if set, is called once per HTTP attempt, for metrics: op
@@ -137,6 +148,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Timeout < 0 || cfg.MaxElapsed < 0 {
 		return nil, errors.New("selarti config: timeout and max elapsed must not be negative")
 	}
+	if cfg.MaxIdleConns < 0 {
+		return nil, errors.New("selarti config: max idle conns must not be negative")
+	}
+	idle := cfg.MaxIdleConns
+	if idle == 0 {
+		idle = DefaultMaxIdleConns
+	}
 	wire := cfg.Wire.WithDefaults()
 	if err := checkWire(wire); err != nil {
 		return nil, err
@@ -148,7 +166,7 @@ func New(cfg Config) (*Client, error) {
 		wire:       wire,
 		timeout:    cfg.Timeout,
 		maxElapsed: cfg.MaxElapsed,
-		http:       cfg.HTTPClient,
+		http:       httpClient(cfg.HTTPClient, idle),
 		log:        cfg.Logger,
 		observeFn:  cfg.Observe,
 		now:        time.Now,
@@ -159,9 +177,6 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.maxElapsed == 0 {
 		c.maxElapsed = DefaultMaxElapsed
-	}
-	if c.http == nil {
-		c.http = &http.Client{}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -281,27 +296,27 @@ func (c *Client) encode(m Message) ([]byte, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("selarti send: %w: missing %s", ErrInvalidMessage, strings.Join(missing, ", "))
 	}
-	fields := map[string]string{
-		c.wire.TaskIDField: m.TaskID,
-		c.wire.ChatIDField: m.ChatID,
-		c.wire.TextField:   m.Text,
-	}
-	optional := map[string]string{c.wire.NameField: m.Name, c.wire.UsernameField: m.Username, c.wire.PhoneField: m.Phone}
-	if c.wire.IdempotencyKeyField != "" {
-		optional[c.wire.IdempotencyKeyField] = m.IdempotencyKey
-	}
-	for f, v := range optional {
-		if v != "" {
-			fields[f] = v
+	var buf [7]member // room for all of Wire's send fields
+	fields := append(buf[:0],
+		member{c.wire.TaskIDField, m.TaskID},
+		member{c.wire.ChatIDField, m.ChatID},
+		member{c.wire.TextField, m.Text})
+	for _, f := range [...]member{
+		{c.wire.NameField, m.Name},
+		{c.wire.UsernameField, m.Username},
+		{c.wire.PhoneField, m.Phone},
+		{c.wire.IdempotencyKeyField, m.IdempotencyKey},
+	} {
+		if f.key != "" && f.value != "" {
+			fields = append(fields, f)
 		}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // the text goes to an AI, not into HTML
-	if err := enc.Encode(fields); err != nil {
-		return nil, fmt.Errorf("selarti send: encode request: %w", err)
+	size := 3 // {}\n
+	for _, f := range fields {
+		size += len(f.key) + len(f.value) + 6 // quotes, colon, comma
 	}
-	return buf.Bytes(), nil
+	// The text goes to an AI, not into HTML: <, > and & stay as they are.
+	return appendObject(make([]byte, 0, size+size/8), fields), nil
 }
 
 // sendState is what one Send remembers across its attempts.
@@ -364,6 +379,9 @@ func authStep(err error) error {
 	return backoff.Permanent(err)
 }
 
+// jsonMIME is the Content-Type and Accept of every request. Read-only.
+var jsonMIME = []string{"application/json"}
+
 // httpResult is one HTTP exchange.
 type httpResult struct {
 	status  int
@@ -383,10 +401,12 @@ func (c *Client) do(ctx context.Context, op, url, token string, body []byte) (ht
 	if err != nil {
 		return httpResult{}, fmt.Errorf("selarti %s: build request: %w", op, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	// Canonical keys set directly, and a value slice shared by every
+	// request: net/http only reads a request's headers.
+	req.Header["Content-Type"] = jsonMIME
+	req.Header["Accept"] = jsonMIME
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header["Authorization"] = []string{"Bearer " + token}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

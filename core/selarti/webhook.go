@@ -1,11 +1,8 @@
 package selarti
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"unicode"
@@ -101,29 +98,32 @@ func (e *WebhookError) Error() string {
 // so that it cannot make a message undeliverable. Unknown fields are
 // ignored. The caller bounds the body's size before calling.
 func ParseWebhook(body []byte) (Webhook, error) {
-	obj, err := splitObject(body)
-	if err != nil {
+	var obj object
+	if err := obj.scan(body); err != nil {
 		return Webhook{}, err
 	}
-	var w Webhook
+	var (
+		w   Webhook
+		err error
+	)
 
 	// Routing fields. A duplicate is ambiguous (which one routes?), so
 	// it is an error here while it is only a warning elsewhere.
-	for _, f := range []string{FieldExternalChatID, FieldMessageID, FieldMessageType, FieldMessageText} {
+	for _, f := range []int{iExternalChatID, iMessageID, iMessageType, iMessageText} {
 		if obj.dup[f] {
-			return Webhook{}, &WebhookError{Field: f, Reason: "appears more than once"}
+			return Webhook{}, &WebhookError{Field: fieldNames[f], Reason: "appears more than once"}
 		}
 	}
-	if w.ExternalChatID, err = requiredID(obj.fields, FieldExternalChatID, maxExternalChatID); err != nil {
+	if w.ExternalChatID, err = requiredID(obj.raw[iExternalChatID], FieldExternalChatID, maxExternalChatID); err != nil {
 		return Webhook{}, err
 	}
-	if w.MessageID, err = requiredID(obj.fields, FieldMessageID, maxMessageID); err != nil {
+	if w.MessageID, err = requiredID(obj.raw[iMessageID], FieldMessageID, maxMessageID); err != nil {
 		return Webhook{}, err
 	}
-	if w.MessageType, err = messageType(obj.fields); err != nil {
+	if w.MessageType, err = messageType(obj.raw[iMessageType]); err != nil {
 		return Webhook{}, err
 	}
-	if w.MessageText, err = messageText(obj.fields, w.MessageType); err != nil {
+	if w.MessageText, err = messageText(obj.raw[iMessageText], w.MessageType); err != nil {
 		return Webhook{}, err
 	}
 
@@ -131,131 +131,229 @@ func ParseWebhook(body []byte) (Webhook, error) {
 	warn := func(field, reason string) {
 		w.Warnings = append(w.Warnings, field+": "+reason)
 	}
-	for _, f := range []struct {
-		name string
-		dst  *bool
+	for _, f := range [...]struct {
+		i   int
+		dst *bool
 	}{
-		{FieldClose, &w.Close},
-		{FieldOperator, &w.Operator},
-		{FieldGetContact, &w.GetContact},
-		{FieldInterest, &w.Interest},
-		{FieldSuccess, &w.Success},
-		{FieldIsBot, &w.IsBot},
+		{iClose, &w.Close},
+		{iOperator, &w.Operator},
+		{iGetContact, &w.GetContact},
+		{iInterest, &w.Interest},
+		{iSuccess, &w.Success},
+		{iIsBot, &w.IsBot},
 	} {
-		v, ok := flagValue(obj.fields[f.name])
+		v, ok := flagValue(obj.raw[f.i])
 		if !ok {
-			warn(f.name, "unrecognised flag value")
+			warn(fieldNames[f.i], "unrecognised flag value")
 		}
 		*f.dst = v
 	}
-	for _, f := range []struct {
-		name string
-		dst  *string
+	for _, f := range [...]struct {
+		i   int
+		dst *string
 	}{
-		{FieldTaskID, &w.TaskID},
-		{FieldThreadID, &w.ThreadID},
-		{FieldChannelID, &w.ChannelID},
-		{FieldCompanyID, &w.CompanyID},
-		{FieldManagerID, &w.ManagerID},
-		{FieldTitle, &w.Title},
-		{FieldPanelURL, &w.PanelURL},
-		{FieldShareURL, &w.ShareURL},
-		{FieldWhType, &w.WhType},
+		{iTaskID, &w.TaskID},
+		{iThreadID, &w.ThreadID},
+		{iChannelID, &w.ChannelID},
+		{iCompanyID, &w.CompanyID},
+		{iManagerID, &w.ManagerID},
+		{iTitle, &w.Title},
+		{iPanelURL, &w.PanelURL},
+		{iShareURL, &w.ShareURL},
+		{iWhType, &w.WhType},
 	} {
-		v, ok := textValue(obj.fields[f.name])
+		v, ok := textValue(obj.raw[f.i])
 		if !ok {
-			warn(f.name, "expected a string or a number, got "+kindOf(obj.fields[f.name]))
+			warn(fieldNames[f.i], "expected a string or a number, got "+kindOf(obj.raw[f.i]))
 		}
 		*f.dst = v
 	}
-	w.Contacts = contactsValue(obj.fields[FieldContacts])
+	w.Contacts = contactsValue(obj.raw[iContacts])
 
 	for _, f := range obj.order {
-		if obj.dup[f] {
-			warn(f, "appears more than once, the last value is used")
-		}
+		warn(fieldNames[f], "appears more than once, the last value is used")
 	}
 	return w, nil
 }
 
-// object is a JSON object split into its raw members.
-type object struct {
-	fields map[string]json.RawMessage
-	dup    map[string]bool // keys seen more than once
-	order  []string        // known keys seen more than once, in order
+// Indexes of the documented webhook fields in object.
+const (
+	iChannelID = iota
+	iClose
+	iCompanyID
+	iContacts
+	iExternalChatID
+	iGetContact
+	iInterest
+	iIsBot
+	iManagerID
+	iMessageID
+	iMessageText
+	iMessageType
+	iOperator
+	iPanelURL
+	iShareURL
+	iSuccess
+	iTaskID
+	iThreadID
+	iTitle
+	iWhType
+	numFields
+)
+
+// fieldNames maps the indexes to the field names.
+var fieldNames = [numFields]string{
+	iChannelID: FieldChannelID, iClose: FieldClose, iCompanyID: FieldCompanyID,
+	iContacts: FieldContacts, iExternalChatID: FieldExternalChatID,
+	iGetContact: FieldGetContact, iInterest: FieldInterest, iIsBot: FieldIsBot,
+	iManagerID: FieldManagerID, iMessageID: FieldMessageID,
+	iMessageText: FieldMessageText, iMessageType: FieldMessageType,
+	iOperator: FieldOperator, iPanelURL: FieldPanelURL, iShareURL: FieldShareURL,
+	iSuccess: FieldSuccess, iTaskID: FieldTaskID, iThreadID: FieldThreadID,
+	iTitle: FieldTitle, iWhType: FieldWhType,
 }
 
-// isKnownField reports whether key is a documented webhook field;
-// duplicates of other keys are not worth a warning since we ignore them.
-func isKnownField(key string) bool {
+// fieldIndex returns the index of a documented field, or -1 for any
+// other key (those are ignored, duplicates included).
+func fieldIndex(key string) int {
 	switch key {
-	case FieldChannelID, FieldClose, FieldCompanyID, FieldContacts,
-		FieldExternalChatID, FieldGetContact, FieldInterest, FieldIsBot,
-		FieldManagerID, FieldMessageID, FieldMessageText, FieldMessageType,
-		FieldOperator, FieldPanelURL, FieldShareURL, FieldSuccess,
-		FieldTaskID, FieldThreadID, FieldTitle, FieldWhType:
-		return true
+	case FieldChannelID:
+		return iChannelID
+	case FieldClose:
+		return iClose
+	case FieldCompanyID:
+		return iCompanyID
+	case FieldContacts:
+		return iContacts
+	case FieldExternalChatID:
+		return iExternalChatID
+	case FieldGetContact:
+		return iGetContact
+	case FieldInterest:
+		return iInterest
+	case FieldIsBot:
+		return iIsBot
+	case FieldManagerID:
+		return iManagerID
+	case FieldMessageID:
+		return iMessageID
+	case FieldMessageText:
+		return iMessageText
+	case FieldMessageType:
+		return iMessageType
+	case FieldOperator:
+		return iOperator
+	case FieldPanelURL:
+		return iPanelURL
+	case FieldShareURL:
+		return iShareURL
+	case FieldSuccess:
+		return iSuccess
+	case FieldTaskID:
+		return iTaskID
+	case FieldThreadID:
+		return iThreadID
+	case FieldTitle:
+		return iTitle
+	case FieldWhType:
+		return iWhType
 	}
-	return false
+	return -1
 }
 
-// splitObject checks that body is exactly one JSON object (nothing before
-// or after it but whitespace) and returns its members. Walking the tokens
-// ourselves, rather than unmarshalling into a map, lets us see duplicate
-// keys, which encoding/json silently resolves to the last one.
-func splitObject(body []byte) (object, error) {
-	notObject := &WebhookError{Reason: "body must be one JSON object"}
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return object{}, &WebhookError{Reason: "body is empty"}
-	}
-	if trimmed[0] != '{' {
-		return object{}, notObject
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	if _, err := dec.Token(); err != nil { // the '{'
-		return object{}, invalidJSON(err)
-	}
-	obj := object{fields: map[string]json.RawMessage{}, dup: map[string]bool{}}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return object{}, invalidJSON(err)
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return object{}, &WebhookError{Reason: "invalid JSON: object key is not a string"}
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return object{}, invalidJSON(err)
-		}
-		if _, seen := obj.fields[key]; seen && isKnownField(key) && !obj.dup[key] {
-			obj.dup[key] = true
-			obj.order = append(obj.order, key)
-		}
-		obj.fields[key] = raw
-	}
-	if _, err := dec.Token(); err != nil { // the '}'
-		return object{}, invalidJSON(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return object{}, &WebhookError{Reason: "unexpected data after the JSON object"}
-	}
-	return obj, nil
+// object is the webhook's JSON object: the raw value of each documented
+// field, pointing into the body.
+type object struct {
+	raw   [numFields][]byte // the last value of each field; nil if absent
+	dup   [numFields]bool   // fields seen more than once
+	order []int             // those fields, in the order their repeats came
 }
 
-// invalidJSON turns a decoder error into a WebhookError. The decoder's
-// messages quote at most one offending character, never the input.
-func invalidJSON(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return &WebhookError{Reason: "invalid JSON: unexpected end of body"}
+// scan checks that body is exactly one JSON object (nothing before or
+// after it but whitespace) and notes where the documented fields' values
+// are. It walks the object itself, rather than unmarshalling, to see
+// duplicate keys, which encoding/json silently resolves to the last one.
+func (o *object) scan(body []byte) error {
+	s := scanner{d: body}
+	if !s.more() {
+		return &WebhookError{Reason: "body is empty"}
 	}
-	return &WebhookError{Reason: "invalid JSON: " + err.Error()}
+	if s.d[s.p] != '{' {
+		return &WebhookError{Reason: "body must be one JSON object"}
+	}
+	s.p++
+	c, err := s.peek()
+	if err != nil {
+		return err
+	}
+	for c != '}' {
+		if c != '"' {
+			return syntaxError(c, "looking for beginning of object key string")
+		}
+		start := s.p
+		var escaped bool
+		if escaped, err = s.skipString(); err != nil {
+			return err
+		}
+		key := body[start+1 : s.p-1]
+		if err := s.skipColon(); err != nil {
+			return err
+		}
+		if _, err := s.peek(); err != nil {
+			return err
+		}
+		start = s.p
+		if err := s.skipValue(); err != nil {
+			return err
+		}
+		o.set(key, escaped, body[start:s.p])
+
+		if c, err = s.peek(); err != nil {
+			return err
+		}
+		switch c {
+		case ',':
+			s.p++
+			if c, err = s.peek(); err != nil {
+				return err
+			}
+			if c == '}' {
+				return syntaxError(c, "looking for beginning of object key string")
+			}
+		case '}':
+		default:
+			return syntaxError(c, "after object key:value pair")
+		}
+	}
+	s.p++
+	if s.more() {
+		return &WebhookError{Reason: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
+// set records the value of key, noting a documented field's repeat.
+func (o *object) set(key []byte, escaped bool, value []byte) {
+	var i int
+	if escaped {
+		// Rare: a key spelled with escapes is compared decoded, as
+		// encoding/json would.
+		i = fieldIndex(unquote(key))
+	} else {
+		i = fieldIndex(string(key)) // no allocation: only compared
+	}
+	if i < 0 {
+		return
+	}
+	if o.raw[i] != nil && !o.dup[i] {
+		o.dup[i] = true
+		o.order = append(o.order, i)
+	}
+	o.raw[i] = value
 }
 
 // kindOf names the JSON type of raw, for warnings and errors.
-func kindOf(raw json.RawMessage) string {
+func kindOf(raw []byte) string {
 	if len(raw) == 0 {
 		return "nothing"
 	}
@@ -275,25 +373,27 @@ func kindOf(raw json.RawMessage) string {
 	}
 }
 
-// isNumber reports whether raw is a JSON number (the decoder has already
+// isNumber reports whether raw is a JSON number (the scanner has already
 // checked that it is valid JSON, so the first byte decides).
-func isNumber(raw json.RawMessage) bool {
+func isNumber(raw []byte) bool {
 	return len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'))
 }
+
+// isString reports whether raw is a JSON string.
+func isString(raw []byte) bool { return len(raw) > 0 && raw[0] == '"' }
 
 // requiredID reads a routing id: a non-blank string, or a number (Bubble
 // may send numbers) kept as its literal text. Ids are opaque: the value
 // is not trimmed or otherwise changed.
-func requiredID(fields map[string]json.RawMessage, name string, maxLen int) (string, error) {
-	raw, present := fields[name]
-	if !present {
+func requiredID(raw []byte, name string, maxLen int) (string, error) {
+	if raw == nil {
 		return "", &WebhookError{Field: name, Reason: "missing"}
 	}
 	var v string
 	switch {
 	case isNumber(raw):
 		v = string(raw)
-	case len(raw) > 0 && raw[0] == '"':
+	case isString(raw):
 		s, err := jsonString(raw)
 		if err != nil {
 			return "", &WebhookError{Field: name, Reason: err.Error()}
@@ -320,35 +420,50 @@ func requiredID(fields map[string]json.RawMessage, name string, maxLen int) (str
 }
 
 // messageType reads message_type, trimmed and lower-cased.
-func messageType(fields map[string]json.RawMessage) (string, error) {
-	raw, present := fields[FieldMessageType]
-	if !present {
+func messageType(raw []byte) (string, error) {
+	if raw == nil {
 		return "", &WebhookError{Field: FieldMessageType, Reason: "missing"}
 	}
-	if len(raw) == 0 || raw[0] != '"' {
+	if !isString(raw) {
 		return "", &WebhookError{Field: FieldMessageType, Reason: "expected a string, got " + kindOf(raw)}
+	}
+	var buf [maxWord]byte
+	if word, ok := lowerWord(&buf, raw); ok {
+		if t, ok := knownType(string(word)); ok {
+			return t, nil
+		}
 	}
 	s, err := jsonString(raw)
 	if err != nil {
 		return "", &WebhookError{Field: FieldMessageType, Reason: err.Error()}
 	}
-	switch t := strings.ToLower(strings.TrimSpace(s)); t {
-	case TypeBot, TypeOperator, TypeUser:
+	if t, ok := knownType(strings.ToLower(strings.TrimSpace(s))); ok {
 		return t, nil
-	default:
-		return "", &WebhookError{Field: FieldMessageType, Reason: fmt.Sprintf("unknown type %q", truncate(s, 32))}
 	}
+	return "", &WebhookError{Field: FieldMessageType, Reason: fmt.Sprintf("unknown type %q", truncate(s, 32))}
+}
+
+// knownType returns the message type t names, if any.
+func knownType(t string) (string, bool) {
+	switch t {
+	case TypeBot:
+		return TypeBot, true
+	case TypeOperator:
+		return TypeOperator, true
+	case TypeUser:
+		return TypeUser, true
+	}
+	return "", false
 }
 
 // messageText reads message_text: a string, which may be blank only for
 // the user's own echoed message (a blank bot or operator message would
 // reach the user as nothing, and most networks refuse an empty text).
-func messageText(fields map[string]json.RawMessage, typ string) (string, error) {
-	raw, present := fields[FieldMessageText]
-	if !present {
+func messageText(raw []byte, typ string) (string, error) {
+	if raw == nil {
 		return "", &WebhookError{Field: FieldMessageText, Reason: "missing"}
 	}
-	if len(raw) == 0 || raw[0] != '"' {
+	if !isString(raw) {
 		return "", &WebhookError{Field: FieldMessageText, Reason: "expected a string, got " + kindOf(raw)}
 	}
 	s, err := jsonString(raw)
@@ -363,22 +478,52 @@ func messageText(fields map[string]json.RawMessage, typ string) (string, error) 
 
 // jsonString decodes a raw JSON string, refusing invalid UTF-8, which
 // encoding/json would silently turn into U+FFFD.
-func jsonString(raw json.RawMessage) (string, error) {
+func jsonString(raw []byte) (string, error) {
 	if !utf8.Valid(raw) {
 		return "", errors.New("invalid UTF-8")
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", errors.New("malformed string")
+	return unquote(raw[1 : len(raw)-1]), nil
+}
+
+// maxWord is the longest keyword lowerWord is used for: "operator".
+const maxWord = len(TypeOperator)
+
+// lowerWord is the fast path for the keywords of message_type and the
+// flags: it returns the text of the JSON string raw trimmed and
+// lower-cased, written into buf, so that a keyword costs no allocation.
+// ok is false unless the text is plain ASCII (no escapes) of at most
+// maxWord bytes; the caller then decodes it in full. For such text the
+// result is exactly strings.ToLower(strings.TrimSpace(text)): the only
+// whitespace plain JSON text can hold is the space, and ASCII letters
+// fold alone.
+func lowerWord(buf *[maxWord]byte, raw []byte) (word []byte, ok bool) {
+	s := raw[1 : len(raw)-1]
+	for len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
 	}
-	return s, nil
+	for len(s) > 0 && s[len(s)-1] == ' ' {
+		s = s[:len(s)-1]
+	}
+	if len(s) > maxWord {
+		return nil, false
+	}
+	for i, c := range s {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return nil, false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return buf[:len(s)], true
 }
 
 // flagValue reads a yes/no flag leniently: JSON booleans; the strings
 // yes/no, true/false, 1/0, y/n, да/нет (any case, trimmed) and ""; the
 // numbers 0 and 1; null or absent. ok is false for anything else, which
 // then reads as false.
-func flagValue(raw json.RawMessage) (v, ok bool) {
+func flagValue(raw []byte) (v, ok bool) {
 	if len(raw) == 0 {
 		return false, true
 	}
@@ -390,6 +535,9 @@ func flagValue(raw json.RawMessage) (v, ok bool) {
 	case raw[0] == 'f':
 		return false, true
 	case isNumber(raw):
+		if len(raw) == 1 { // a digit: no need to convert
+			return raw[0] == '1', raw[0] == '0' || raw[0] == '1'
+		}
 		n, err := strconv.ParseFloat(string(raw), 64)
 		switch {
 		case err != nil:
@@ -400,56 +548,50 @@ func flagValue(raw json.RawMessage) (v, ok bool) {
 			return true, true
 		}
 		return false, false
-	case raw[0] == '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return false, false
+	case isString(raw):
+		var buf [maxWord]byte
+		if word, ok := lowerWord(&buf, raw); ok {
+			return flagWord(string(word))
 		}
-		switch strings.ToLower(strings.TrimSpace(s)) {
-		case "yes", "true", "1", "y", "да":
-			return true, true
-		case "no", "false", "0", "n", "нет", "":
-			return false, true
-		}
+		return flagWord(strings.ToLower(strings.TrimSpace(unquote(raw[1 : len(raw)-1]))))
+	}
+	return false, false
+}
+
+// flagWord reads a flag given as a string, trimmed and lower-cased.
+func flagWord(s string) (v, ok bool) {
+	switch s {
+	case "yes", "true", "1", "y", "да":
+		return true, true
+	case "no", "false", "0", "n", "нет", "":
+		return false, true
 	}
 	return false, false
 }
 
 // textValue reads a non-routing id or text: a string as is, a number as
 // its literal, null or absent as "". ok is false for other types.
-func textValue(raw json.RawMessage) (string, bool) {
+func textValue(raw []byte) (string, bool) {
 	switch {
 	case len(raw) == 0 || raw[0] == 'n':
 		return "", true
 	case isNumber(raw):
 		return string(raw), true
-	case raw[0] == '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return "", false
-		}
-		return s, true
+	case isString(raw):
+		return unquote(raw[1 : len(raw)-1]), true
 	}
 	return "", false
 }
 
 // contactsValue keeps contacts in whatever shape they came, as text.
-func contactsValue(raw json.RawMessage) string {
+func contactsValue(raw []byte) string {
 	switch {
 	case len(raw) == 0 || raw[0] == 'n':
 		return ""
-	case raw[0] == '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return ""
-		}
-		return s
+	case isString(raw):
+		return unquote(raw[1 : len(raw)-1])
 	case raw[0] == '{' || raw[0] == '[':
-		var buf bytes.Buffer
-		if json.Compact(&buf, raw) != nil {
-			return ""
-		}
-		return buf.String()
+		return compact(raw)
 	}
 	return string(raw)
 }

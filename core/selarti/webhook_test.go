@@ -1,6 +1,8 @@
 package selarti
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -89,6 +91,9 @@ func TestParseWebhookRouting(t *testing.T) {
 		{"escapes and unicode", `{"external_chat_id":"webchat:\u00e9","message_id":"m","message_type":"bot","message_text":"line\nnext 😀"}`, "webchat:é", "m", "bot", "line\nnext 😀"},
 		{"max lengths", `{"external_chat_id":"` + strings.Repeat("c", 512) + `","message_id":"` + strings.Repeat("m", 256) + `","message_type":"bot","message_text":"x"}`, strings.Repeat("c", 512), strings.Repeat("m", 256), "bot", "x"},
 		{"unknown fields ignored", body(`"foo":[{"bar":null}],"EXTERNAL_CHAT_ID":"other"`), "webchat:abc123", "m1", "bot", "Hello!"},
+		{"keys and values with escapes", `{"ext\u0065rnal_chat_id":"c\/1","message\u005fid":"m","message_type":"\u0042ot","message_text":"a\ud83d\ude00\n"}`, "c/1", "m", "bot", "a😀\n"},
+		{"routing fields last", `{"title":"t","close":"yes","contacts":{"a":[1]},"message_text":"x","message_type":"user","message_id":"m","external_chat_id":"c"}`, "c", "m", "user", "x"},
+		{"deeply nested unknown field", body(`"x":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000)), "webchat:abc123", "m1", "bot", "Hello!"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +132,11 @@ func TestParseWebhookErrors(t *testing.T) {
 		{"truncated", `{"external_chat_id":"c"`, "", "invalid JSON"},
 		{"missing colon", `{"external_chat_id" "c"}`, "", "invalid JSON"},
 		{"bom", "\ufeff" + body(""), "", "one JSON object"},
+		{"bad escape in an unknown field", body(`"x":"\q"`), "", "invalid JSON: invalid character 'q' in string escape code"},
+		{"control character in an unknown field", body("\"x\":\"a\tb\""), "", `invalid JSON: invalid character '\t' in string literal`},
+		{"bad number in an unknown field", body(`"x":01`), "", "invalid JSON: invalid character '1' after object key:value pair"},
+		{"nested too deep", body(`"x":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001)), "", "invalid JSON: invalid character '[' exceeded max depth"},
+		{"syntax error after a bad routing field", `{"external_chat_id":null,"x":}`, "", "invalid JSON"},
 
 		{"chat id missing", `{"message_id":"m","message_type":"bot","message_text":"x"}`, FieldExternalChatID, "missing"},
 		{"chat id empty", `{"external_chat_id":"","message_id":"m","message_type":"bot","message_text":"x"}`, FieldExternalChatID, "empty"},
@@ -139,6 +149,8 @@ func TestParseWebhookErrors(t *testing.T) {
 		{"chat id lone surrogate", `{"external_chat_id":"c\ud800","message_id":"m","message_type":"bot","message_text":"x"}`, FieldExternalChatID, "invalid UTF-8"},
 		{"chat id control char", `{"external_chat_id":"c\u0000d","message_id":"m","message_type":"bot","message_text":"x"}`, FieldExternalChatID, "control character"},
 		{"chat id duplicate", `{"external_chat_id":"a","external_chat_id":"b","message_id":"m","message_type":"bot","message_text":"x"}`, FieldExternalChatID, "more than once"},
+		{"chat id duplicate spelled with an escape", `{"external_chat_id":"a","external\u005fchat_id":"a","message_id":"m","message_type":"bot","message_text":"x"}`, FieldExternalChatID, "more than once"},
+		{"chat id U+FFFD", `{"external_chat_id":"c\ufffd","message_id":"m","message_type":"bot","message_text":"x"}`, FieldExternalChatID, "invalid UTF-8"},
 
 		{"message id missing", `{"external_chat_id":"c","message_type":"bot","message_text":"x"}`, FieldMessageID, "missing"},
 		{"message id empty", `{"external_chat_id":"c","message_id":"","message_type":"bot","message_text":"x"}`, FieldMessageID, "empty"},
@@ -147,6 +159,8 @@ func TestParseWebhookErrors(t *testing.T) {
 
 		{"type missing", `{"external_chat_id":"c","message_id":"m","message_text":"x"}`, FieldMessageType, "missing"},
 		{"type unknown", `{"external_chat_id":"c","message_id":"m","message_type":"admin","message_text":"x"}`, FieldMessageType, `unknown type "admin"`},
+		{"type a flag word", `{"external_chat_id":"c","message_id":"m","message_type":"yes","message_text":"x"}`, FieldMessageType, `unknown type "yes"`},
+		{"type with a tab", `{"external_chat_id":"c","message_id":"m","message_type":"bot\t?","message_text":"x"}`, FieldMessageType, `unknown type "bot\t?"`},
 		{"type empty", `{"external_chat_id":"c","message_id":"m","message_type":"","message_text":"x"}`, FieldMessageType, "unknown type"},
 		{"type number", `{"external_chat_id":"c","message_id":"m","message_type":1,"message_text":"x"}`, FieldMessageType, "got a number"},
 		{"type null", `{"external_chat_id":"c","message_id":"m","message_type":null,"message_text":"x"}`, FieldMessageType, "got null"},
@@ -203,9 +217,19 @@ func TestParseWebhookFlags(t *testing.T) {
 		{`"ДА"`, true, false},
 		{`"Нет"`, false, false},
 		{`""`, false, false},
+		{`"\u0079es"`, true, false},
+		{`"\tNo\n"`, false, false},
+		{`"YEſ"`, false, true}, // not folded to "yes" (strings.ToLower keeps ſ)
+		{`"yes\u0000"`, false, true},
+		{`"operator"`, false, true},
 		{"1", true, false},
 		{"0", false, false},
 		{"1.0", true, false},
+		{"1e0", true, false},
+		{"-0", false, false},
+		{"0.0e5", false, false},
+		{"1e400", false, true},
+		{"9", false, true},
 		{"2", false, true},
 		{"-1", false, true},
 		{`"maybe"`, false, true},
@@ -276,12 +300,19 @@ func TestParseWebhookLenientFields(t *testing.T) {
 		{"contacts string", `"contacts":"+49 123, @ann"`, func(w Webhook) string { return w.Contacts }, "+49 123, @ann", nil},
 		{"contacts object compacted", `"contacts": { "phone" : "+49 123" , "tags" : [ 1, 2 ] }`, func(w Webhook) string { return w.Contacts }, `{"phone":"+49 123","tags":[1,2]}`, nil},
 		{"contacts array", `"contacts":[ "a", "b" ]`, func(w Webhook) string { return w.Contacts }, `["a","b"]`, nil},
+		{"contacts keep string content verbatim", `"contacts": { "a" : "b \" } ,\u00e9" , "c":[ ] }`, func(w Webhook) string { return w.Contacts }, `{"a":"b \" } ,\u00e9","c":[]}`, nil},
+		{"contacts with escapes", `"contacts":"\u0041nn\n\ud800"`, func(w Webhook) string { return w.Contacts }, "Ann\n\uFFFD", nil},
+		{"contacts boolean", `"contacts":true`, func(w Webhook) string { return w.Contacts }, "true", nil},
 		{"contacts null", `"contacts":null`, func(w Webhook) string { return w.Contacts }, "", nil},
 		{"contacts number", `"contacts":123456789`, func(w Webhook) string { return w.Contacts }, "123456789", nil},
 		{"contacts absent", ``, func(w Webhook) string { return w.Contacts }, "", nil},
 		{"duplicate title", `"title":"a","title":"b"`, func(w Webhook) string { return w.Title }, "b", []string{"title: appears more than once, the last value is used"}},
 		{"duplicate unknown key", `"x":1,"x":2`, func(w Webhook) string { return w.Title }, "", nil},
 		{"invalid utf8 in title", "\"title\":\"A\xffB\"", func(w Webhook) string { return w.Title }, "A\uFFFDB", nil},
+		{"invalid utf8 in title, byte by byte", "\"title\":\"A\xed\xa0\x80B\"", func(w Webhook) string { return w.Title }, "A\uFFFD\uFFFD\uFFFDB", nil},
+		{"title with escapes", `"title":"\"Ann\" \u0026 \\o/"`, func(w Webhook) string { return w.Title }, `"Ann" & \o/`, nil},
+		{"duplicates warned in the order of their repeats", `"wh_type":1,"close":true,"wh_type":2,"close":false,"wh_type":3`, func(w Webhook) string { return w.WhType }, "3",
+			[]string{"wh_type: appears more than once, the last value is used", "close: appears more than once, the last value is used"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,8 +347,9 @@ func TestWebhookErrorText(t *testing.T) {
 	}
 }
 
-func FuzzParseWebhook(f *testing.F) {
-	seeds := []string{
+// webhookSeeds are the seed corpus of FuzzParseWebhook.
+func webhookSeeds() []string {
+	return []string{
 		body(""),
 		body(`"close":"yes","operator":1,"contacts":{"a":[1,{"b":null}]},"task_id":12,"title":null`),
 		`{"external_chat_id":123,"message_id":4.5e6,"message_type":" USER ","message_text":""}`,
@@ -327,11 +359,18 @@ func FuzzParseWebhook(f *testing.F) {
 		`{"external_chat_id":"c","message_id":"m","message_type":"bot","message_text":"  "}`,
 		`{"is_bot":"да","interest":"Нет","success":[],"close":{}}`,
 		`[]`, `null`, `"x"`, `{}`, `{} {}`, `{"a":`, ``, "\ufeff{}",
+		`{"ext\u0065rnal_chat_id":"c","message_id":"m","message_type":"\u0062ot","message_text":"\ud83d\ude00\ud800\u0041","close":"\u0079es"}`,
+		`{"external_chat_id":"c","message_id":"m","message_type":"bot","message_text":"x","contacts":{ "a" : "b \" } " },"title":"a","title":"b"}`,
+		`{"a":1,}`, `{"a" 1}`, `{"a":1 "b":2}`, `{1:2}`, `{"a":tru}`, `{"a":01}`, `{"a":"\x"}`, `{"a":[1,]}`, `{"a":1}x`,
 	}
-	for _, s := range seeds {
+}
+
+func FuzzParseWebhook(f *testing.F) {
+	for _, s := range webhookSeeds() {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		checkSyntaxAgreement(t, in)
 		w, err := ParseWebhook(in)
 		w2, err2 := ParseWebhook(in)
 		if !reflect.DeepEqual(w, w2) || (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
@@ -365,5 +404,77 @@ func FuzzParseWebhook(f *testing.F) {
 		default:
 			t.Fatalf("MessageType = %q", w.MessageType)
 		}
+		checkAgainstEncodingJSON(t, in, w)
 	})
+}
+
+// checkAgainstEncodingJSON checks an accepted body's string values
+// against encoding/json's reading of it (where, too, the last of
+// duplicate keys wins).
+func checkAgainstEncodingJSON(t *testing.T, in []byte, w Webhook) {
+	t.Helper()
+	if len(in) > 16<<10 {
+		return // encoding/json counts the outer object in its depth limit
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(in, &obj); err != nil {
+		t.Fatalf("accepted a body that encoding/json refuses: %v", err)
+	}
+	for name, got := range map[string]string{
+		FieldMessageText: w.MessageText, FieldTaskID: w.TaskID, FieldThreadID: w.ThreadID,
+		FieldChannelID: w.ChannelID, FieldCompanyID: w.CompanyID, FieldManagerID: w.ManagerID,
+		FieldTitle: w.Title, FieldPanelURL: w.PanelURL, FieldShareURL: w.ShareURL,
+		FieldWhType: w.WhType, FieldContacts: w.Contacts,
+	} {
+		raw := obj[name]
+		if len(raw) == 0 || raw[0] != '"' {
+			continue
+		}
+		var want string
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("%s = %q, encoding/json reads %q", name, got, want)
+		}
+	}
+}
+
+func TestFieldIndex(t *testing.T) {
+	seen := map[string]bool{}
+	for i, name := range fieldNames {
+		if name == "" || seen[name] {
+			t.Errorf("fieldNames[%d] = %q: empty or repeated", i, name)
+		}
+		seen[name] = true
+		if got := fieldIndex(name); got != i {
+			t.Errorf("fieldIndex(%q) = %d, want %d", name, got, i)
+		}
+	}
+	for _, key := range []string{"", "EXTERNAL_CHAT_ID", "message_text ", "x"} {
+		if got := fieldIndex(key); got != -1 {
+			t.Errorf("fieldIndex(%q) = %d, want -1", key, got)
+		}
+	}
+}
+
+// For a body that starts as an object, a syntax error is reported
+// exactly when encoding/json finds the body invalid.
+func TestParseWebhookSyntaxAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range append(webhookSeeds(), jsonSeeds...) {
+		checkSyntaxAgreement(t, []byte(s))
+	}
+}
+
+func checkSyntaxAgreement(t *testing.T, in []byte) {
+	t.Helper()
+	if len(in) > 16<<10 || !bytes.HasPrefix(bytes.TrimLeft(in, " \t\r\n"), []byte("{")) {
+		return
+	}
+	_, err := ParseWebhook(in)
+	var we *WebhookError
+	syntax := errors.As(err, &we) && (strings.HasPrefix(we.Reason, "invalid JSON") || strings.Contains(we.Reason, "after the JSON object"))
+	if json.Valid(in) == syntax {
+		t.Fatalf("%q: json.Valid = %v, ParseWebhook error = %v", in, json.Valid(in), err)
+	}
 }
