@@ -176,12 +176,12 @@ func (s *SQLite) Claim(ctx context.Context, dir Direction, now time.Time, lease 
 	ids := s.pending.claim(dir, nanos(now), nanos(now)+int64(lease), limit)
 	s.imu.Unlock()
 	out := make([]Message, 0, len(ids))
-	for i, id := range ids {
+	for _, id := range ids {
 		m, err := scanMessage(s.rstmts[getMessageSQL].QueryRowContext(ctx, id))
 		if err != nil {
-			// Give back the leases of the messages not returned.
+			// Nothing is returned: give every lease back.
 			s.imu.Lock()
-			for _, id := range ids[i:] {
+			for _, id := range ids {
 				s.pending.unlease(id)
 			}
 			s.imu.Unlock()
