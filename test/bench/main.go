@@ -1,14 +1,16 @@
 // Command bench is Switchboard's end-to-end load benchmark (issue #5),
 // run by `make bench`. On loopback it drives load from many users of a
-// messenger (the webchat's WebSocket; more drivers as they exist, see
-// Driver) through a target to the Selarti simulator, answering at zero
-// think time, and the simulator's webhooks back to the users. The target
-// is, in turn, the real gateway binary with its durable SQLite store, and
-// the bare relay (test/bench/relay), the smallest program that moves the
-// same messages between the same fakes. Both run in the same benchmark,
-// so the gateway's figures are reported as ratios to the relay's.
+// messenger (the drivers: webchat users on the WebSocket, and Telegram
+// users through the Bot API fake in webhook mode; see Driver) through a
+// target to the Selarti simulator, answering at zero think time, and the
+// simulator's webhooks back to the users. The target is, in turn, the
+// real gateway binary with its durable SQLite store, and the bare relay
+// (test/bench/relay), the smallest program that moves the same messages
+// between the same fakes. Both run in the same benchmark, so the
+// gateway's figures are reported as ratios to the relay's.
 //
-// For each number of active chats (default 10, 1,000 and 100,000) and each
+// For each driver, each of its numbers of active chats (default 10, 1,000
+// and 100,000 for Telegram, 10 and 1,000 for the webchat) and each
 // target: start it, connect the chats, send each chat's first message
 // (warm-up), offer fixed rates open loop (default 100 to 4,000 round
 // trips a second, stopping above the first rate the target cannot
@@ -33,6 +35,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,8 +45,8 @@ import (
 // options are the command-line settings.
 type options struct {
 	quick       bool
-	driver      string
-	chats       []int
+	drivers     []string
+	chats       map[string][]int // by driver
 	rates       []float64
 	targets     []string
 	step        time.Duration
@@ -84,11 +87,12 @@ func run() error {
 	defer stop()
 
 	maxConns := 0
-	for _, c := range o.chats {
+	for _, c := range o.chats["webchat"] {
 		maxConns = max(maxConns, min(c, o.maxConns))
 	}
-	// One socket per open chat, plus the HTTP connections to and from the
-	// simulator. The targets inherit the limit.
+	// One socket per open webchat chat (Telegram users have none), plus
+	// the HTTP connections to and from the fakes. The targets inherit the
+	// limit.
 	if got, err := raiseFileLimit(uint64(maxConns + 10000)); err != nil {
 		return err
 	} else if got < uint64(maxConns+1000) {
@@ -115,16 +119,18 @@ func run() error {
 		Command: "go run ./test/bench " + strings.Join(os.Args[1:], " "),
 		Machine: machine(),
 		Settings: Settings{
-			Driver: o.driver, Chats: o.chats, Rates: o.rates, StepSeconds: o.step.Seconds(),
+			Drivers: o.drivers, Chats: o.chats, Rates: o.rates, StepSeconds: o.step.Seconds(),
 			SettleSeconds: o.settle.Seconds(), Window: o.window, Workers: o.workers, Profile: o.profile,
 		},
 	}
-	for _, chats := range o.chats {
-		for _, target := range o.targets {
-			if ctx.Err() != nil {
-				break
+	for _, driver := range o.drivers {
+		for _, chats := range o.chats[driver] {
+			for _, target := range o.targets {
+				if ctx.Err() != nil {
+					break
+				}
+				rep.Runs = append(rep.Runs, runOne(ctx, log, o, bins, driver, target, chats, workDir))
 			}
-			rep.Runs = append(rep.Runs, runOne(ctx, log, o, bins, target, chats, workDir))
 		}
 	}
 	rep.Seconds = time.Since(rep.Started).Seconds()
@@ -177,10 +183,11 @@ func replot(jsonPath string) error {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	o := options{stamp: time.Now().Format("20060102-150405")}
-	var chats, rates, targets string
-	fs.BoolVar(&o.quick, "quick", false, "a 1-2 minute smoke run: 10 and 1,000 chats, three rates, short steps")
-	fs.StringVar(&o.driver, "driver", "webchat", "load source (messenger): webchat")
-	fs.StringVar(&chats, "chats", "10,1000,100000", "numbers of active chats, comma-separated")
+	var drivers, chats, rates, targets string
+	fs.BoolVar(&o.quick, "quick", false, "a 2-4 minute smoke run: 10 and 1,000 chats, three rates, short steps")
+	fs.StringVar(&drivers, "drivers", strings.Join(knownDrivers, ","), "load sources (messengers), in the order they run: "+strings.Join(knownDrivers, ", "))
+	fs.StringVar(&drivers, "driver", strings.Join(knownDrivers, ","), "the same as -drivers")
+	fs.StringVar(&chats, "chats", defaultChats, "numbers of active chats, comma-separated: one list for every driver, or lists by driver (\"webchat=10,1000 telegram=100000\"; a bare list is for the drivers not named)")
 	fs.StringVar(&rates, "rates", "100,250,500,1000,2000,4000", "offered loads in round trips a second, comma-separated")
 	fs.StringVar(&targets, "targets", "relay,gateway", "targets, in the order they run for each number of chats")
 	fs.DurationVar(&o.step, "step", 8*time.Second, "measured length of each step")
@@ -221,7 +228,10 @@ func parseFlags(args []string) (options, error) {
 		}
 	}
 	var err error
-	if o.chats, err = parseInts(chats); err != nil {
+	if o.drivers, err = parseDrivers(drivers); err != nil {
+		return o, fmt.Errorf("-drivers: %w", err)
+	}
+	if o.chats, err = parseChats(chats, o.drivers); err != nil {
 		return o, fmt.Errorf("-chats: %w", err)
 	}
 	if o.rates, err = parseFloats(rates); err != nil {
@@ -237,6 +247,72 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-window, -workers and -step must be positive")
 	}
 	return o, nil
+}
+
+// defaultChats are the default numbers of chats. The webchat's 100,000
+// level is left out: its users cannot all hold a socket here, so each
+// message opens and closes one (see webchatDriver), which takes the
+// gateway minutes to warm up and measures connections more than chats.
+// Telegram users hold no sockets, so its 100,000 level measures chats.
+const defaultChats = "webchat=10,1000 telegram=10,1000,100000"
+
+// parseDrivers reads -drivers: known names, comma-separated, each once.
+func parseDrivers(s string) ([]string, error) {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		name := strings.TrimSpace(f)
+		if !slices.Contains(knownDrivers, name) {
+			return nil, fmt.Errorf("unknown driver %q (known: %s)", name, strings.Join(knownDrivers, ", "))
+		}
+		if slices.Contains(out, name) {
+			return nil, fmt.Errorf("driver %q named twice", name)
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// parseChats reads -chats for the drivers that run: groups separated by
+// spaces or semicolons, each either "driver=list" or a bare list, the
+// default for drivers not named. Lists for known drivers that do not run
+// are ignored, so that one setting serves any -drivers.
+func parseChats(s string, drivers []string) (map[string][]int, error) {
+	named := map[string][]int{}
+	var fallback []int
+	for group := range strings.FieldsFuncSeq(s, func(r rune) bool { return r == ';' || r == ' ' }) {
+		name, list, isNamed := strings.Cut(group, "=")
+		if !isNamed {
+			if fallback != nil {
+				return nil, fmt.Errorf("two lists for every driver: %q", s)
+			}
+			list = group
+		} else if !slices.Contains(knownDrivers, name) {
+			return nil, fmt.Errorf("unknown driver %q (known: %s)", name, strings.Join(knownDrivers, ", "))
+		} else if named[name] != nil {
+			return nil, fmt.Errorf("two lists for driver %s", name)
+		}
+		n, err := parseInts(list)
+		if err != nil {
+			return nil, err
+		}
+		if isNamed {
+			named[name] = n
+		} else {
+			fallback = n
+		}
+	}
+	out := map[string][]int{}
+	for _, d := range drivers {
+		switch {
+		case named[d] != nil:
+			out[d] = named[d]
+		case fallback != nil:
+			out[d] = fallback
+		default:
+			return nil, fmt.Errorf("no numbers of chats for driver %s", d)
+		}
+	}
+	return out, nil
 }
 
 func parseInts(s string) ([]int, error) {

@@ -38,14 +38,17 @@ type Machine struct {
 
 // Settings are the options the run used.
 type Settings struct {
-	Driver        string    `json:"driver"`
-	Chats         []int     `json:"chats"`
-	Rates         []float64 `json:"rates"`
-	StepSeconds   float64   `json:"step_seconds"`
-	SettleSeconds float64   `json:"settle_seconds"`
-	Window        int       `json:"window"`
-	Workers       int       `json:"delivery_workers"`
-	Profile       bool      `json:"profile"`
+	Drivers []string `json:"drivers"`
+	// Chats are the numbers of chats by driver. (Reports from before the
+	// Telegram driver have "driver" and "chats" instead, which are not
+	// read back.)
+	Chats         map[string][]int `json:"chats_by_driver"`
+	Rates         []float64        `json:"rates"`
+	StepSeconds   float64          `json:"step_seconds"`
+	SettleSeconds float64          `json:"settle_seconds"`
+	Window        int              `json:"window"`
+	Workers       int              `json:"delivery_workers"`
+	Profile       bool             `json:"profile"`
 }
 
 // writeTable prints the report as plain text: a table per number of
@@ -118,6 +121,9 @@ func writeTable(w io.Writer, rep Report) error {
 	}
 	fmt.Fprintln(w, "\n* saturated: under 90% of the offered load achieved, or replies lost")
 	fmt.Fprintln(w, "in: client send → Selarti accepts; out: Selarti starts the reply webhook → client reads the reply")
+	if slices.ContainsFunc(rep.Runs, func(r RunResult) bool { return r.Driver == "telegram" }) {
+		fmt.Fprintln(w, "telegram: the send is the user writing (the update then waits for a free webhook connection); the read is the Bot API fake taking the sendMessage")
+	}
 	fmt.Fprintln(w, "\n== targets (issue #5) ==")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "met\ttarget\tmeasured")

@@ -54,6 +54,30 @@ func TestReportFiles(t *testing.T) {
 		}
 	}
 
+	// A second driver gets its own tables, comparison and targets.
+	rep.Runs = append(rep.Runs,
+		driverRun("telegram", fakeRun(targetRelay, 10, 8<<20, 20<<20, StepResult{Kind: stepMax, Achieved: 4000})),
+		driverRun("telegram", fakeRun(targetGateway, 10, 20<<20, 50<<20, StepResult{Kind: stepMax, Achieved: 1000})))
+	rep.Comparisons = compareRuns(rep.Runs)
+	rep.Targets = checkTargets(rep.Runs, rep.Comparisons)
+	b.Reset()
+	if err := writeTable(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"== webchat, 10 chats", "== telegram, 10 chats", "gateway/relay: max rate 0.25,", "telegram: the send is the user writing",
+		"peak RSS < 80 MB at 100000 active chats (webchat)", "idle RSS < 30 MB (telegram)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("two-driver table lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := writeCSV(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := csv.NewReader(strings.NewReader(b.String())).ReadAll(); len(rows) != 1+5 || rows[5][col("driver")] != "telegram" {
+		t.Errorf("two-driver CSV: %d rows, last %v; want 6, the last telegram's", len(rows), rows[len(rows)-1])
+	}
+
 	dir := t.TempDir()
 	paths, err := writeFiles(dir, "stamp", rep)
 	if err != nil {

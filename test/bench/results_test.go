@@ -9,6 +9,12 @@ func fakeRun(target string, chats int, idle, peak int64, steps ...StepResult) Ru
 	return RunResult{Target: target, Driver: "webchat", Chats: chats, Active: chats, IdleRSS: idle, PeakRSS: peak, Steps: steps}
 }
 
+// driverRun is r as run by driver.
+func driverRun(driver string, r RunResult) RunResult {
+	r.Driver = driver
+	return r
+}
+
 func TestCompareRuns(t *testing.T) {
 	runs := []RunResult{
 		fakeRun(targetRelay, 10, 8<<20, 20<<20,
@@ -18,7 +24,9 @@ func TestCompareRuns(t *testing.T) {
 			StepResult{Kind: stepRate, Offered: 500, In: Percentiles{P99: 4}, Out: Percentiles{P99: 2}, CPUPer1000: 2},
 			StepResult{Kind: stepRate, Offered: 1000},
 			StepResult{Kind: stepMax, Achieved: 1000, CPUPer1000: 1}),
-		fakeRun(targetGateway, 1000, 20<<20, 60<<20), // no relay run to compare with
+		fakeRun(targetGateway, 1000, 20<<20, 60<<20),                      // no relay run to compare with
+		driverRun("telegram", fakeRun(targetGateway, 10, 20<<20, 60<<20)), // nor this: the relay ran webchat
+		driverRun("telegram", fakeRun(targetRelay, 1000, 8<<20, 20<<20)),  // and this relay's gateway is webchat
 	}
 	got := compareRuns(runs)
 	if len(got) != 1 {
@@ -58,7 +66,7 @@ func TestCheckTargets(t *testing.T) {
 				"bare relay's rate (webchat, 10 chats)": "yes",
 				"at 500 rt/s (webchat, 10 chats)":       "yes", "at 500 rt/s (webchat, 100000 chats)": "yes",
 				"peak RSS": "yes", "idle RSS": "yes",
-				"across chats (at 500 rt/s)": "yes", "across chats (at the max step)": "yes",
+				"across chats (webchat, at 500 rt/s)": "yes", "across chats (webchat, at the max step)": "yes",
 			},
 		},
 		{
@@ -77,7 +85,7 @@ func TestCheckTargets(t *testing.T) {
 				"bare relay's rate (webchat, 10 chats)": "no",
 				"at 500 rt/s (webchat, 10 chats)":       "no", "at 500 rt/s (webchat, 100000 chats)": "yes",
 				"peak RSS": "no", "idle RSS": "no",
-				"across chats (at 500 rt/s)": "no", "across chats (at the max step)": "no",
+				"across chats (webchat, at 500 rt/s)": "no", "across chats (webchat, at the max step)": "no",
 			},
 		},
 		{
@@ -89,11 +97,33 @@ func TestCheckTargets(t *testing.T) {
 			want: map[string]string{"peak RSS": "no"},
 		},
 		{
+			name: "two drivers: memory and flatness are each driver's",
+			runs: []RunResult{
+				fakeRun(targetRelay, 10, 8<<20, 20<<20, StepResult{Kind: stepMax, Achieved: 5000}),
+				fakeRun(targetGateway, 10, 20<<20, 50<<20,
+					StepResult{Kind: stepRate, Offered: 500, CPUPer1000: 1.0}, StepResult{Kind: stepMax, Achieved: 1000, CPUPer1000: 1.0}),
+				fakeRun(targetGateway, 100000, 25<<20, 90<<20,
+					StepResult{Kind: stepRate, Offered: 500, CPUPer1000: 1.1}, StepResult{Kind: stepMax, Achieved: 1000, CPUPer1000: 1.1}),
+				driverRun("telegram", fakeRun(targetRelay, 10, 8<<20, 20<<20, StepResult{Kind: stepMax, Achieved: 4000})),
+				driverRun("telegram", fakeRun(targetGateway, 10, 32<<20, 40<<20,
+					StepResult{Kind: stepRate, Offered: 500, CPUPer1000: 1.0}, StepResult{Kind: stepMax, Achieved: 2400, CPUPer1000: 0.5})),
+				driverRun("telegram", fakeRun(targetGateway, 100000, 29<<20, 60<<20,
+					StepResult{Kind: stepRate, Offered: 500, CPUPer1000: 2.0}, StepResult{Kind: stepMax, Achieved: 2000, CPUPer1000: 0.55})),
+			},
+			want: map[string]string{
+				"bare relay's rate (webchat, 10 chats)": "no", "bare relay's rate (telegram, 10 chats)": "yes",
+				"peak RSS < 80 MB at 100000 active chats (webchat)": "no", "peak RSS < 80 MB at 100000 active chats (telegram)": "yes",
+				"idle RSS < 30 MB (webchat)": "yes", "idle RSS < 30 MB (telegram)": "no",
+				"across chats (webchat, at 500 rt/s)": "yes", "across chats (telegram, at 500 rt/s)": "no",
+				"across chats (webchat, at the max step)": "yes", "across chats (telegram, at the max step)": "yes",
+			},
+		},
+		{
 			name: "not measured",
 			runs: []RunResult{fakeRun(targetGateway, 10, 20<<20, 50<<20, StepResult{Kind: stepMax, Achieved: 100})},
 			want: map[string]string{
 				"at 500 rt/s (webchat, 10 chats)": "n/a", "peak RSS": "n/a",
-				"across chats (at 500 rt/s)": "n/a",
+				"across chats (webchat, at 500 rt/s)": "n/a",
 			},
 		},
 	}

@@ -38,16 +38,16 @@ func scrapeGoMemory(url string) *GoMemory {
 // runOne measures one target with one driver and one number of chats:
 // start it, connect the chats, warm up, run the offered-load steps and
 // the max step, stop it and take its lifetime figures.
-func runOne(ctx context.Context, log *slog.Logger, o options, bins binaries, target string, chats int, workDir string) RunResult {
-	drv, err := newDriver(o.driver, o)
-	res := RunResult{Target: target, Driver: o.driver, Chats: chats}
+func runOne(ctx context.Context, log *slog.Logger, o options, bins binaries, driver, target string, chats int, workDir string) RunResult {
+	drv, err := newDriver(driver, o)
+	res := RunResult{Target: target, Driver: driver, Chats: chats}
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
 	if err := measureRun(ctx, log, o, bins, drv, &res, workDir); err != nil {
 		res.Err = err.Error()
-		log.Error("run failed", "target", target, "chats", chats, "err", err)
+		log.Error("run failed", "driver", driver, "target", target, "chats", chats, "err", err)
 	}
 	return res
 }
@@ -62,7 +62,7 @@ func measureRun(ctx context.Context, log *slog.Logger, o options, bins binaries,
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(workDir, fmt.Sprintf("%s-%d", res.Target, res.Chats))
+	dir := filepath.Join(workDir, fmt.Sprintf("%s-%s-%d", res.Driver, res.Target, res.Chats))
 	dataDir := filepath.Join(dir, "data")
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create run directory: %w", err)
@@ -76,6 +76,12 @@ func measureRun(ctx context.Context, log *slog.Logger, o options, bins binaries,
 		t0:         time.Now(), errors: make(map[string]int),
 	}
 	simURL := "http://" + simAddr + "/api/1.1"
+	if err := drv.Prepare(ctx); err != nil {
+		return err
+	}
+	// Every path out closes the driver (and what Prepare started); the
+	// normal one closes it earlier, to time the disconnect.
+	defer drv.Close()
 
 	var bin string
 	var args []string
@@ -84,23 +90,23 @@ func measureRun(ctx context.Context, log *slog.Logger, o options, bins binaries,
 		cfgPath := filepath.Join(dir, "config.yaml")
 		cfg := gatewayConfig(gatewayParams{
 			Listen: addr, SelartiURL: simURL, APIKey: apiKey, Secret: secret, DataDir: dataDir,
-			Workers: o.workers, Adapter: drv.Adapter(instanceName, taskID, res.Chats),
+			Workers: o.workers, Adapter: drv.Adapter(drv.Instance(), taskID, res.Chats),
 		})
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			return fmt.Errorf("write gateway config: %w", err)
 		}
 		bin, args = bins.gateway, []string{"serve", "-c", cfgPath}
 		if bins.profile {
-			stem := filepath.Join(o.out, fmt.Sprintf("%s-%s-%d", o.stamp, o.driver, res.Chats))
+			stem := filepath.Join(o.out, fmt.Sprintf("%s-%s-%d", o.stamp, res.Driver, res.Chats))
 			args = []string{"-c", cfgPath, "-cpuprofile", stem + "-cpu.pprof", "-memprofile", stem + "-mem.pprof"}
 			log.Info("profiling the gateway", "cpu", stem+"-cpu.pprof", "mem", stem+"-mem.pprof")
 		}
 	case targetRelay:
-		bin, args = bins.relay, []string{
+		bin, args = bins.relay, append([]string{
 			"-listen", addr, "-selarti", simURL, "-key", apiKey, "-secret", secret,
-			"-task", taskID, "-instance", instanceName, "-path", webchatPath,
+			"-task", taskID, "-instance", drv.Instance(),
 			"-conns", strconv.Itoa(max(o.workers, 64)),
-		}
+		}, drv.RelayArgs()...)
 	default:
 		return fmt.Errorf("unknown target %q", res.Target)
 	}
@@ -125,7 +131,7 @@ func measureRun(ctx context.Context, log *slog.Logger, o options, bins binaries,
 		res.IdleRSS = s.RSS
 	}
 
-	log.Info("connecting", "target", res.Target, "chats", res.Chats)
+	log.Info("connecting", "driver", res.Driver, "target", res.Target, "chats", res.Chats)
 	r.watch.setPhase("connect")
 	openStart := time.Now()
 	if err := drv.Open(ctx, base, res.Chats, r.onReply, r.onError); err != nil {
@@ -133,7 +139,7 @@ func measureRun(ctx context.Context, log *slog.Logger, o options, bins binaries,
 		return fmt.Errorf("connect %d chats: %w", res.Chats, err)
 	}
 	res.Conns, res.Mode = drv.Conns(), drv.Mode()
-	log.Info("connected", "target", res.Target, "chats", res.Chats, "took", time.Since(openStart).Round(time.Millisecond))
+	log.Info("connected", "driver", res.Driver, "target", res.Target, "chats", res.Chats, "took", time.Since(openStart).Round(time.Millisecond))
 
 	plans := []stepPlan{{kind: stepWarmup, count: res.Chats, window: o.window, dur: o.warmupMax, drain: o.warmupDrain}}
 	for _, rate := range o.rates {
@@ -149,7 +155,7 @@ func measureRun(ctx context.Context, log *slog.Logger, o options, bins binaries,
 		}
 		s, err := r.step(ctx, p)
 		res.Steps = append(res.Steps, s)
-		log.Info("step", "target", res.Target, "chats", res.Chats, "step", describe(p),
+		log.Info("step", "driver", res.Driver, "target", res.Target, "chats", res.Chats, "step", describe(p),
 			"achieved", fmt.Sprintf("%.1f rt/s", s.Achieved), "lost", s.Lost,
 			"in_p99_ms", fmt.Sprintf("%.2f", s.In.P99), "out_p99_ms", fmt.Sprintf("%.2f", s.Out.P99),
 			"cpu_s_per_1000", fmt.Sprintf("%.3f", s.CPUPer1000), "load1", s.Load1, "errors", s.Errors)

@@ -201,13 +201,20 @@ func esc(s string) string { return html.EscapeString(s) }
 // against offered load, a line per target and number of chats (the
 // relay dashed).
 func latencyCharts(runs []RunResult) []chart {
-	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"}
-	var chatLevels []int
+	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"}
+	// A color per driver and number of chats, shared by its two targets;
+	// with one driver, the series are named as before it had a name.
+	type level struct {
+		driver string
+		chats  int
+	}
+	var levels []level
 	for _, r := range runs {
-		if !slices.Contains(chatLevels, r.Chats) {
-			chatLevels = append(chatLevels, r.Chats)
+		if l := (level{r.Driver, r.Chats}); !slices.Contains(levels, l) {
+			levels = append(levels, l)
 		}
 	}
+	named := len(driversOf(runs)) > 1
 	pick := []struct {
 		title string
 		get   func(StepResult) float64
@@ -222,8 +229,11 @@ func latencyCharts(runs []RunResult) []chart {
 		for _, r := range runs {
 			s := series{
 				Name:   fmt.Sprintf("%s, %s chats", r.Target, thousands(r.Chats)),
-				Color:  colors[slices.Index(chatLevels, r.Chats)%len(colors)],
+				Color:  colors[slices.Index(levels, level{r.Driver, r.Chats})%len(colors)],
 				Dashed: r.Target == targetRelay,
+			}
+			if named {
+				s.Name = r.Driver + ": " + s.Name
 			}
 			for _, st := range r.Steps {
 				if st.Kind == stepRate {

@@ -123,3 +123,27 @@ func TestLatencyChartsFromRuns(t *testing.T) {
 		t.Errorf("gateway in p99 point = %v, want 3", y)
 	}
 }
+
+// With two drivers, each series names its driver and each driver's
+// level has its own color, so that the lines of the two do not read as
+// one.
+func TestLatencyChartsTwoDrivers(t *testing.T) {
+	rate := []StepResult{{Kind: stepRate, Offered: 100, In: Percentiles{P99: 1}}}
+	runs := []RunResult{
+		{Target: targetRelay, Driver: "webchat", Chats: 10, Steps: rate},
+		{Target: targetGateway, Driver: "webchat", Chats: 10, Steps: rate},
+		{Target: targetRelay, Driver: "telegram", Chats: 10, Steps: rate},
+		{Target: targetGateway, Driver: "telegram", Chats: 10, Steps: rate},
+	}
+	s := latencyCharts(runs)[0].Series
+	if len(s) != 4 || s[0].Name != "webchat: relay, 10 chats" || s[3].Name != "telegram: gateway, 10 chats" {
+		t.Fatalf("series %+v", s)
+	}
+	if s[0].Color != s[1].Color || s[1].Color == s[2].Color || s[2].Color != s[3].Color {
+		t.Errorf("colors %s %s %s %s: want one per driver and chats", s[0].Color, s[1].Color, s[2].Color, s[3].Color)
+	}
+	one := latencyCharts(runs[:2])[0].Series
+	if one[0].Name != "relay, 10 chats" {
+		t.Errorf("one driver: series named %q, want no driver", one[0].Name)
+	}
+}

@@ -28,11 +28,9 @@ const (
 	pkgProfile = "github.com/switchboard-gw/switchboard/test/bench/gwprof"
 )
 
-// instanceName and taskID are the one adapter instance both targets serve.
-const (
-	instanceName = "web"
-	taskID       = "bench-task"
-)
+// taskID is the Selarti task of the one adapter instance both targets
+// serve (its name is the driver's, see Driver.Instance).
+const taskID = "bench-task"
 
 // binaries are the programs built for a run.
 type binaries struct {

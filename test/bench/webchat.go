@@ -57,7 +57,20 @@ type wcChat struct {
 // webchatPath is where both targets serve the chat.
 const webchatPath = "/chat/"
 
-func (d *webchatDriver) Name() string { return "webchat" }
+// webchatInstance is the adapter instance both targets serve for the
+// webchat driver.
+const webchatInstance = "web"
+
+func (d *webchatDriver) Name() string     { return "webchat" }
+func (d *webchatDriver) Instance() string { return webchatInstance }
+
+// Prepare has nothing to do: the users connect to the target itself.
+func (d *webchatDriver) Prepare(context.Context) error { return nil }
+
+// RelayArgs serves the chat where the gateway serves it.
+func (d *webchatDriver) RelayArgs() []string {
+	return []string{"-mode", "webchat", "-path", webchatPath}
+}
 
 // Adapter is the webchat block of the gateway's config. The limits meant
 // for browsers on the internet are lifted so that they do not throttle

@@ -6,7 +6,9 @@
 // run, so that the cost of the transports and the fakes themselves is
 // divided out.
 //
-// It speaks the subset of the webchat protocol the load clients use:
+// It has two modes, one per load driver of the benchmark. In webchat
+// mode (the default) it speaks the subset of the webchat protocol the
+// load clients use:
 //
 //   - the client's hello is answered with a welcome (a new session id when
 //     the hello carries none);
@@ -19,6 +21,9 @@
 //
 // Unlike the gateway it does not echo the user's message to the sender, it
 // keeps no history and it has no rate limit, ping or session limit.
+//
+// In telegram mode (-mode telegram) it is a bot in webhook mode against a
+// Bot API server (the benchmark's Telegram fake); see telegram.go.
 package main
 
 import (
@@ -56,7 +61,12 @@ func main() {
 		task     = flag.String("task", "", "Selarti task id")
 		instance = flag.String("instance", "web", "chat-id namespace, as the gateway's instance name")
 		path     = flag.String("path", "/chat/", "where the WebSocket lives: <path>ws")
-		conns    = flag.Int("conns", 64, "HTTP connections to Selarti, at most (more sends wait for one)")
+		conns    = flag.Int("conns", 64, "HTTP connections to Selarti (and to Telegram), at most (more sends wait for one)")
+		mode     = flag.String("mode", "webchat", "which messenger's users it serves: webchat or telegram")
+		tgAPI    = flag.String("telegram-api", "", "telegram mode: Bot API server URL, e.g. http://127.0.0.1:9001")
+		tgToken  = flag.String("telegram-token", "", "telegram mode: the bot token")
+		tgSecret = flag.String("telegram-secret", "", "telegram mode: the webhook's secret_token")
+		public   = flag.String("public", "", "telegram mode: the base URL Telegram posts to; default http://<listen>")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -65,6 +75,18 @@ func main() {
 		os.Exit(2)
 	}
 	r := newRelay(log, *apiURL, *apiKey, *task, *instance, *conns)
+	switch *mode {
+	case "webchat":
+	case "telegram":
+		if *tgAPI == "" || *tgToken == "" || *tgSecret == "" {
+			fmt.Fprintln(os.Stderr, "relay: telegram mode needs -telegram-api, -telegram-token and -telegram-secret")
+			os.Exit(2)
+		}
+		r.tg = newTelegram(*tgAPI, *tgToken, *tgSecret, *conns)
+	default:
+		fmt.Fprintf(os.Stderr, "relay: -mode must be webchat or telegram, got %q\n", *mode)
+		os.Exit(2)
+	}
 	handler := r.handler(*path, *secret)
 
 	ln, err := net.Listen("tcp", *listen)
@@ -75,6 +97,21 @@ func main() {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if r.tg != nil {
+		// Registered before serving: /readyz answers only once Telegram
+		// knows where to post. The listener already queues connections.
+		base := *public
+		if base == "" {
+			base = "http://" + ln.Addr().String()
+		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := r.tg.setWebhook(sctx, strings.TrimSuffix(base, "/")+telegramHookPath(*instance))
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+			os.Exit(1)
+		}
+	}
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -109,11 +146,19 @@ func newRelay(log *slog.Logger, apiURL, apiKey, task, instance string, conns int
 	}
 }
 
-// handler serves the WebSocket at <path>ws, Selarti's webhook at
+// telegramHookPath is where Telegram posts updates, the gateway's path.
+func telegramHookPath(instance string) string { return "/telegram/" + instance + "/webhook" }
+
+// handler serves, in webchat mode, the WebSocket at <path>ws, or, in
+// telegram mode, Telegram's webhook; and Selarti's webhook at
 // /webhooks/selarti/<secret> and /readyz.
 func (r *relay) handler(path, secret string) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+path+"ws", r.serveWS)
+	if r.tg != nil {
+		mux.HandleFunc("POST "+telegramHookPath(r.instance), r.serveTelegram)
+	} else {
+		mux.HandleFunc("GET "+path+"ws", r.serveWS)
+	}
 	mux.HandleFunc("POST /webhooks/selarti/"+secret, r.serveWebhook)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	return mux
@@ -135,6 +180,8 @@ type relay struct {
 
 	mu       sync.Mutex
 	sessions map[string]*websocket.Conn
+
+	tg *telegram // telegram mode; nil in webchat mode
 }
 
 // frame is every field of the webchat frames the relay reads or writes.
@@ -279,7 +326,8 @@ func (r *relay) post(ctx context.Context, path, token string, body []byte, out a
 }
 
 // serveWebhook pushes a bot or operator message to its session's
-// connection before answering 200; the user's own message is dropped.
+// connection (or, in telegram mode, sends it to its chat) before
+// answering 200; the user's own message is dropped.
 func (r *relay) serveWebhook(w http.ResponseWriter, req *http.Request) {
 	var wh map[string]any
 	if err := json.NewDecoder(io.LimitReader(req.Body, 256<<10)).Decode(&wh); err != nil {
@@ -294,6 +342,14 @@ func (r *relay) serveWebhook(w http.ResponseWriter, req *http.Request) {
 	chat, _ := wh[selarti.FieldExternalChatID].(string)
 	text, _ := wh[selarti.FieldMessageText].(string)
 	session, ok := strings.CutPrefix(chat, r.instance+":")
+	if r.tg != nil {
+		if !ok {
+			http.Error(w, "unknown chat", http.StatusNotFound)
+			return
+		}
+		r.replyTelegram(w, req, session, text)
+		return
+	}
 	r.mu.Lock()
 	ws := r.sessions[session]
 	r.mu.Unlock()

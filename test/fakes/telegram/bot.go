@@ -32,6 +32,10 @@ type Bot struct {
 	hook       webhookState
 	faults     map[string][]Fault // by lowercased method; "" matches any
 	rec        records
+	// onSent and unrecorded are the load mode's (see observe.go): a
+	// callback for every message sent, and no records kept.
+	onSent     func(SentMessage)
+	unrecorded bool
 }
 
 // chatState is what the fake knows of a chat.
@@ -326,13 +330,16 @@ func (b *Bot) takeFaultLocked(method string) (Fault, bool) {
 func (b *Bot) serveMethod(w http.ResponseWriter, r *http.Request, method string) {
 	lower := strings.ToLower(method)
 	p, perr := parseParams(r)
-	flat := map[string]string{}
-	for k := range p {
-		flat[k] = p.str(k)
-	}
 	b.mu.Lock()
-	idx := len(b.rec.calls)
-	b.rec.calls = append(b.rec.calls, Call{Method: method, Params: flat, At: time.Now()})
+	idx := -1 // the call's record; none in load mode
+	if !b.unrecorded {
+		flat := map[string]string{}
+		for k := range p {
+			flat[k] = p.str(k)
+		}
+		idx = len(b.rec.calls)
+		b.rec.calls = append(b.rec.calls, Call{Method: method, Params: flat, At: time.Now()})
+	}
 	fault, injected := b.takeFaultLocked(lower)
 	b.recordLocked()
 	b.mu.Unlock()
@@ -340,17 +347,25 @@ func (b *Bot) serveMethod(w http.ResponseWriter, r *http.Request, method string)
 	var keep recorded
 	finish := func(status int, desc string) {
 		b.mu.Lock()
-		if keep.sent != nil {
+		if keep.sent != nil && !b.unrecorded {
 			b.rec.sent = append(b.rec.sent, *keep.sent)
 		}
-		if keep.action != nil {
+		if keep.action != nil && !b.unrecorded {
 			b.rec.actions = append(b.rec.actions, *keep.action)
 		}
-		b.rec.calls[idx].Status = status
-		b.rec.calls[idx].Description = desc
-		b.rec.calls[idx].Injected = injected
+		if idx >= 0 {
+			b.rec.calls[idx].Status = status
+			b.rec.calls[idx].Description = desc
+			b.rec.calls[idx].Injected = injected
+		}
 		b.recordLocked()
+		onSent := b.onSent
 		b.mu.Unlock()
+		// keep.sent is set only once the message is sent, whether or
+		// not the answer then reaches the client.
+		if keep.sent != nil && onSent != nil {
+			onSent(*keep.sent)
+		}
 	}
 
 	ctx := r.Context()
