@@ -84,7 +84,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+		opts.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: outboundTransport(cfg.Delivery.Workers)}
 	}
 	g := &Gateway{cfg: cfg, log: opts.Logger, opts: opts, byName: make(map[string]*instance)}
 	g.metrics = newMetrics(func() store.Store {
@@ -113,12 +113,9 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		Wire:       cfg.Selarti.Wire.WithDefaults(),
 		Timeout:    cfg.Selarti.Timeout,
 		MaxElapsed: cfg.Selarti.RetryBudget,
-		// One idle connection per worker sending in parallel; with fewer,
-		// each send past them opens a new connection.
-		MaxIdleConns: cfg.Delivery.Workers,
-		HTTPClient:   opts.HTTPClient,
-		Logger:       opts.Logger.With("component", "selarti"),
-		Observe:      g.metrics.observeSelarti,
+		HTTPClient: opts.HTTPClient,
+		Logger:     opts.Logger.With("component", "selarti"),
+		Observe:    g.metrics.observeSelarti,
 	})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("selarti: %w", err))
@@ -304,6 +301,18 @@ func (g *Gateway) closeStore() {
 			g.log.Error("close store", "err", err)
 		}
 	}
+}
+
+// outboundTransport is the transport of the HTTP client shared by the
+// adapters and the Selarti client: net/http's default, keeping an idle
+// connection per delivery worker to each host. The default keeps two, so
+// with more workers sending to one API (Selarti, the Bot API) every send
+// past the second opened a new connection, and closed it after.
+func outboundTransport(workers int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, workers)
+	t.MaxIdleConns = max(t.MaxIdleConns, 4*workers)
+	return t
 }
 
 // pruneInterval is how often delivered messages past retention are deleted.
