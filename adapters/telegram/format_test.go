@@ -1,7 +1,9 @@
 package telegram
 
 import (
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -201,4 +203,32 @@ func abs(n int) int {
 		return -n
 	}
 	return n
+}
+
+// TestMarkdownConcurrent: the parsers are pooled, so conversions running
+// at once must not share one (run with -race) nor see each other's input.
+func TestMarkdownConcurrent(t *testing.T) {
+	inputs := []string{
+		"**bold** and _it_",
+		"```go\nx < y\n```",
+		"- one\n- two\n\n> quote",
+		"[link](https://example.com) ~~gone~~",
+	}
+	want := make([][]part, len(inputs))
+	for i, in := range inputs {
+		want[i] = formatParts(in, "", 4096)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 200 {
+				i := (g + n) % len(inputs)
+				if got := formatParts(inputs[i], "", 4096); !reflect.DeepEqual(got, want[i]) {
+					t.Errorf("concurrent conversion of %q = %+v, want %+v", inputs[i], got, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
