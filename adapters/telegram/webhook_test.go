@@ -1,6 +1,7 @@
 package telegram
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -36,20 +37,11 @@ func webhookHarness(t *testing.T, raw core.RawConfig) (*harness, string) {
 
 func post(t *testing.T, url, secret, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	status, err := faketelegram.PostUpdate(context.Background(), http.DefaultClient, url, secret, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if secret != "" {
-		req.Header.Set(faketelegram.SecretTokenHeader, secret)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return status
 }
 
 func TestWebhookMode(t *testing.T) {

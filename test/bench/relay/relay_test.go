@@ -156,17 +156,11 @@ func TestRelayTelegramRoundTrip(t *testing.T) {
 
 	post := func(url, secret, body string) int {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if secret != "" {
-			req.Header.Set(faketelegram.SecretTokenHeader, secret)
-		}
-		resp, err := http.DefaultClient.Do(req)
+		status, err := faketelegram.PostUpdate(ctx, http.DefaultClient, url, secret, []byte(body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return status
 	}
 	update := `{"update_id":9,"message":{"message_id":9,"date":1,"chat":{"id":4242,"type":"private"},"from":{"id":4242,"is_bot":false,"first_name":"Ann"},"text":"sneaky"}}`
 	for _, secret := range []string{"", "wrong"} {

@@ -182,7 +182,14 @@ func (b *Bot) post(ctx context.Context, target, secret string, u Update) (int, e
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	return PostUpdate(ctx, b.s.client, target, secret, body)
+}
+
+// PostUpdate posts an update's JSON to a webhook as Telegram does, with
+// the secret token header unless secret is empty, and returns the answer's
+// status. Tests use it to forge updates (a wrong secret, say).
+func PostUpdate(ctx context.Context, client *http.Client, url, secret string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -190,7 +197,7 @@ func (b *Bot) post(ctx context.Context, target, secret string, u Update) (int, e
 	if secret != "" {
 		req.Header.Set(SecretTokenHeader, secret)
 	}
-	resp, err := b.s.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
