@@ -146,7 +146,8 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 		a.janitor(run.ctx, run.sessions)
 	}()
 	a.log.Info("started", "path", a.cfg.Path, "mailbox", mb.path, "allowed_origins", a.cfg.AllowedOrigins,
-		"history_limit", a.cfg.HistoryLimit, "session_ttl", a.cfg.SessionTTL, "max_sessions", a.cfg.MaxSessions)
+		"history_limit", a.cfg.HistoryLimit, "session_ttl", a.cfg.SessionTTL, "max_sessions", a.cfg.MaxSessions,
+		"unsynced_user_messages", mb.lazy)
 	return nil
 }
 
@@ -185,6 +186,9 @@ func (a *Adapter) Stop(ctx context.Context) error {
 		}
 		err = fmt.Errorf("stop webchat: %w", ctx.Err())
 	}
+	// The activity of the sessions in memory (hellos, tabs closed) is
+	// only there; the next run expires sessions by what is written.
+	a.flushTouches(ctx, run.sessions, true)
 	// Calls still in flight finish first; later ones fail as not
 	// written (Send's message is retried by the core, a user's message
 	// is re-sent by its page).
@@ -227,7 +231,9 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	if err != nil {
 		return fmt.Errorf("send message to chat %s: %w", shortID(msg.ChatID), err)
 	}
-	a.log.Debug("message stored", "session", shortID(msg.ChatID), "seq", seq, "from", from)
+	if a.log.Enabled(ctx, slog.LevelDebug) {
+		a.log.Debug("message stored", "session", shortID(msg.ChatID), "seq", seq, "from", from)
+	}
 	return nil
 }
 
@@ -297,7 +303,9 @@ func (a *Adapter) removeClient(c *client) {
 }
 
 // janitor deletes idle sessions, from the mailbox and the cache, every so
-// often until ctx is done.
+// often until ctx is done. Before that, it writes the last activity of
+// the sessions dropped from memory, which it also does whenever many are
+// waiting.
 func (a *Adapter) janitor(ctx context.Context, ss *sessions) {
 	t := time.NewTicker(min(a.cfg.SessionTTL/10, maxJanitorInterval))
 	defer t.Stop()
@@ -305,9 +313,23 @@ func (a *Adapter) janitor(ctx context.Context, ss *sessions) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-ss.flush:
+			a.flushTouches(ctx, ss, false)
 		case <-t.C:
+			a.flushTouches(ctx, ss, false)
+			ss.mu.Lock()
+			ss.pruneUnsynced()
+			ss.mu.Unlock()
 			a.expireIdle(ctx, ss)
 		}
+	}
+}
+
+// flushTouches writes the last activity that the mailbox does not have
+// yet (see sessions.flushTouches), logging a failure.
+func (a *Adapter) flushTouches(ctx context.Context, ss *sessions, all bool) {
+	if err := ss.flushTouches(ctx, all); err != nil && ctx.Err() == nil {
+		a.log.Warn("record session activity", "err", err)
 	}
 }
 

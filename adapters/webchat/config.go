@@ -42,8 +42,8 @@ type Config struct {
 	AllowedOrigins []string `mapstructure:"allowed_origins"`
 
 	// HistoryLimit is how many history entries (messages and notes) are
-	// kept per session, on disk and in memory, so that a reloaded page or
-	// a second tab can show the conversation. Older ones are deleted.
+	// kept per session, on disk, so that a reloaded page or a second tab
+	// can show the conversation. Older ones are deleted.
 	HistoryLimit int `mapstructure:"history_limit"`
 
 	// SessionTTL is how long a session without open tabs and without new
@@ -51,9 +51,11 @@ type Config struct {
 	// its history.
 	SessionTTL time.Duration `mapstructure:"session_ttl"`
 
-	// MaxSessions bounds the sessions cached in memory. Beyond it, the
-	// least recently active session without open tabs is dropped from
-	// memory; it stays on disk and is loaded again when needed.
+	// MaxSessions bounds the sessions kept in memory, with open tabs or
+	// not; those without open tabs are also bounded by maxIdleSessions.
+	// Beyond it, the least recently active session without open tabs is
+	// dropped from memory; it stays on disk and is loaded again when
+	// needed.
 	MaxSessions int `mapstructure:"max_sessions"`
 
 	// MaxMessageBytes is the longest user message accepted, in bytes of

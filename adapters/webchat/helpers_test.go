@@ -304,3 +304,13 @@ func (a *Adapter) stored(t *testing.T, id string) (storedSession, bool) {
 }
 
 var errDown = errors.New("selarti is down")
+
+// takeQueued returns the frames queued to c (a client without a socket,
+// whose frames stay queued) and empties its queue.
+func (c *client) takeQueued() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.queue
+	c.queue = nil
+	return q
+}

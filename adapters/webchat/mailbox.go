@@ -1,11 +1,19 @@
 package webchat
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-gw/switchboard/internal/sqlitedb"
@@ -14,17 +22,26 @@ import (
 // The mailbox is the durable side of the sessions: one SQLite file,
 // <DataDir>/webchat.db, that holds every session's epoch, its last seq and
 // its recent history. It is the truth; the sessions in memory are a cache
-// of it. A write returns only once it is committed with synchronous=FULL,
-// so a message Send accepted survives a crash or a power cut, and its
-// seq and its session's epoch survive with it.
+// of it. A write returns only once it is committed, and most are synced
+// too (synchronous=FULL), so a message Send accepted survives a crash or
+// a power cut, and its seq and its session's epoch survive with it.
+//
+// Two kinds of writes are committed without a sync of their own. The
+// copy of a user's own message: the core's outbox has synced the message
+// itself already, before the ack (see sessions.appendUser). And the last
+// activity of sessions dropped from memory. A process crash loses neither:
+// the commit is in the operating system's hands. A machine crash can lose
+// them, but only the writes since the last synced commit (the WAL is
+// append-only, so that commit syncs them too); the unsynced marker below
+// bounds and skips what that loses.
 //
 // Writes go through one goroutine, the committer (internal/sqlitedb's
 // Committer, as in core/store), which runs the writes waiting together in
 // one transaction, each under its own savepoint, and commits them with one
 // fsync: the fsync, which costs far more than the statements, is shared by
 // all the writers that arrived while the previous commit was syncing. A
-// lone writer waits for no one. Every write is durable. Reads run on their
-// own connections, beside the writes (WAL).
+// lone writer waits for no one. Reads run on their own connections,
+// beside the writes (WAL).
 
 // mailboxFile is the database's name inside the instance's data directory.
 const mailboxFile = "webchat.db"
@@ -63,10 +80,19 @@ var mailboxSchema = []string{
 	`CREATE UNIQUE INDEX IF NOT EXISTS history_client_id ON history (session, client_id) WHERE client_id <> ''`,
 }
 
-// Write statements, prepared once on the write connection.
+// Write statements, prepared once on the write connection. A session's
+// history rows exist only while its row does.
 const (
-	qFindMsgID     = `SELECT seq FROM history WHERE session = ? AND msg_id = ?`
-	qFindClientID  = `SELECT seq FROM history WHERE session = ? AND client_id = ?`
+	// The "<> ''" terms repeat the partial indexes' conditions: without
+	// them SQLite cannot use those indexes for a bound id, and scans the
+	// session's whole history instead. The session and the copy of an
+	// entry already stored are read in one statement.
+	qGetSessionMsgID = `SELECT epoch, last_seq,
+		(SELECT seq FROM history WHERE session = ?1 AND msg_id = ?2 AND msg_id <> '')
+		FROM sessions WHERE id = ?1`
+	qGetSessionClientID = `SELECT epoch, last_seq,
+		(SELECT seq FROM history WHERE session = ?1 AND client_id = ?2 AND client_id <> '')
+		FROM sessions WHERE id = ?1`
 	qGetSession    = `SELECT epoch, last_seq FROM sessions WHERE id = ?`
 	qCreateSession = `INSERT INTO sessions (id, epoch, last_seq, last_active, name) VALUES (?, ?, 0, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
@@ -81,19 +107,49 @@ const (
 )
 
 var mailboxWrites = []string{
-	qFindMsgID, qFindClientID, qGetSession, qCreateSession, qInsertEntry,
+	qGetSessionMsgID, qGetSessionClientID, qGetSession, qCreateSession, qInsertEntry,
 	qAdvance, qTrim, qTouch, qDeleteHistory, qDeleteSession,
 }
 
 // Read statements, prepared once on the read connections.
 const (
-	qLoadSession = `SELECT epoch, last_seq, last_active FROM sessions WHERE id = ?`
+	qFindClientID = `SELECT seq FROM history WHERE session = ? AND client_id = ? AND client_id <> ''`
+	// The seqs and ids of the session's user messages come along, from
+	// the index, for sessions.userMessageSeq. Client ids hold no spaces.
+	qLoadSession = `SELECT epoch, last_seq, last_active,
+		(SELECT group_concat(seq || ' ' || client_id, ' ') FROM history WHERE session = ?1 AND client_id <> '')
+		FROM sessions WHERE id = ?1`
 	qLoadHistory = `SELECT seq, kind, sender, text, ts, client_id, msg_id, operator, closed
 		FROM history WHERE session = ? AND seq > ? ORDER BY seq`
 	qIdle = `SELECT id FROM sessions WHERE last_active < ? ORDER BY last_active LIMIT ?`
 )
 
-var mailboxReads = []string{qLoadSession, qLoadHistory, qIdle}
+var mailboxReads = []string{qLoadSession, qLoadHistory, qIdle, qFindClientID}
+
+// maxUnsynced bounds the entries of one session written without a sync
+// and not yet followed by a synced commit (sessions.appendUser syncs the
+// next one otherwise): a machine crash loses at most this many of a
+// session's entries, and their seqs are skipped after it.
+const maxUnsynced = 8
+
+// unsyncedSuffix names the marker file, beside the database, of a run
+// that may write entries without syncing them. It holds the boot id of
+// the machine that ran it, and is removed once a clean close has synced
+// everything. Found at open with another boot id, it means that the
+// machine went down under a run: entries may be lost, and their seqs must
+// not be given to new entries, which browsers would take for ones they
+// had seen.
+const unsyncedSuffix = "-unsynced"
+
+// bootID returns the running kernel's boot id, or "" where there is none
+// to read. Tests replace it.
+var bootID = func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
 
 // errMailboxClosed is returned by calls after close. It is transient to
 // the core: the message is retried after the next Start.
@@ -110,6 +166,17 @@ type mailbox struct {
 	rdb          *sql.DB // read-only connections
 	rstmts       map[string]*sql.Stmt
 	commits      *sqlitedb.Committer // owns wdb once open
+
+	// lazy is set when writes may skip their sync: the marker file is
+	// written, so that a machine crash is noticed at the next open.
+	lazy   bool
+	marker string
+	// ticket numbers the writes in the order the committer runs them.
+	// synced is the highest ticket of a synced commit that changed the
+	// file, and unsynced the highest of a write committed without a sync:
+	// a write whose ticket is at most synced is synced (a later commit's
+	// fsync covers the WAL before it).
+	ticket, synced, unsynced atomic.Int64
 
 	// mu makes close wait for the calls in progress.
 	mu     sync.RWMutex
@@ -157,6 +224,9 @@ func openMailboxFile(ctx context.Context, path string, historyLimit int) (_ *mai
 		return nil, err
 	}
 	if err := sqlitedb.UseWAL(ctx, m.wdb); err != nil {
+		return nil, err
+	}
+	if err := m.recoverUnsynced(ctx, abs+unsyncedSuffix); err != nil {
 		return nil, err
 	}
 	wstmts, err := sqlitedb.PrepareAll(ctx, m.wdb, mailboxWrites)
@@ -208,9 +278,71 @@ func (m *mailbox) migrate(ctx context.Context) error {
 	return nil
 }
 
-// close waits for the calls in progress, stops the committer and closes
-// the database (the last connection checkpoints the WAL). It is safe to
-// call twice.
+// recoverUnsynced reads the marker of the last run (see unsyncedSuffix)
+// and, if the machine went down under it, skips every session's seqs past
+// the entries it may have lost. Then it writes the marker of this run, or
+// removes it where the boot id cannot be read: a process crash cannot be
+// told from a machine crash there, so every write is synced.
+func (m *mailbox) recoverUnsynced(ctx context.Context, marker string) error {
+	boot := bootID()
+	prev, err := os.ReadFile(marker)
+	switch {
+	case err == nil:
+		if boot == "" || strings.TrimSpace(string(prev)) != boot {
+			// Synced (synchronous=FULL) before the marker is rewritten.
+			if _, err := m.wdb.ExecContext(ctx, `UPDATE sessions SET last_seq = last_seq + ?`, maxUnsynced); err != nil {
+				return fmt.Errorf("skip the seqs a machine crash may have lost: %w", err)
+			}
+		}
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		return fmt.Errorf("read %s: %w", marker, err)
+	}
+	if boot == "" {
+		if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", marker, err)
+		}
+		return nil
+	}
+	if err := writeSynced(marker, []byte(boot+"\n")); err != nil {
+		return err
+	}
+	m.lazy, m.marker = true, marker
+	return nil
+}
+
+// writeSynced writes a small file and syncs it and its directory, so that
+// it is on disk before anything that relies on it.
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(b)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("sync directory of %s: %w", path, err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("sync directory of %s: %w", path, err)
+	}
+	return nil
+}
+
+// close waits for the calls in progress, syncs what was written without a
+// sync, stops the committer and closes the database (the last connection
+// checkpoints the WAL). Once all is synced, it removes the marker. It is
+// safe to call twice.
 func (m *mailbox) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -218,11 +350,28 @@ func (m *mailbox) close() error {
 		return nil
 	}
 	m.closed = true
+	if upTo := m.unsynced.Load(); m.lazy && m.synced.Load() < upTo {
+		// No call is in progress, so this commit comes after every
+		// write so far. Rewriting the version changes the file, so the
+		// commit syncs the WAL, and with it all that came before.
+		err := m.commits.Write(context.Background(), true, func(t *sqlitedb.Tx) error {
+			_, err := t.Exec(fmt.Sprintf("PRAGMA user_version = %d", mailboxSchemaVersion))
+			return err
+		})
+		if err == nil {
+			m.markSynced(upTo)
+		}
+	}
 	// The read connections close first: the last connection closed, the
 	// write one, checkpoints the WAL.
 	err := m.rdb.Close()
 	if werr := m.commits.Close(); err == nil {
 		err = werr
+	}
+	if err == nil && m.lazy && m.synced.Load() >= m.unsynced.Load() {
+		// Not synced: a marker that survives a machine crash only costs
+		// a skip of seqs at the next open.
+		err = os.Remove(m.marker)
 	}
 	if err != nil {
 		return fmt.Errorf("close webchat mailbox %s: %w", m.path, err)
@@ -230,33 +379,102 @@ func (m *mailbox) close() error {
 	return nil
 }
 
-// use starts a call: it holds off close until done is called.
-func (m *mailbox) use() (done func(), err error) {
+// use starts a call: it holds off close until the caller calls
+// m.mu.RUnlock, which it must do unless use fails.
+func (m *mailbox) use() error {
 	m.mu.RLock()
 	if m.closed {
 		m.mu.RUnlock()
-		return nil, errMailboxClosed
+		return errMailboxClosed
 	}
-	return m.mu.RUnlock, nil
+	return nil
 }
 
 // storedSession is what the mailbox holds of one session.
 type storedSession struct {
+	sessionMeta
+	history []entry // the newest historyLimit entries at most, oldest first
+}
+
+// sessionMeta is a session's row, without its history.
+type sessionMeta struct {
 	epoch      string
 	lastSeq    int64
 	lastActive time.Time
-	history    []entry // the newest historyLimit entries at most, oldest first
+	// users are the user messages in the history, oldest first, if
+	// usersKnown.
+	users      []userMsg
+	usersKnown bool
 }
 
-// load reads session id. ok is false when the mailbox does not hold it.
+// userMsg is a user message in a session's history, as memory keeps it to
+// tell a re-sent message from a new one without a read: its seq and a
+// hash of its client id.
+type userMsg struct {
+	seq  int64
+	hash uint32
+}
+
+// idHash is the 32-bit FNV-1a hash of a client message id.
+func idHash(id string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// parseUserMsgs parses the "seq id seq id ..." list of qLoadSession into
+// the user messages after seq from, oldest first. It reports false for a
+// list it cannot read.
+func parseUserMsgs(list string, from int64) ([]userMsg, bool) {
+	var users []userMsg
+	for list != "" {
+		seqText, rest, ok := strings.Cut(list, " ")
+		if !ok {
+			return nil, false
+		}
+		id, rest, _ := strings.Cut(rest, " ")
+		list = rest
+		seq, err := strconv.ParseInt(seqText, 10, 64)
+		if err != nil || id == "" {
+			return nil, false
+		}
+		if seq > from {
+			users = append(users, userMsg{seq: seq, hash: idHash(id)})
+		}
+	}
+	slices.SortFunc(users, func(a, b userMsg) int { return cmp.Compare(a.seq, b.seq) })
+	return users, true
+}
+
+// load reads session id with its history. ok is false when the mailbox
+// does not hold it.
 func (m *mailbox) load(ctx context.Context, id string) (st storedSession, ok bool, err error) {
-	done, err := m.use()
+	st.sessionMeta, ok, err = m.meta(ctx, id)
+	if err != nil || !ok {
+		return st, ok, err
+	}
+	// Bounded by the seq rather than a LIMIT: trimming is done at insert,
+	// so a history_limit lowered since then still applies here.
+	st.history, err = m.history(ctx, id, st.lastSeq-int64(m.historyLimit))
 	if err != nil {
 		return st, false, err
 	}
-	defer done()
+	return st, true, nil
+}
+
+// meta reads session id's row. ok is false when the mailbox does not hold
+// it.
+func (m *mailbox) meta(ctx context.Context, id string) (st sessionMeta, ok bool, err error) {
+	if err := m.use(); err != nil {
+		return st, false, err
+	}
+	defer m.mu.RUnlock()
 	var active int64
-	err = m.rstmts[qLoadSession].QueryRowContext(ctx, id).Scan(&st.epoch, &st.lastSeq, &active)
+	var users sql.NullString
+	err = m.rstmts[qLoadSession].QueryRowContext(ctx, id).Scan(&st.epoch, &st.lastSeq, &active, &users)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
@@ -264,19 +482,30 @@ func (m *mailbox) load(ctx context.Context, id string) (st storedSession, ok boo
 		return st, false, fmt.Errorf("load session: %w", err)
 	}
 	st.lastActive = time.Unix(0, active)
-	// Bounded by the seq rather than a LIMIT: trimming is done at insert,
-	// so a history_limit lowered since then still applies here.
-	rows, err := m.rstmts[qLoadHistory].QueryContext(ctx, id, st.lastSeq-int64(m.historyLimit))
+	st.users, st.usersKnown = parseUserMsgs(users.String, st.lastSeq-int64(m.historyLimit))
+	return st, true, nil
+}
+
+// history reads session id's entries with a seq above after, oldest
+// first. Call it with the session's calls serialised (see mailbox), so
+// that nothing is appended meanwhile.
+func (m *mailbox) history(ctx context.Context, id string, after int64) ([]entry, error) {
+	if err := m.use(); err != nil {
+		return nil, err
+	}
+	defer m.mu.RUnlock()
+	rows, err := m.rstmts[qLoadHistory].QueryContext(ctx, id, after)
 	if err != nil {
-		return st, false, fmt.Errorf("load history: %w", err)
+		return nil, fmt.Errorf("load history: %w", err)
 	}
 	defer rows.Close()
+	var h []entry
 	for rows.Next() {
 		var e entry
 		var kind, clientID, msgID string
 		var ts int64
 		if err := rows.Scan(&e.seq, &kind, &e.from, &e.text, &ts, &clientID, &msgID, &e.operator, &e.closed); err != nil {
-			return st, false, fmt.Errorf("load history: %w", err)
+			return nil, fmt.Errorf("load history: %w", err)
 		}
 		e.event = kind == kindEvent
 		e.id = clientID
@@ -284,12 +513,30 @@ func (m *mailbox) load(ctx context.Context, id string) (st storedSession, ok boo
 			e.id = msgID
 		}
 		e.ts = time.Unix(0, ts)
-		st.history = append(st.history, e)
+		h = append(h, e)
 	}
 	if err := rows.Err(); err != nil {
-		return st, false, fmt.Errorf("load history: %w", err)
+		return nil, fmt.Errorf("load history: %w", err)
 	}
-	return st, true, nil
+	return h, nil
+}
+
+// userSeq returns the seq of the user message with the client's id
+// clientID in session id, if the history holds it.
+func (m *mailbox) userSeq(ctx context.Context, id, clientID string) (int64, bool, error) {
+	if err := m.use(); err != nil {
+		return 0, false, err
+	}
+	defer m.mu.RUnlock()
+	var seq int64
+	err := m.rstmts[qFindClientID].QueryRowContext(ctx, id, clientID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("look up message: %w", err)
+	}
+	return seq, true, nil
 }
 
 // Values of history.kind.
@@ -302,7 +549,7 @@ const (
 // already. It returns the session as stored: its epoch is the existing
 // one if there was one.
 func (m *mailbox) create(ctx context.Context, id, epoch, name string, now time.Time) (epochOut string, lastSeq int64, err error) {
-	err = m.write(ctx, func(t *sqlitedb.Tx) error {
+	_, err = m.write(ctx, true, func(t *sqlitedb.Tx) error {
 		if _, err := t.Exec(qCreateSession, id, epoch, now.UnixNano(), name); err != nil {
 			return err
 		}
@@ -322,6 +569,9 @@ type appendReq struct {
 	// not hold it; "" adds nothing to a missing session.
 	newEpoch string
 	name     string // the user's display name, for user messages
+	// lazy lets the commit skip its sync, if the mailbox allows it (see
+	// mailbox.lazy).
+	lazy bool
 }
 
 // appended is the outcome of append.
@@ -330,6 +580,8 @@ type appended struct {
 	epoch   string // the session's epoch
 	dup     bool   // the entry's id was in the history already: nothing added
 	missing bool   // no such session, and newEpoch was ""
+	synced  bool   // the entry was committed with a sync
+	ticket  int64  // the write's ticket (see mailbox.ticket)
 }
 
 // append adds r.e to its session's history with the session's next seq,
@@ -340,24 +592,26 @@ type appended struct {
 // its seq is returned with dup set.
 func (m *mailbox) append(ctx context.Context, r appendReq) (appended, error) {
 	var out appended
-	err := m.write(ctx, func(t *sqlitedb.Tx) error {
-		if r.e.id != "" {
-			find, id := qFindMsgID, r.e.id
-			if r.e.from == fromUser {
-				find = qFindClientID
-			}
-			err := t.QueryRow(find, r.session, id).Scan(&out.seq)
-			if err == nil {
-				out.dup = true
-				return t.QueryRow(qGetSession, r.session).Scan(&out.epoch, new(int64))
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-		}
+	durable := !r.lazy || !m.lazy
+	ticket, err := m.write(ctx, durable, func(t *sqlitedb.Tx) error {
 		now := r.e.ts.UnixNano()
 		var last int64
-		err := t.QueryRow(qGetSession, r.session).Scan(&out.epoch, &last)
+		var err error
+		switch {
+		case r.e.id == "":
+			err = t.QueryRow(qGetSession, r.session).Scan(&out.epoch, &last)
+		default:
+			q := qGetSessionMsgID
+			if r.e.from == fromUser {
+				q = qGetSessionClientID
+			}
+			var dup sql.NullInt64
+			err = t.QueryRow(q, r.session, r.e.id).Scan(&out.epoch, &last, &dup)
+			if err == nil && dup.Valid {
+				out.seq, out.dup = dup.Int64, true
+				return nil
+			}
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			if r.newEpoch == "" {
 				out.missing = true
@@ -398,17 +652,22 @@ func (m *mailbox) append(ctx context.Context, r appendReq) (appended, error) {
 	if err != nil {
 		return appended{}, fmt.Errorf("store entry: %w", err)
 	}
+	out.ticket = ticket
+	if durable && !out.dup && !out.missing {
+		// The commit changed the file, so it was synced.
+		m.markSynced(ticket)
+		out.synced = true
+	}
 	return out, nil
 }
 
 // idle returns up to limit ids of sessions last active before cutoff,
 // the longest idle first.
 func (m *mailbox) idle(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
-	done, err := m.use()
-	if err != nil {
+	if err := m.use(); err != nil {
 		return nil, err
 	}
-	defer done()
+	defer m.mu.RUnlock()
 	rows, err := m.rstmts[qIdle].QueryContext(ctx, cutoff.UnixNano(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("find idle sessions: %w", err)
@@ -435,7 +694,7 @@ func (m *mailbox) expire(ctx context.Context, del []string, touch map[string]tim
 	if len(del) == 0 && len(touch) == 0 {
 		return nil
 	}
-	err := m.write(ctx, func(t *sqlitedb.Tx) error {
+	_, err := m.write(ctx, true, func(t *sqlitedb.Tx) error {
 		for _, id := range del {
 			if _, err := t.Exec(qDeleteHistory, id); err != nil {
 				return err
@@ -457,15 +716,64 @@ func (m *mailbox) expire(ctx context.Context, del []string, touch map[string]tim
 	return nil
 }
 
-// write runs fn in a committed, durable transaction, through the
-// committer. Once the committer has taken the write, the caller waits for
-// its outcome even if ctx ends, so that nil always means committed and an
-// error (almost always) means not written.
-func (m *mailbox) write(ctx context.Context, fn func(t *sqlitedb.Tx) error) error {
-	done, err := m.use()
-	if err != nil {
-		return err
+// touch records that the sessions in at were active at the given times
+// (never moving a session's last activity back). It is not synced:
+// losing it in a power cut makes a session idle since its last message
+// rather than its last visit, as it was before the visit.
+func (m *mailbox) touch(ctx context.Context, at map[string]time.Time) error {
+	if len(at) == 0 {
+		return nil
 	}
-	defer done()
-	return m.commits.Write(ctx, true, fn)
+	_, err := m.write(ctx, false, func(t *sqlitedb.Tx) error {
+		for id, when := range at {
+			if _, err := t.Exec(qTouch, when.UnixNano(), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record session activity: %w", err)
+	}
+	return nil
+}
+
+// write runs fn in a committed transaction, through the committer; the
+// commit is synced if durable. Once the committer has taken the write,
+// the caller waits for its outcome even if ctx ends, so that nil always
+// means committed and an error (almost always) means not written. It
+// returns the write's ticket (see mailbox.ticket).
+func (m *mailbox) write(ctx context.Context, durable bool, fn func(t *sqlitedb.Tx) error) (int64, error) {
+	if err := m.use(); err != nil {
+		return 0, err
+	}
+	defer m.mu.RUnlock()
+	var ticket int64
+	err := m.commits.Write(ctx, durable, func(t *sqlitedb.Tx) error {
+		// The committer runs the functions one at a time, in the order
+		// it commits them.
+		ticket = m.ticket.Add(1)
+		return fn(t)
+	})
+	if err == nil && !durable {
+		raise(&m.unsynced, ticket)
+	}
+	return ticket, err
+}
+
+// markSynced records that a synced commit that changed the file took the
+// write with ticket: it and every write before it are on disk.
+func (m *mailbox) markSynced(ticket int64) { raise(&m.synced, ticket) }
+
+// isSynced reports whether the write with ticket is on disk.
+func (m *mailbox) isSynced(ticket int64) bool { return ticket <= m.synced.Load() }
+
+// raise sets v to n if n is higher.
+func raise(v *atomic.Int64, n int64) {
+	for {
+		old := v.Load()
+		if n <= old || v.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }

@@ -381,3 +381,149 @@ func TestMailboxWriteHonoursContext(t *testing.T) {
 		t.Fatal("a cancelled append wrote")
 	}
 }
+
+// withBootID makes the mailbox see id as the machine's boot id until the
+// test ends ("" for a machine whose boot id cannot be read).
+func withBootID(t *testing.T, id string) {
+	t.Helper()
+	old := bootID
+	bootID = func() string { return id }
+	t.Cleanup(func() { bootID = old })
+}
+
+func TestMailboxDedupeUsesIndexes(t *testing.T) {
+	mb := openTestMailbox(t, filepath.Join(t.TempDir(), mailboxFile), 10)
+	for q, index := range map[string]string{
+		qGetSessionMsgID:    "history_msg_id",
+		qGetSessionClientID: "history_client_id",
+		qFindClientID:       "history_client_id",
+	} {
+		rows, err := mb.rdb.Query("EXPLAIN QUERY PLAN "+q, "s", "id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		// Without the index a look-up reads the session's whole history.
+		if !strings.Contains(strings.Join(plan, "; "), index) {
+			t.Errorf("plan of %s = %q, want it to use %s", q, plan, index)
+		}
+	}
+}
+
+func TestMailboxUnsyncedAppend(t *testing.T) {
+	withBootID(t, "boot-a")
+	ctx := context.Background()
+	mb := openTestMailbox(t, filepath.Join(t.TempDir(), mailboxFile), 10)
+	if !mb.lazy {
+		t.Fatal("mailbox does not allow unsynced writes although the boot id is known")
+	}
+	lazy, err := mb.append(ctx, appendReq{session: "s", e: entry{from: fromUser, id: "c1", text: "hi", ts: time.Now()}, newEpoch: "e1", lazy: true})
+	if err != nil || lazy.synced || lazy.seq != 1 {
+		t.Fatalf("unsynced append = %+v, %v; want seq 1, not synced", lazy, err)
+	}
+	if mb.isSynced(lazy.ticket) {
+		t.Fatal("an unsynced write counts as synced")
+	}
+	// A re-send writes nothing, so its commit syncs nothing either.
+	dup, err := mb.append(ctx, appendReq{session: "s", e: entry{from: fromUser, id: "c1", text: "hi", ts: time.Now()}, newEpoch: "e1"})
+	if err != nil || !dup.dup || dup.synced || mb.isSynced(lazy.ticket) {
+		t.Fatalf("re-sent append = %+v, %v; want a duplicate that syncs nothing", dup, err)
+	}
+	// A synced commit after it syncs it too.
+	synced := put(t, mb, "other", entry{from: fromBot, id: "m1", text: "hello"})
+	if !synced.synced || !mb.isSynced(lazy.ticket) {
+		t.Fatalf("synced append = %+v; the unsynced write before it is synced = %v, want both", synced, mb.isSynced(lazy.ticket))
+	}
+}
+
+// TestMailboxUnsyncedMarker checks how a run that may have written
+// entries without syncing them is recognised at the next open: after a
+// machine crash (another boot id, or none to read) every session's seqs
+// skip past what may be lost; after a process crash, or a clean close,
+// they carry on.
+func TestMailboxUnsyncedMarker(t *testing.T) {
+	tests := []struct {
+		name       string
+		lastBoot   string // the marker's boot id; "" for no marker (clean close)
+		boot       string // the boot id at the next open
+		wantSkip   bool
+		wantMarker bool // a marker after the open
+	}{
+		{name: "clean close", boot: "boot-a", wantMarker: true},
+		{name: "process crash", lastBoot: "boot-a", boot: "boot-a", wantMarker: true},
+		{name: "machine crash", lastBoot: "boot-a", boot: "boot-b", wantSkip: true, wantMarker: true},
+		{name: "no boot id, clean close", boot: ""},
+		{name: "no boot id, unclean stop", lastBoot: "boot-a", boot: "", wantSkip: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), mailboxFile)
+			marker := path + unsyncedSuffix
+			withBootID(t, "boot-a")
+			mb, err := openMailbox(ctx, path, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(marker); err != nil || strings.TrimSpace(string(got)) != "boot-a" {
+				t.Fatalf("marker while open = %q, %v; want the boot id", got, err)
+			}
+			for i := range 3 {
+				if _, err := mb.append(ctx, appendReq{session: "s", e: entry{from: fromUser, id: fmt.Sprint("c", i), text: "x", ts: time.Now()}, newEpoch: "e1", lazy: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := mb.close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("marker after a clean close: %v, want none", err)
+			}
+			if tt.lastBoot != "" {
+				// The run did not get to close.
+				if err := os.WriteFile(marker, []byte(tt.lastBoot+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			withBootID(t, tt.boot)
+			mb = openTestMailbox(t, path, 100)
+			st, ok, err := mb.load(ctx, "s")
+			if err != nil || !ok {
+				t.Fatalf("load: %v, %v", ok, err)
+			}
+			wantLast := int64(3)
+			if tt.wantSkip {
+				wantLast += maxUnsynced
+			}
+			if st.lastSeq != wantLast || st.epoch != "e1" || len(st.history) != 3 {
+				t.Fatalf("after reopen: last_seq %d, epoch %s, %d entries; want last_seq %d, the same epoch and the 3 entries", st.lastSeq, st.epoch, len(st.history), wantLast)
+			}
+			if res := put(t, mb, "s", entry{from: fromBot, id: "m1", text: "reply"}); res.seq != wantLast+1 {
+				t.Fatalf("next seq = %d, want %d", res.seq, wantLast+1)
+			}
+			got, err := os.ReadFile(marker)
+			if tt.wantMarker != (err == nil) || (tt.wantMarker && strings.TrimSpace(string(got)) != tt.boot) {
+				t.Fatalf("marker after reopen = %q, %v; want present: %v, with this boot's id", got, err, tt.wantMarker)
+			}
+			if mb.lazy != (tt.boot != "") {
+				t.Fatalf("unsynced writes allowed = %v with boot id %q", mb.lazy, tt.boot)
+			}
+			if !mb.lazy {
+				res, err := mb.append(ctx, appendReq{session: "s", e: entry{from: fromUser, id: "late", text: "x", ts: time.Now()}, lazy: true})
+				if err != nil || !res.synced {
+					t.Fatalf("append asking for no sync without a boot id = %+v, %v; want it synced", res, err)
+				}
+			}
+		})
+	}
+}

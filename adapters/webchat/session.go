@@ -1,24 +1,29 @@
 package webchat
 
 import (
-	"container/list"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
-	"golang.org/x/time/rate"
 )
 
 // errTooManyConns is returned by attach when a session already has its
 // maximum of open connections.
 var errTooManyConns = errors.New("too many connections for this session")
 
-// evictScan bounds how far from the least recently active end eviction
-// looks for a session without open tabs, so that creating a session stays
-// cheap even when most sessions are connected.
-const evictScan = 64
+// maxIdleSessions bounds the sessions without open tabs kept in memory
+// (max_sessions bounds them too, when it is lower). They are kept so that
+// a page that reconnects finds its session without a read, and keeps its
+// rate limit; the mailbox has everything else they hold.
+const maxIdleSessions = 10000
+
+// flushTouchesAt is how many sessions dropped from memory may wait for
+// their last activity to be written before the janitor is asked to write
+// it at once rather than at its next tick.
+const flushTouchesAt = 4096
 
 // entry is one item of a session's history: a message or a change of the
 // dialog's state.
@@ -55,38 +60,51 @@ const (
 	fromOperator = "operator"
 )
 
-// session is one browser's conversation as the cache holds it: a copy of
-// what the mailbox stores (its epoch, last seq and recent history), and
-// its open connections (tabs).
+// session is one browser's conversation as memory holds it: its epoch and
+// last seq as the mailbox stores them (the history stays in the mailbox,
+// which replays and dedupes from it), its open connections (tabs) and
+// its rate limit.
 type session struct {
 	id string
 	// lock serialises everything that reads or writes the session's
-	// stored state (loading it, appending to it, expiring it). It is held
-	// across the mailbox call and the cache update that follows, so that
-	// seqs are assigned, cached and pushed to the tabs in one order. It
-	// is a channel so that waiting for it honours a context.
+	// stored state (loading it, appending to it, replaying it, expiring
+	// it). It is held across the mailbox call and the cache update that
+	// follows, so that seqs are assigned, cached and pushed to the tabs in
+	// one order. It is a channel so that waiting for it honours a context.
 	lock chan struct{}
 
 	// The fields below are guarded by sessions.mu. loaded, epoch,
-	// history and lastSeq change only with lock held too, so the holder
-	// of lock may read them without mu.
-	refs       int     // holders of and waiters for lock; the session stays cached while > 0
-	loaded     bool    // epoch, lastSeq and history mirror the mailbox
-	epoch      string  // see welcomeFrame
-	history    []entry // oldest first, at most historyLimit
-	lastSeq    int64   // seq of the newest entry ever appended
-	lastActive time.Time
-	conns      map[*client]struct{}
-	limiter    *rate.Limiter // user messages
-	elem       *list.Element // in sessions.lru; nil once dropped from the cache
+	// lastSeq, unsynced and users change only with lock held too, so the
+	// holder of lock may read them without mu.
+	refs         int    // holders of and waiters for lock; the session stays cached while > 0
+	cached       bool   // in sessions.byID
+	loaded       bool   // epoch and lastSeq mirror the mailbox
+	epoch        string // see welcomeFrame
+	lastSeq      int64  // seq of the newest entry ever appended
+	lastActive   int64  // unix ns: the last message, visit or tab closed
+	storedActive int64  // unix ns: last_active as the mailbox had it when loaded
+	conns        []*client
+	limit        bucket // user messages
+	// users are the user messages in the history, oldest first, if
+	// usersKnown (see userMessageSeq).
+	users      []userMsg
+	usersKnown bool
+	// The session's entries written without a sync (see appendUser):
+	// how many, and the ticket of the last; none once a synced commit
+	// has come after it.
+	unsynced unsyncedEntries
+	// The session's place in sessions.idle or sessions.active.
+	list       *lruList
+	prev, next *session
 }
 
 // sessions is the cache of the mailbox's sessions, and the fan-out of
-// their entries to open tabs. One mutex guards the set: no operation under
-// it does I/O (frames go to each connection's buffered queue without
-// blocking), so a slow browser never holds up anyone else. Mailbox calls
-// run under the session's own lock only, so sessions are written
-// concurrently and their commits shared (see mailbox.go).
+// their entries to open tabs. It holds every session with an open tab,
+// and the most recently active others up to a bound. One mutex guards the
+// set: no operation under it does I/O (frames go to each connection's
+// queue without blocking), so a slow browser never holds up anyone else.
+// Mailbox calls run under the session's own lock only, so sessions are
+// written concurrently and their commits shared (see mailbox.go).
 //
 // A session leaves the cache only when nobody holds or waits for its lock
 // (refs == 0), so there is at most one session value in use per id, and
@@ -94,14 +112,40 @@ type session struct {
 type sessions struct {
 	mb           *mailbox
 	historyLimit int
-	maxSessions  int
+	maxSessions  int // loaded sessions, with tabs or not
+	maxIdle      int // loaded sessions without tabs
 	maxConns     int
 	rateLimit    int // messages per minute
 
 	mu     sync.Mutex
 	byID   map[string]*session
-	lru    *list.List // of *session; front is the most recently active
-	loaded int        // sessions in byID that are loaded; max_sessions bounds it
+	idle   lruList // loaded, no tabs
+	active lruList // with tabs
+	// touches holds the last activity of sessions dropped from memory
+	// whose mailbox row is older, until it is written (flushTouches).
+	touches map[string]time.Time
+	// flush asks the janitor to write touches now.
+	flush chan struct{}
+	// unsynced holds the unsynced entries of sessions dropped from memory
+	// (see session.unsynced), until they are synced or the session is
+	// loaded again; pruneAt is the size at which it is pruned.
+	unsynced map[string]unsyncedEntries
+	pruneAt  int
+}
+
+// unsyncedEntries counts a session's entries committed without a sync,
+// and not yet followed by a synced commit.
+type unsyncedEntries struct {
+	n      int
+	ticket int64 // of the last of them
+}
+
+// count returns how many are still unsynced.
+func (u unsyncedEntries) count(mb *mailbox) int {
+	if u.n == 0 || mb.isSynced(u.ticket) {
+		return 0
+	}
+	return u.n
 }
 
 func newSessions(cfg *Config, mb *mailbox) *sessions {
@@ -109,12 +153,19 @@ func newSessions(cfg *Config, mb *mailbox) *sessions {
 		mb:           mb,
 		historyLimit: cfg.HistoryLimit,
 		maxSessions:  cfg.MaxSessions,
+		maxIdle:      min(cfg.MaxSessions, maxIdleSessions),
 		maxConns:     cfg.MaxConnsPerSession,
 		rateLimit:    cfg.RateLimit,
+		flush:        make(chan struct{}, 1),
 		byID:         make(map[string]*session),
-		lru:          list.New(),
+		touches:      make(map[string]time.Time),
+		unsynced:     make(map[string]unsyncedEntries),
+		pruneAt:      minPruneAt,
 	}
 }
+
+// minPruneAt is the smallest size of sessions.unsynced that is pruned.
+const minPruneAt = 1024
 
 // acquire returns session id, cached or not yet loaded, with its lock
 // held. Call release when done.
@@ -122,9 +173,9 @@ func (ss *sessions) acquire(ctx context.Context, id string, now time.Time) (*ses
 	ss.mu.Lock()
 	s, ok := ss.byID[id]
 	if !ok {
-		// Not counted against max_sessions until it is loaded (see
-		// makeRoom): a Send to a session nobody has open needs only
-		// the lock.
+		// Not counted against the bounds until it is loaded (see
+		// makeRoom): a Send to a session nobody has open needs only the
+		// lock.
 		s = ss.add(id, now)
 	}
 	s.refs++
@@ -142,7 +193,7 @@ func (ss *sessions) acquire(ctx context.Context, id string, now time.Time) (*ses
 }
 
 // release unlocks s, which acquire returned. The cache may have grown
-// beyond maxSessions while every session was in use; it shrinks back here.
+// beyond its bounds while its sessions were in use; it shrinks back here.
 func (ss *sessions) release(s *session) {
 	<-s.lock
 	ss.mu.Lock()
@@ -153,97 +204,111 @@ func (ss *sessions) release(s *session) {
 }
 
 // makeRoom drops sessions from the cache while it holds more than
-// maxSessions loaded ones; sessions in use stay, the one being loaded
-// among them. Sessions that only serve as locks are not counted: there
-// are as many as calls in flight, and they go when the calls end. Call
-// with mu held.
+// maxIdle sessions without tabs, or more than maxSessions loaded ones;
+// sessions in use stay, the one being loaded among them. Sessions that
+// only serve as locks are not counted: there are as many as calls in
+// flight, and they go when the calls end. Call with mu held.
 func (ss *sessions) makeRoom() {
-	for ss.loaded > ss.maxSessions && ss.evictOne() {
+	for ss.idle.n > ss.maxIdle && ss.evictFrom(&ss.idle) {
+	}
+	for ss.idle.n+ss.active.n > ss.maxSessions && (ss.evictFrom(&ss.idle) || ss.evictFrom(&ss.active)) {
 	}
 }
 
-// fill sets the cached copy of s, now loaded. Call with mu held.
-func (ss *sessions) fill(s *session, epoch string, lastSeq int64, history []entry) {
-	if !s.loaded && s.elem != nil {
-		ss.loaded++
+// evictFrom drops from the cache the least recently active session of l
+// that is not in use, closing its tabs if it has any (they reconnect and
+// load it again). It reports false when every session of l is in use.
+// The mailbox keeps what is dropped. Call with mu held.
+func (ss *sessions) evictFrom(l *lruList) bool {
+	for s := l.back; s != nil; s = s.prev {
+		if s.refs == 0 {
+			ss.remove(s)
+			return true
+		}
 	}
-	s.epoch, s.lastSeq, s.history, s.loaded = epoch, lastSeq, history, true
+	return false
+}
+
+// fill sets the cached copy of s, now loaded. Call with mu held.
+func (ss *sessions) fill(s *session, m sessionMeta) {
+	s.epoch, s.lastSeq, s.loaded = m.epoch, m.lastSeq, true
+	s.users, s.usersKnown = m.users, m.usersKnown
+	s.storedActive = m.lastActive.UnixNano()
+	s.lastActive = max(s.lastActive, s.storedActive)
+	ss.place(s)
 	ss.makeRoom()
 }
 
 // add caches a new, not yet loaded session. Call with mu held.
 func (ss *sessions) add(id string, now time.Time) *session {
-	s := &session{
-		id:         id,
-		lock:       make(chan struct{}, 1),
-		lastActive: now,
-		conns:      make(map[*client]struct{}),
-		limiter:    rate.NewLimiter(rate.Limit(float64(ss.rateLimit)/60), ss.rateLimit),
-	}
-	s.elem = ss.lru.PushFront(s)
+	s := &session{id: id, lock: make(chan struct{}, 1), lastActive: now.UnixNano(), cached: true}
 	ss.byID[id] = s
 	return s
+}
+
+// place puts s in the list its state calls for: active with tabs, idle
+// when loaded without tabs, none otherwise. Call with mu held.
+func (ss *sessions) place(s *session) {
+	var want *lruList
+	switch {
+	case !s.cached:
+	case len(s.conns) > 0:
+		want = &ss.active
+	case s.loaded:
+		want = &ss.idle
+	}
+	if s.list == want {
+		return
+	}
+	if s.list != nil {
+		s.list.remove(s)
+	}
+	if want != nil {
+		want.pushFront(s)
+	}
 }
 
 // dropIfUnused drops s from the cache if it holds nothing worth keeping:
 // not loaded (it only served as a lock), no tabs, nobody using it. Call
 // with mu held.
 func (ss *sessions) dropIfUnused(s *session) {
-	if s.refs == 0 && !s.loaded && len(s.conns) == 0 && s.elem != nil {
+	if s.refs == 0 && !s.loaded && len(s.conns) == 0 && s.cached {
 		ss.remove(s)
 	}
 }
 
-// evictOne drops from the cache the least recently active session without
-// open tabs or, if the oldest few all have tabs, the least recently active
-// one (whose tabs are closed; they reconnect and reload it). Sessions in
-// use are never dropped. It reports false when every session is in use.
-// The mailbox keeps what is dropped. Call with mu held.
-func (ss *sessions) evictOne() bool {
-	var fallback *session
-	n := 0
-	for e := ss.lru.Back(); e != nil; e = e.Prev() {
-		s := e.Value.(*session)
-		if s.refs > 0 {
-			continue
-		}
-		if len(s.conns) == 0 {
-			ss.remove(s)
-			return true
-		}
-		if fallback == nil {
-			fallback = s
-		}
-		if n++; n >= evictScan {
-			break
-		}
-	}
-	if fallback == nil {
-		return false
-	}
-	ss.remove(fallback)
-	return true
-}
-
-// remove drops s from the cache and closes its connections. Call with mu
-// held, and only when s.refs is 0.
+// remove drops s from the cache and closes its connections, and keeps
+// its last activity for the mailbox if the mailbox is behind. Call with
+// mu held, and only when s.refs is 0.
 func (ss *sessions) remove(s *session) {
-	for c := range s.conns {
+	for _, c := range s.conns {
 		c.kill(websocket.StatusGoingAway, "session expired")
 	}
-	if s.loaded {
-		ss.loaded--
+	if s.unsynced.count(ss.mb) > 0 {
+		ss.unsynced[s.id] = s.unsynced
+		if len(ss.unsynced) >= ss.pruneAt {
+			ss.pruneUnsynced()
+		}
 	}
-	ss.lru.Remove(s.elem)
-	s.elem = nil
+	if s.loaded && s.lastActive > s.storedActive {
+		ss.touches[s.id] = time.Unix(0, s.lastActive)
+		if len(ss.touches) >= flushTouchesAt {
+			select {
+			case ss.flush <- struct{}{}:
+			default:
+			}
+		}
+	}
+	s.cached = false
+	ss.place(s)
 	delete(ss.byID, s.id)
 }
 
 // touch marks s as active now. Call with mu held.
 func (ss *sessions) touch(s *session, now time.Time) {
-	s.lastActive = now
-	if s.elem != nil {
-		ss.lru.MoveToFront(s.elem)
+	s.lastActive = max(s.lastActive, now.UnixNano())
+	if s.list != nil {
+		s.list.moveToFront(s)
 	}
 }
 
@@ -253,13 +318,23 @@ func (ss *sessions) load(ctx context.Context, s *session) (bool, error) {
 	if s.loaded {
 		return true, nil
 	}
-	st, ok, err := ss.mb.load(ctx, s.id)
+	m, ok, err := ss.mb.meta(ctx, s.id)
 	if err != nil || !ok {
 		return false, err
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	ss.fill(s, st.epoch, st.lastSeq, st.history)
+	if u, ok := ss.unsynced[s.id]; ok {
+		s.unsynced = u
+		delete(ss.unsynced, s.id)
+	}
+	if t, ok := ss.touches[s.id]; ok {
+		// Dropped from memory before its last visit was written: that
+		// visit still counts.
+		s.lastActive = max(s.lastActive, t.UnixNano())
+		delete(ss.touches, s.id)
+	}
+	ss.fill(s, m)
 	return true, nil
 }
 
@@ -274,13 +349,12 @@ func (ss *sessions) invalidate(s *session) {
 }
 
 func (ss *sessions) invalidateLocked(s *session) {
-	if s.loaded && s.elem != nil {
-		ss.loaded--
-	}
-	s.loaded, s.epoch, s.lastSeq, s.history = false, "", 0, nil
-	for c := range s.conns {
+	s.loaded, s.epoch, s.lastSeq = false, "", 0
+	s.users, s.usersKnown = nil, false
+	for _, c := range s.conns {
 		c.kill(websocket.StatusGoingAway, "session reloaded")
 	}
+	ss.place(s)
 }
 
 // attach adds c to session id, loading it from the mailbox or creating it
@@ -306,7 +380,7 @@ func (ss *sessions) attach(ctx context.Context, id, name string, c *client, last
 		}
 		if last == 0 {
 			ss.mu.Lock()
-			ss.fill(s, ep, 0, nil)
+			ss.fill(s, sessionMeta{epoch: ep, lastActive: now, usersKnown: true})
 			ss.mu.Unlock()
 		} else if _, err := ss.load(ctx, s); err != nil {
 			// Another writer (an operator's tool) got there first.
@@ -315,23 +389,39 @@ func (ss *sessions) attach(ctx context.Context, id, name string, c *client, last
 	}
 
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if len(s.conns) >= ss.maxConns {
+	full := len(s.conns) >= ss.maxConns
+	ss.mu.Unlock()
+	if full {
+		// Only detach changes conns without the lock, and it only
+		// removes: checked before the replay is read.
 		return errTooManyConns
 	}
-	s.conns[c] = struct{}{}
-	ss.touch(s, now)
 	if (epoch != "" && epoch != s.epoch) || lastSeq > s.lastSeq || lastSeq < 0 {
 		// The client counted seqs of another incarnation of this session
 		// (the mailbox forgot it, its ttl passed). Replay all we have; the
 		// welcome tells the client to reset its counter.
 		lastSeq = 0
 	}
-	c.enqueue(encode(welcomeFrame{Type: typeWelcome, Session: id, LastSeq: s.lastSeq, Epoch: s.epoch}))
-	for i := range s.history {
-		if s.history[i].seq > lastSeq {
-			c.enqueue(s.history[i].frame())
+	// Read and encoded under the session's lock only: no entry can be
+	// appended, and so pushed to c, before these are queued.
+	frames := [][]byte{encode(welcomeFrame{Type: typeWelcome, Session: id, LastSeq: s.lastSeq, Epoch: s.epoch})}
+	if lastSeq < s.lastSeq {
+		missed, err := ss.mb.history(ctx, id, max(lastSeq, s.lastSeq-int64(ss.historyLimit)))
+		if err != nil {
+			return err
 		}
+		for i := range missed {
+			frames = append(frames, missed[i].frame())
+		}
+	}
+
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s.conns = append(s.conns, c)
+	ss.place(s)
+	ss.touch(s, now)
+	for _, f := range frames {
+		c.enqueue(f)
 	}
 	return nil
 }
@@ -340,57 +430,79 @@ func (ss *sessions) attach(ctx context.Context, id, name string, c *client, last
 func (ss *sessions) detach(id string, c *client, now time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if s, ok := ss.byID[id]; ok {
-		if _, ok := s.conns[c]; ok {
-			delete(s.conns, c)
-			ss.touch(s, now)
-			ss.dropIfUnused(s)
-		}
+	s, ok := ss.byID[id]
+	if !ok {
+		return
 	}
+	i := slices.Index(s.conns, c)
+	if i < 0 {
+		return
+	}
+	s.conns = slices.Delete(s.conns, i, i+1)
+	if len(s.conns) == 0 {
+		s.conns = nil
+	}
+	ss.touch(s, now)
+	ss.place(s)
+	ss.dropIfUnused(s)
+	ss.makeRoom()
 }
 
 // userMessageSeq returns the seq of the user message msgID in session id,
 // if the history still holds it: a re-send of a message that was already
 // accepted (its ack got lost) is acknowledged again, not delivered again.
-func (ss *sessions) userMessageSeq(ctx context.Context, id, msgID string, now time.Time) (int64, bool, error) {
-	s, err := ss.acquire(ctx, id, now)
-	if err != nil {
-		return 0, false, err
+// A session in memory knows the hashes of its user messages' ids, so a
+// new message (no hash matches) costs no read. It needs no lock: a
+// message is in the history once its append has returned, and a re-send
+// that races with its first copy's append is stored once anyway, and
+// acknowledged with the first copy's seq.
+func (ss *sessions) userMessageSeq(ctx context.Context, id, msgID string) (int64, bool, error) {
+	h := idHash(msgID)
+	ss.mu.Lock()
+	s, ok := ss.byID[id]
+	maybe := !ok || !s.loaded || !s.usersKnown || slices.ContainsFunc(s.users, func(u userMsg) bool { return u.hash == h })
+	ss.mu.Unlock()
+	if !maybe {
+		return 0, false, nil
 	}
-	defer ss.release(s)
-	if stored, err := ss.load(ctx, s); err != nil || !stored {
-		return 0, false, err
-	}
-	if e := s.find(fromUser, msgID); e != nil {
-		return e.seq, true, nil
-	}
-	return 0, false, nil
+	return ss.mb.userSeq(ctx, id, msgID)
 }
 
-// allow takes one token from session id's rate limiter. A session not in
+// allow takes one token from session id's rate limit. A session not in
 // the cache has no connection left to send from, so it is not limited.
 func (ss *sessions) allow(id string, now time.Time) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	s, ok := ss.byID[id]
-	return !ok || s.limiter.AllowN(now, 1)
+	return !ok || s.limit.allow(now, ss.rateLimit)
 }
 
 // appendUser stores a user message the core accepted, shows it on every
 // tab of the session and then acknowledges it to sender. A message whose
 // id the history holds already is only acknowledged again. Nothing is
 // acknowledged when it returns an error.
+//
+// The commit is not synced, unless the session has maxUnsynced entries
+// that no synced commit has followed yet: the message itself is safe in
+// the core's outbox, synced before DeliverFunc returned, and the next
+// synced commit (a reply, usually) syncs this copy too. A process crash
+// loses nothing; a machine crash can lose these last copies from the
+// history, and the mailbox then skips their seqs (see maxUnsynced).
 func (ss *sessions) appendUser(ctx context.Context, id, msgID, text, name string, sender *client, now time.Time) error {
 	s, err := ss.acquire(ctx, id, now)
 	if err != nil {
 		return err
 	}
 	defer ss.release(s)
+	// s.unsynced changes only under the lock, which is held.
 	res, err := ss.store(ctx, s, appendReq{
 		session:  id,
 		e:        entry{from: fromUser, id: msgID, text: text, ts: now},
 		newEpoch: newEpoch(), // the session expired since the hello
 		name:     name,
+		// A session not loaded may have unsynced entries that memory
+		// does not know of.
+		lazy: s.loaded && s.unsynced.count(ss.mb) < maxUnsynced,
 	})
 	if err != nil {
 		return err
@@ -446,47 +558,50 @@ func (ss *sessions) store(ctx context.Context, s *session, r appendReq) (appende
 		}
 		return res, err
 	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if res.missing {
-		return res, nil
+	if !res.dup && !res.missing && !res.synced {
+		ss.mu.Lock()
+		s.unsynced = unsyncedEntries{n: s.unsynced.count(ss.mb) + 1, ticket: res.ticket}
+		ss.mu.Unlock()
 	}
-	ss.touch(s, r.e.ts)
-	if res.dup || !s.loaded {
+	if res.missing || res.dup || !s.loaded {
 		// Not cached (then no tab is open on it): the mailbox has it,
 		// which is all a later load needs.
+		if !res.missing {
+			ss.mu.Lock()
+			ss.touch(s, r.e.ts)
+			ss.mu.Unlock()
+		}
 		return res, nil
 	}
-	if res.epoch != s.epoch || res.seq != s.lastSeq+1 {
+	var b []byte
+	if res.epoch == s.epoch && res.seq == s.lastSeq+1 {
+		// Encoded before taking mu, which every connection waits for.
+		e := r.e
+		e.seq = res.seq
+		b = e.frame()
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.touch(s, r.e.ts)
+	if b == nil {
 		// The cache missed a change of the mailbox: start over from it.
 		ss.invalidateLocked(s)
 		return res, nil
 	}
-	e := r.e
-	e.seq = res.seq
-	s.lastSeq = e.seq
-	if len(s.history) >= ss.historyLimit {
-		n := copy(s.history, s.history[len(s.history)-ss.historyLimit+1:])
-		s.history = s.history[:n]
-	}
-	s.history = append(s.history, e)
-	if len(s.conns) > 0 {
-		b := e.frame()
-		for c := range s.conns {
-			c.enqueue(b)
+	s.lastSeq = res.seq
+	if r.e.from == fromUser && !r.e.event {
+		// Only the history's window counts: older ones are deleted.
+		from := res.seq - int64(ss.historyLimit)
+		i := 0
+		for i < len(s.users) && s.users[i].seq <= from {
+			i++
 		}
+		s.users = append(s.users[i:], userMsg{seq: res.seq, hash: idHash(r.e.id)})
+	}
+	for _, c := range s.conns {
+		c.enqueue(b)
 	}
 	return res, nil
-}
-
-// find returns the message from "from" with id msgID, or nil.
-func (s *session) find(from, msgID string) *entry {
-	for i := len(s.history) - 1; i >= 0; i-- {
-		if e := &s.history[i]; !e.event && e.from == from && e.id == msgID {
-			return e
-		}
-	}
-	return nil
 }
 
 // expireBatch bounds the sessions one expire round looks at.
@@ -495,8 +610,8 @@ const expireBatch = 500
 // expire deletes from the mailbox (and the cache) up to expireBatch
 // sessions last active before cutoff, with their history, and returns how
 // many it deleted. Sessions with open tabs are alive however quiet they
-// are, and the cache may know of activity the mailbox does not (hellos
-// and reconnects are not written): both are marked active instead.
+// are, and memory may know of activity the mailbox does not (hellos and
+// reconnects are not written at once): both are marked active instead.
 // Sessions in use are left for the next round.
 func (ss *sessions) expire(ctx context.Context, cutoff, now time.Time) (int, error) {
 	ids, err := ss.mb.idle(ctx, cutoff, expireBatch)
@@ -511,6 +626,12 @@ func (ss *sessions) expire(ctx context.Context, cutoff, now time.Time) (int, err
 		s, ok := ss.byID[id]
 		switch {
 		case !ok:
+			if t, ok := ss.touches[id]; ok && !t.Before(cutoff) {
+				// Visited after cutoff, then dropped from memory.
+				touch[id] = t
+				delete(ss.touches, id)
+				continue
+			}
 			// Held as a lock only while the delete runs.
 			s = ss.add(id, now)
 		case s.refs > 0:
@@ -518,8 +639,8 @@ func (ss *sessions) expire(ctx context.Context, cutoff, now time.Time) (int, err
 		case len(s.conns) > 0:
 			touch[id] = now
 			continue
-		case !s.lastActive.Before(cutoff):
-			touch[id] = s.lastActive
+		case s.lastActive >= cutoff.UnixNano():
+			touch[id] = time.Unix(0, s.lastActive)
 			continue
 		}
 		// refs is 0, so nobody holds the lock or waits for it (release
@@ -537,13 +658,21 @@ func (ss *sessions) expire(ctx context.Context, cutoff, now time.Time) (int, err
 	ss.mu.Unlock()
 
 	err = ss.mb.expire(ctx, del, touch)
+	ss.mu.Lock()
+	for id, t := range touch {
+		if s, ok := ss.byID[id]; ok && s.loaded {
+			s.storedActive = max(s.storedActive, t.UnixNano())
+		} else if err != nil {
+			ss.keepTouch(id, t)
+		}
+	}
 	if err == nil {
-		ss.mu.Lock()
 		for _, s := range claimed {
 			ss.invalidateLocked(s)
+			delete(ss.touches, s.id)
 		}
-		ss.mu.Unlock()
 	}
+	ss.mu.Unlock()
 	for _, s := range claimed {
 		ss.release(s)
 	}
@@ -553,9 +682,127 @@ func (ss *sessions) expire(ctx context.Context, cutoff, now time.Time) (int, err
 	return len(del), nil
 }
 
+// keepTouch records t as the last activity of session id, which is not in
+// memory, unless a later one is recorded. Call with mu held.
+func (ss *sessions) keepTouch(id string, t time.Time) {
+	if old, ok := ss.touches[id]; !ok || t.After(old) {
+		ss.touches[id] = t
+	}
+}
+
+// flushTouches writes the last activity of the sessions dropped from
+// memory since the last flush. With all set, it also writes that of the
+// sessions still cached whose mailbox row is behind (at Stop).
+func (ss *sessions) flushTouches(ctx context.Context, all bool) error {
+	ss.mu.Lock()
+	at := ss.touches
+	ss.touches = make(map[string]time.Time)
+	var written []*session
+	if all {
+		for _, s := range ss.byID {
+			if s.loaded && s.lastActive > s.storedActive {
+				at[s.id] = time.Unix(0, s.lastActive)
+				written = append(written, s)
+			}
+		}
+	}
+	ss.mu.Unlock()
+	if len(at) == 0 {
+		return nil
+	}
+	err := ss.mb.touch(ctx, at)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if err != nil {
+		for id, t := range at {
+			if _, cached := ss.byID[id]; !cached {
+				ss.keepTouch(id, t)
+			}
+		}
+		return err
+	}
+	for _, s := range written {
+		s.storedActive = max(s.storedActive, at[s.id].UnixNano())
+	}
+	return nil
+}
+
+// pruneUnsynced forgets the entries of sessions.unsynced that are synced
+// by now. Call with mu held.
+func (ss *sessions) pruneUnsynced() {
+	for id, u := range ss.unsynced {
+		if u.count(ss.mb) == 0 {
+			delete(ss.unsynced, id)
+		}
+	}
+	ss.pruneAt = max(minPruneAt, 2*len(ss.unsynced))
+}
+
 // len returns the number of sessions loaded in the cache.
 func (ss *sessions) len() int {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	return ss.loaded
+	return ss.idle.n + ss.active.n
+}
+
+// lruList is a list of sessions, the most recently active first, linked
+// through the sessions themselves so that it allocates nothing.
+type lruList struct {
+	front, back *session
+	n           int
+}
+
+func (l *lruList) pushFront(s *session) {
+	s.list, s.prev, s.next = l, nil, l.front
+	if l.front != nil {
+		l.front.prev = s
+	} else {
+		l.back = s
+	}
+	l.front = s
+	l.n++
+}
+
+func (l *lruList) remove(s *session) {
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		l.front = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		l.back = s.prev
+	}
+	s.list, s.prev, s.next = nil, nil, nil
+	l.n--
+}
+
+func (l *lruList) moveToFront(s *session) {
+	if l.front == s {
+		return
+	}
+	l.remove(s)
+	l.pushFront(s)
+}
+
+// bucket is a token bucket: a session's rate limit of user messages,
+// perMinute a minute in bursts of up to perMinute. Guarded by
+// sessions.mu. Its zero value is full.
+type bucket struct {
+	used int64 // unix ns: when the bucket is empty again at the current rate; 0 if never used
+}
+
+// allow takes a token at now, if there is one.
+func (b *bucket) allow(now time.Time, perMinute int) bool {
+	per := int64(time.Minute) / int64(perMinute) // one token's worth of time
+	t := now.UnixNano()
+	// used is how far ahead of now the bucket's tokens are spent: full
+	// at used <= now, empty at used >= now+burst*per.
+	used := max(b.used, t)
+	if used+per > t+int64(perMinute)*per {
+		return false
+	}
+	b.used = used + per
+	return true
 }

@@ -2,6 +2,7 @@ package webchat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -63,7 +64,7 @@ func TestHistoryLimit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ss := newTestSessions(t, tt.limit, 10)
 			now := time.Now()
-			visit(t, ss, "s", now) // cached, so that the cache is trimmed too
+			visit(t, ss, "s", now) // cached
 			for i := 0; i < tt.appends; i++ {
 				sendOut(t, ss, "s", "", fmt.Sprint(i), now)
 			}
@@ -71,7 +72,20 @@ func TestHistoryLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for name, h := range map[string][]entry{"cache": ss.byID["s"].history, "mailbox": st.history} {
+			// What a new tab is shown.
+			c := testClient()
+			if err := ss.attach(context.Background(), "s", "", c, 0, "", now); err != nil {
+				t.Fatal(err)
+			}
+			var replayed []entry
+			for _, b := range c.takeQueued()[1:] {
+				var f frame
+				if err := json.Unmarshal(b, &f); err != nil {
+					t.Fatal(err)
+				}
+				replayed = append(replayed, entry{seq: f.Seq, text: f.Text})
+			}
+			for name, h := range map[string][]entry{"replay": replayed, "mailbox": st.history} {
 				if len(h) != len(tt.wantSeqs) {
 					t.Fatalf("%s history has %d entries, want %d", name, len(h), len(tt.wantSeqs))
 				}
@@ -230,18 +244,17 @@ func TestAttachReplaysUnderLock(t *testing.T) {
 	for i := 3; i <= 4; i++ {
 		want = append(want, fmt.Sprintf(`{"type":"message","seq":%d,"from":"bot","text":"%d","ts":"%s"}`, i, i-1, formatTS(now)))
 	}
+	got := c.takeQueued()
 	for i, w := range want {
-		select {
-		case got := <-c.out:
-			if string(got) != w {
-				t.Fatalf("frame %d = %s, want %s", i, got, w)
-			}
-		default:
+		if i >= len(got) {
 			t.Fatalf("frame %d missing", i)
 		}
+		if string(got[i]) != w {
+			t.Fatalf("frame %d = %s, want %s", i, got[i], w)
+		}
 	}
-	if len(c.out) != 0 {
-		t.Fatalf("%d extra frames queued", len(c.out))
+	if len(got) != len(want) {
+		t.Fatalf("%d extra frames queued", len(got)-len(want))
 	}
 }
 
@@ -339,5 +352,233 @@ func TestCleanName(t *testing.T) {
 		if got := cleanName(tt.in); got != tt.want {
 			t.Errorf("cleanName(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestUnsyncedUserMessagesAreBounded(t *testing.T) {
+	withBootID(t, "boot-a")
+	ctx := context.Background()
+	ss := newTestSessions(t, 100, 10)
+	now := time.Now()
+	c := testClient()
+	if err := ss.attach(ctx, "s", "", c, 0, "", now); err != nil {
+		t.Fatal(err)
+	}
+	unsynced := func() int {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return ss.byID["s"].unsynced.count(ss.mb)
+	}
+	user := func(id string) {
+		t.Helper()
+		if err := ss.appendUser(ctx, "s", id, "text", "", c, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range maxUnsynced {
+		user(fmt.Sprint("u", i))
+		if n := unsynced(); n != i+1 {
+			t.Fatalf("after %d user messages, %d unsynced; want %d", i+1, n, i+1)
+		}
+	}
+	// The bound is reached: this one is synced, and syncs the others.
+	user("u-synced")
+	if n := unsynced(); n != 0 {
+		t.Fatalf("%d unsynced after the bound was reached, want 0", n)
+	}
+	user("u-next")
+	if n := unsynced(); n != 1 {
+		t.Fatalf("%d unsynced, want 1", n)
+	}
+	// A reply is synced, and syncs what came before it.
+	sendOut(t, ss, "s", "reply-1", "reply", now)
+	if n := unsynced(); n != 0 {
+		t.Fatalf("%d unsynced after a reply, want 0", n)
+	}
+	// A synced write of another session syncs them too.
+	user("u-again")
+	sendOut(t, ss, "other", "reply-2", "reply", now)
+	if n := unsynced(); n != 0 {
+		t.Fatalf("%d unsynced after another session's synced write, want 0", n)
+	}
+}
+
+func TestEvictionKeepsUnsyncedCount(t *testing.T) {
+	withBootID(t, "boot-a")
+	ctx := context.Background()
+	ss := newTestSessions(t, 100, 1)
+	now := time.Now()
+	c := testClient()
+	if err := ss.attach(ctx, "a", "", c, 0, "", now); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := ss.appendUser(ctx, "a", fmt.Sprint("u", i), "text", "", c, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss.detach("a", c, now)
+	visit(t, ss, "b", now) // pushes a out of memory
+	if _, cached := ss.byID["a"]; cached {
+		t.Fatal("a is still cached")
+	}
+	if u := ss.unsynced["a"]; u.count(ss.mb) != 3 {
+		t.Fatalf("unsynced entries kept for the evicted session = %+v, want 3", u)
+	}
+	// Loaded again, it carries on counting from there.
+	c2 := testClient()
+	if err := ss.attach(ctx, "a", "", c2, 0, "", now); err != nil {
+		t.Fatal(err)
+	}
+	ss.mu.Lock()
+	n := ss.byID["a"].unsynced.count(ss.mb)
+	_, kept := ss.unsynced["a"]
+	ss.mu.Unlock()
+	if n != 3 || kept {
+		t.Fatalf("reloaded session has %d unsynced (still in the evicted set: %v), want 3 and moved", n, kept)
+	}
+}
+
+func TestIdleSessionsAreBounded(t *testing.T) {
+	ctx := context.Background()
+	ss := newTestSessions(t, 10, 100)
+	ss.maxIdle = 2
+	t0 := time.Now()
+	tabs := map[string]*client{}
+	for i, id := range []string{"c1", "c2", "c3"} {
+		tabs[id] = testClient()
+		if err := ss.attach(ctx, id, "", tabs[id], 0, "", t0.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, id := range []string{"i1", "i2", "i3"} {
+		visit(t, ss, id, t0.Add(time.Duration(10+i)*time.Second))
+	}
+	// Sessions with tabs all stay; of the others, the most recent two.
+	for id, want := range map[string]bool{"c1": true, "c2": true, "c3": true, "i1": false, "i2": true, "i3": true} {
+		if _, ok := ss.byID[id]; ok != want {
+			t.Errorf("session %s cached = %v, want %v", id, ok, want)
+		}
+	}
+	if ss.idle.n != 2 || ss.active.n != 3 || ss.len() != 5 {
+		t.Fatalf("idle %d, active %d, loaded %d; want 2, 3, 5", ss.idle.n, ss.active.n, ss.len())
+	}
+	// A tab that closes makes its session idle: the oldest idle one goes.
+	ss.detach("c1", tabs["c1"], t0.Add(time.Minute))
+	if _, ok := ss.byID["i2"]; ok {
+		t.Fatal("i2 still cached after c1 became idle")
+	}
+	if _, ok := ss.byID["c1"]; !ok {
+		t.Fatal("c1, the most recently active idle session, was dropped")
+	}
+}
+
+// TestActivityOfEvictedSessionIsKept checks that a visit counts towards
+// session_ttl even when the session leaves memory before the janitor
+// looks at it.
+func TestActivityOfEvictedSessionIsKept(t *testing.T) {
+	ctx := context.Background()
+	ss := newTestSessions(t, 10, 100)
+	ss.maxIdle = 1
+	t0 := time.Now().Add(-time.Hour)
+	sendOut(t, ss, "a", "", "x", t0) // stored as active at t0
+	visit(t, ss, "a", t0.Add(30*time.Minute))
+	visit(t, ss, "b", t0.Add(31*time.Minute)) // pushes a out
+	if _, cached := ss.byID["a"]; cached {
+		t.Fatal("a is still cached")
+	}
+	if got := ss.touches["a"]; !got.Equal(t0.Add(30 * time.Minute)) {
+		t.Fatalf("kept activity of a = %v, want its visit", got)
+	}
+	// Idle since its message, but not since its visit.
+	if n, err := ss.expire(ctx, t0.Add(10*time.Minute), t0.Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("expire = %d, %v; want nothing deleted", n, err)
+	}
+	if err := ss.flushTouches(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	st, ok, err := ss.mb.meta(ctx, "a")
+	if err != nil || !ok || !st.lastActive.Equal(t0.Add(30*time.Minute)) {
+		t.Fatalf("stored activity of a = %v (%v, %v), want its visit", st.lastActive, ok, err)
+	}
+	if len(ss.touches) != 0 {
+		t.Fatalf("%d activities still waiting after the flush", len(ss.touches))
+	}
+}
+
+func TestBucket(t *testing.T) {
+	t0 := time.Now()
+	var b bucket
+	for i := range 3 {
+		if !b.allow(t0, 3) {
+			t.Fatalf("message %d of a burst of 3 refused", i+1)
+		}
+	}
+	if b.allow(t0, 3) {
+		t.Fatal("a 4th message in the same instant allowed")
+	}
+	if b.allow(t0.Add(19*time.Second), 3) {
+		t.Fatal("allowed before a token came back (one per 20 s)")
+	}
+	if !b.allow(t0.Add(20*time.Second), 3) {
+		t.Fatal("refused once a token came back")
+	}
+	if b.allow(t0.Add(-time.Hour), 3) {
+		t.Fatal("a clock that went back granted a token")
+	}
+	// A long pause refills the bucket, but not beyond the burst.
+	later := t0.Add(time.Hour)
+	for i := range 3 {
+		if !b.allow(later, 3) {
+			t.Fatalf("message %d after a pause refused", i+1)
+		}
+	}
+	if b.allow(later, 3) {
+		t.Fatal("the bucket held more than its burst")
+	}
+}
+
+// TestUserMessageLookupInMemory checks that a session in memory tells a
+// new user message from a re-sent one without reading the mailbox (whose
+// reads fail here once its read connections are closed), and still finds
+// a re-sent one, also after it was loaded again.
+func TestUserMessageLookupInMemory(t *testing.T) {
+	ctx := context.Background()
+	ss := newTestSessions(t, 3, 10)
+	now := time.Now()
+	for _, id := range []string{"a", "b"} {
+		c := testClient()
+		if err := ss.attach(ctx, id, "", c, 0, "", now); err != nil {
+			t.Fatal(err)
+		}
+		if err := ss.appendUser(ctx, id, "c1", "text", "", c, now); err != nil {
+			t.Fatal(err)
+		}
+		ss.detach(id, c, now)
+	}
+	// a is loaded again from the mailbox; b stays as it was.
+	ss.mu.Lock()
+	ss.remove(ss.byID["a"])
+	ss.mu.Unlock()
+	visit(t, ss, "a", now)
+	// b's c1 leaves the history window (history_limit 3).
+	for i := range 3 {
+		sendOut(t, ss, "b", fmt.Sprint("r", i), "reply", now)
+	}
+	for _, id := range []string{"a", "b"} {
+		if seq, ok, err := ss.userMessageSeq(ctx, id, "c1"); err != nil || ok != (id == "a") || (ok && seq != 1) {
+			t.Fatalf("session %s: re-sent c1 = %d, %v, %v; want found (seq 1) only while in the history", id, seq, ok, err)
+		}
+	}
+	if err := ss.mb.rdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, ok, err := ss.userMessageSeq(ctx, id, "c2"); err != nil || ok {
+			t.Fatalf("session %s: new message c2 = %v, %v; want not found, without a read", id, ok, err)
+		}
+	}
+	if _, _, err := ss.userMessageSeq(ctx, "a", "c1"); err == nil {
+		t.Fatal("a re-sent id was looked up without reading the mailbox")
 	}
 }

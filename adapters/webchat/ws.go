@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -42,137 +44,218 @@ const (
 	queueSlack = 64
 )
 
-// client is one WebSocket connection (one browser tab). Frames for it go
-// through out, a buffered queue drained by its writer goroutine; whoever
-// queues never blocks (see enqueue).
+// client is one WebSocket connection (one browser tab). Frames for it wait
+// in queue for a writer goroutine, which runs only while there is
+// something to write, so an idle connection costs its reader and nothing
+// else. Whoever queues never blocks (see enqueue).
 type client struct {
-	ws  *websocket.Conn
-	out chan []byte
+	ws       *websocket.Conn // nil in tests: frames then stay queued
+	maxQueue int
 
-	// writeCtx bounds the writer's writes; abort cancels it, which makes
-	// coder/websocket drop a connection stuck in a write at once.
-	writeCtx context.Context
-	abort    context.CancelFunc
-
-	once   sync.Once
 	done   chan struct{} // closed by kill
-	code   websocket.StatusCode
-	reason string
+	closed chan struct{} // closed by the writer once it has closed the connection, after kill
+
+	mu          sync.Mutex
+	queue       [][]byte // frames the writer has not taken yet
+	writing     bool     // a writer goroutine runs (for good once killed)
+	killed      bool
+	aborted     bool               // close without a handshake: the browser is not reading
+	cancelWrite context.CancelFunc // aborts the write in progress, if any
+	code        websocket.StatusCode
+	reason      string
+
+	// pingMu is held by a ping in progress; it guards the fields below.
+	pingMu    sync.Mutex
+	pingTimer *time.Timer
+	pingEvery time.Duration
+	pingOff   bool
 }
 
 func newClient(ws *websocket.Conn, queue int) *client {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &client{ws: ws, out: make(chan []byte, queue), writeCtx: ctx, abort: cancel, done: make(chan struct{})}
+	return &client{ws: ws, maxQueue: queue, done: make(chan struct{}), closed: make(chan struct{})}
 }
 
-// enqueue queues frame b without blocking. A connection whose queue is
-// full is dropped rather than waited for: the page reconnects and replays
-// what it missed by last_seq, and nobody else is held up. A close frame
-// would only queue behind the data the browser is not reading, so the
-// connection is aborted, not closed politely.
+// enqueue queues frame b without blocking, and starts the writer if it is
+// not running. A connection whose queue is full is dropped rather than
+// waited for: the page reconnects and replays what it missed by
+// last_seq, and nobody else is held up. A close frame would only queue
+// behind the data the browser is not reading, so the connection is
+// aborted, not closed politely.
 func (c *client) enqueue(b []byte) {
-	select {
-	case <-c.done:
+	c.mu.Lock()
+	if c.killed {
+		c.mu.Unlock()
 		return
-	default:
 	}
-	select {
-	case c.out <- b:
-	default:
+	if len(c.queue) >= c.maxQueue {
+		c.mu.Unlock()
 		c.drop(websocket.StatusTryAgainLater, "too slow, reconnect")
+		return
 	}
+	c.queue = append(c.queue, b)
+	start := c.startWriter()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// startWriter reports whether the caller must start the writer, and marks
+// it running. Call with mu held.
+func (c *client) startWriter() bool {
+	if c.writing || c.ws == nil {
+		return false
+	}
+	c.writing = true
+	return true
 }
 
 // drop is kill for a browser that is not reading: it also aborts a write
 // in progress, and the writer skips the close handshake.
 func (c *client) drop(code websocket.StatusCode, reason string) {
-	c.abort() // before kill, so that the writer sees it when done closes
+	c.mu.Lock()
+	c.aborted = true
+	if c.cancelWrite != nil {
+		// coder/websocket drops a connection whose write is cancelled.
+		c.cancelWrite()
+	}
+	c.mu.Unlock()
 	c.kill(code, reason)
 }
 
 // kill asks the writer to send what is queued and close the connection
-// with code and reason. It never blocks, so it may be called with the sessions lock held. Only the
-// first call counts.
+// with code and reason. It never blocks, so it may be called with the
+// sessions lock held. Only the first call counts.
 func (c *client) kill(code websocket.StatusCode, reason string) {
-	c.once.Do(func() {
-		c.code, c.reason = code, reason
-		close(c.done)
-	})
+	c.mu.Lock()
+	if c.killed {
+		c.mu.Unlock()
+		return
+	}
+	c.killed = true
+	c.code, c.reason = code, reason
+	close(c.done)
+	start := c.startWriter()
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
 }
 
-// writeLoop sends queued frames until the client is killed, then sends
-// what is still queued (an error frame explaining the close, say) and
-// closes the connection with the kill's status. It is the only goroutine
-// that closes the connection gracefully, so the close status is always
-// the intended one.
+// writeLoop sends queued frames until the queue is empty, and then ends,
+// unless the client is killed: then it sends what is still queued (an
+// error frame explaining the close, say) within flushTimeout, and closes
+// the connection with the kill's status. It is the only goroutine that
+// closes the connection gracefully, so the close status is always the
+// intended one.
 func (c *client) writeLoop() {
+	var flush context.Context // bounds the frames left after the kill
 	for {
-		select {
-		case <-c.done:
-			if c.writeCtx.Err() != nil {
-				// Aborted: the browser is not reading, so a close
-				// handshake would only wait out its timeouts.
-				_ = c.ws.CloseNow()
-				return
-			}
-			c.flush()
-			_ = c.ws.Close(c.code, c.reason)
-			c.abort()
+		c.mu.Lock()
+		if c.aborted {
+			// The browser is not reading, so a close handshake would
+			// only wait out its timeouts.
+			c.queue = nil
+			c.mu.Unlock()
+			_ = c.ws.CloseNow()
+			close(c.closed)
 			return
-		case b := <-c.out:
-			ctx, cancel := context.WithTimeout(c.writeCtx, writeTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, b)
-			cancel()
-			if err != nil {
-				c.kill(websocket.StatusAbnormalClosure, "")
-				_ = c.ws.CloseNow()
+		}
+		if len(c.queue) == 0 {
+			if !c.killed {
+				c.writing = false
+				c.queue = nil // an idle connection holds no buffer
+				c.mu.Unlock()
 				return
 			}
+			code, reason := c.code, c.reason
+			c.mu.Unlock()
+			_ = c.ws.Close(code, reason)
+			close(c.closed)
+			return
+		}
+		b := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		var ctx context.Context
+		var cancel context.CancelFunc
+		if c.killed {
+			if flush == nil {
+				var cancelFlush context.CancelFunc
+				flush, cancelFlush = context.WithTimeout(context.Background(), flushTimeout)
+				defer cancelFlush()
+			}
+			ctx, cancel = context.WithCancel(flush)
+		} else {
+			ctx, cancel = context.WithTimeout(context.Background(), writeTimeout)
+		}
+		c.cancelWrite = cancel
+		c.mu.Unlock()
+
+		err := c.ws.Write(ctx, websocket.MessageText, b)
+		cancel()
+		c.mu.Lock()
+		c.cancelWrite = nil
+		if err != nil {
+			// The library has closed the connection; nothing more can
+			// be sent on it.
+			c.aborted = true
+		}
+		c.mu.Unlock()
+		if err != nil {
+			c.kill(websocket.StatusAbnormalClosure, "")
 		}
 	}
 }
 
-// flush writes the frames still queued, within flushTimeout in all.
-func (c *client) flush() {
-	ctx, cancel := context.WithTimeout(c.writeCtx, flushTimeout)
-	defer cancel()
-	for {
-		select {
-		case b := <-c.out:
-			if c.ws.Write(ctx, websocket.MessageText, b) != nil {
-				return
-			}
-		default:
-			return
-		}
-	}
+// startPing pings the browser every interval, from a timer: no goroutine
+// waits between pings. A connection that does not answer within the next
+// interval is dropped. Pings are WebSocket control frames; browsers
+// answer them without any page code, and the connection's reader takes
+// the pong.
+func (c *client) startPing(interval time.Duration) {
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	c.pingEvery = interval
+	c.pingTimer = time.AfterFunc(interval, c.ping)
 }
 
-// pingLoop pings the browser every interval and drops the connection when
-// a pong does not come back within the next interval. Pings are WebSocket
-// control frames; browsers answer them without any page code.
-func (c *client) pingLoop(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), interval)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				c.drop(websocket.StatusGoingAway, "ping timeout")
-				return
-			}
-		}
+func (c *client) ping() {
+	c.pingMu.Lock()
+	defer c.pingMu.Unlock()
+	if c.pingOff {
+		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.pingEvery)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil {
+		c.drop(websocket.StatusGoingAway, "ping timeout")
+		return
+	}
+	c.pingTimer.Reset(c.pingEvery)
 }
 
-// serveWS upgrades the request to a WebSocket and runs the connection
-// until it ends. It runs on the HTTP server's goroutine, counted in run.wg
-// so that Stop waits for it.
+// stopPing stops the pings, waiting for one in progress (which ends at
+// once on a closed connection).
+func (c *client) stopPing() {
+	c.pingMu.Lock()
+	t := c.pingTimer
+	c.pingMu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+	c.pingMu.Lock()
+	c.pingOff = true
+	c.pingMu.Unlock()
+}
+
+// serveWS upgrades the request to a WebSocket and starts the connection's
+// reader, counted in run.wg so that Stop waits for it. The reader runs on
+// a goroutine of its own, and this one, the HTTP server's, returns: with
+// it goes net/http's state for the connection (its 4 KiB buffers among
+// it, replaced by smaller ones, see smallBuffers) and the request, which
+// an open WebSocket no longer needs.
 func (a *Adapter) serveWS(w http.ResponseWriter, r *http.Request) {
 	run, ok := a.beginConn()
 	if !ok {
@@ -180,9 +263,14 @@ func (a *Adapter) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "chat is not running", http.StatusServiceUnavailable)
 		return
 	}
-	defer run.wg.Done()
+	started := false
+	defer func() {
+		if !started {
+			run.wg.Done()
+		}
+	}()
 
-	ws, err := websocket.Accept(w, r, a.acceptOpts)
+	ws, err := websocket.Accept(smallBuffers{w}, r, a.acceptOpts)
 	if err != nil {
 		// Accept has answered already (403 for a foreign Origin, 426 for
 		// a plain GET).
@@ -199,16 +287,21 @@ func (a *Adapter) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
+	started = true
+	go a.runConn(run, c)
+}
+
+// runConn reads c's frames until the connection ends, then closes it. Its
+// goroutine is the connection's reader; the writer, the frame handler and
+// the pings run on goroutines of their own only while they have work.
+func (a *Adapter) runConn(run *runState, c *client) {
+	defer run.wg.Done()
 	defer a.removeClient(c)
-
-	var loops sync.WaitGroup
-	loops.Add(2)
-	go func() { defer loops.Done(); c.writeLoop() }()
-	go func() { defer loops.Done(); c.pingLoop(a.cfg.PingInterval) }()
-
+	c.startPing(a.cfg.PingInterval)
 	code, reason := a.readLoop(run, c)
 	c.kill(code, reason)
-	loops.Wait()
+	<-c.closed
+	c.stopPing()
 }
 
 // conn is the state of one connection after its hello.
@@ -216,6 +309,17 @@ type conn struct {
 	c       *client
 	session string
 	name    string
+
+	// Frames read and waiting for the handler, which runs on a goroutine
+	// of its own while there are any (see push).
+	mu       sync.Mutex
+	frames   []inFrame
+	handling bool          // a handler goroutine runs
+	space    chan struct{} // made when the reader waits for room in frames
+	handlers sync.WaitGroup
+	// errorsInRow counts protocol errors since the last good frame. Only
+	// the handler uses it.
+	errorsInRow int
 }
 
 // readLoop reads the client's frames until the connection ends or must be
@@ -224,13 +328,12 @@ func (a *Adapter) readLoop(run *runState, c *client) (websocket.StatusCode, stri
 	// The first frame must be a hello, and it must come soon: an idle
 	// socket that never says who it is only costs memory.
 	ctx, cancel := context.WithTimeout(run.ctx, helloTimeout)
-	typ, data, err := c.ws.Read(ctx)
+	hello, ok, err := readFrame(ctx, c.ws)
 	cancel()
 	if err != nil {
 		return websocket.StatusPolicyViolation, "hello expected"
 	}
-	var hello clientFrame
-	if typ != websocket.MessageText || json.Unmarshal(data, &hello) != nil || hello.Type != typeHello {
+	if !ok || hello.Type != typeHello {
 		c.enqueue(encode(errorFrame{Type: typeError, Code: codeHelloFirst, Error: `the first frame must be {"type":"hello"}`}))
 		return websocket.StatusPolicyViolation, "hello expected"
 	}
@@ -253,61 +356,149 @@ func (a *Adapter) readLoop(run *runState, c *client) (websocket.StatusCode, stri
 		return websocket.StatusTryAgainLater, "chat history unavailable, reconnect"
 	}
 	defer func() { run.sessions.detach(cn.session, c, a.now()) }()
-	a.log.Debug("chat connected", "session", shortID(cn.session))
+	if a.log.Enabled(run.ctx, slog.LevelDebug) {
+		a.log.Debug("chat connected", "session", shortID(cn.session))
+	}
 
-	// Frames are handled on their own goroutine, in order, so that this
-	// one keeps reading while a delivery is in flight: coder/websocket
-	// answers pings and reads pongs and close frames only inside Read.
-	frames := make(chan inFrame, frameQueue)
-	var handler sync.WaitGroup
-	handler.Add(1)
-	go func() {
-		defer handler.Done()
-		a.handleFrames(run, cn, frames)
-	}()
-	defer func() {
-		close(frames)
-		handler.Wait()
-	}()
+	// Frames are handled on another goroutine, in order, so that this one
+	// keeps reading while a delivery is in flight: coder/websocket answers
+	// pings and reads pongs and close frames only inside a read. The
+	// handler gets what is queued before the connection ended.
+	defer cn.handlers.Wait()
 	for {
 		// Reads are not bound to run.ctx: cancelling a read would drop
 		// the connection without a close frame. Stop kills the client
 		// instead, and the writer's Close ends this read.
-		typ, data, err := c.ws.Read(context.Background())
+		f, ok, err := readFrame(context.Background(), c.ws)
 		if err != nil {
-			if websocket.CloseStatus(err) == -1 {
+			if websocket.CloseStatus(err) == -1 && a.log.Enabled(run.ctx, slog.LevelDebug) {
 				a.log.Debug("chat read ended", "session", shortID(cn.session), "err", err)
 			}
 			return websocket.StatusNormalClosure, ""
 		}
-		select {
-		case frames <- inFrame{typ: typ, data: data}:
-		case <-c.done:
+		if !a.push(run, cn, inFrame{f: f, bad: !ok}) {
 			return websocket.StatusNormalClosure, ""
 		}
 	}
 }
 
-// inFrame is one frame read from a browser.
+// inFrame is one frame read from a browser, decoded.
 type inFrame struct {
-	typ  websocket.MessageType
-	data []byte
+	f   clientFrame
+	bad bool // not a JSON object in a text frame
 }
 
-// handleFrames handles a connection's frames in order until frames is
-// closed or the connection is killed. Error frames go back to the browser;
-// a run of protocol errors closes the connection.
-func (a *Adapter) handleFrames(run *runState, cn *conn, frames <-chan inFrame) {
-	errorsInRow := 0
-	for in := range frames {
+// maxPooledRead bounds the read buffers kept for reuse: a rare large
+// frame is not worth holding on to.
+const maxPooledRead = 16 << 10
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// readFrame reads the next data frame and decodes it. ok is false for a
+// frame that is not a JSON object in a text frame. The frame is read into
+// a pooled buffer: decoding copies out what it keeps.
+func readFrame(ctx context.Context, ws *websocket.Conn) (f clientFrame, ok bool, err error) {
+	typ, r, err := ws.Reader(ctx)
+	if err != nil {
+		return f, false, err
+	}
+	bp := readBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	defer func() {
+		if cap(b) <= maxPooledRead {
+			*bp = b[:0]
+			readBufs.Put(bp)
+		}
+	}()
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return f, false, err
+		}
+	}
+	ok = typ == websocket.MessageText && json.Unmarshal(b, &f) == nil
+	return f, ok, nil
+}
+
+// push queues in for cn's handler, starting one if none runs. It waits
+// while frameQueue frames are waiting (and TCP pushes back on the
+// browser), and reports false if the connection is killed meanwhile.
+func (a *Adapter) push(run *runState, cn *conn, in inFrame) bool {
+	cn.mu.Lock()
+	for len(cn.frames) >= frameQueue {
+		if cn.space == nil {
+			cn.space = make(chan struct{}, 1)
+		}
+		space := cn.space
+		cn.mu.Unlock()
 		select {
+		case <-space:
 		case <-cn.c.done:
-			return
+			return false
+		}
+		cn.mu.Lock()
+	}
+	cn.frames = append(cn.frames, in)
+	start := !cn.handling
+	cn.handling = true
+	cn.mu.Unlock()
+	if start {
+		cn.handlers.Add(1)
+		go func() {
+			defer cn.handlers.Done()
+			a.handleFrames(run, cn)
+		}()
+	}
+	return true
+}
+
+// next takes the next frame for the handler. It reports false, and marks
+// the handler stopped, when there is none or the connection is killed.
+func (cn *conn) next() (inFrame, bool) {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	killed := false
+	select {
+	case <-cn.c.done:
+		killed = true
+	default:
+	}
+	if len(cn.frames) == 0 || killed {
+		cn.frames = nil
+		cn.handling = false
+		return inFrame{}, false
+	}
+	in := cn.frames[0]
+	cn.frames[0] = inFrame{}
+	cn.frames = cn.frames[1:]
+	if cn.space != nil {
+		select {
+		case cn.space <- struct{}{}:
 		default:
 		}
-		f := a.handleFrame(run, cn, in.typ, in.data)
+	}
+	return in, true
+}
+
+// handleFrames handles a connection's queued frames in order until there
+// are none left or the connection is killed. Error frames go back to the
+// browser; a run of protocol errors closes the connection.
+func (a *Adapter) handleFrames(run *runState, cn *conn) {
+	for {
+		in, ok := cn.next()
+		if !ok {
+			return
+		}
+		f := a.handleFrame(run, cn, in)
 		if f == nil {
-			errorsInRow = 0
+			cn.errorsInRow = 0
 			continue
 		}
 		f.Type = typeError
@@ -316,10 +507,9 @@ func (a *Adapter) handleFrames(run *runState, cn *conn, frames <-chan inFrame) {
 		if f.Code == codeDeliverFailed || f.Code == codeRateLimited {
 			continue
 		}
-		errorsInRow++
-		if errorsInRow > maxProtocolErrors {
+		cn.errorsInRow++
+		if cn.errorsInRow > maxProtocolErrors {
 			cn.c.kill(websocket.StatusPolicyViolation, "too many protocol errors")
-			return
 		}
 	}
 }
@@ -327,11 +517,11 @@ func (a *Adapter) handleFrames(run *runState, cn *conn, frames <-chan inFrame) {
 // handleFrame handles one frame after the hello. It returns the error
 // frame to send back, or nil when the frame was handled (an ack, if one is
 // due, has been queued).
-func (a *Adapter) handleFrame(run *runState, cn *conn, typ websocket.MessageType, data []byte) *errorFrame {
-	var f clientFrame
-	if typ != websocket.MessageText || json.Unmarshal(data, &f) != nil {
+func (a *Adapter) handleFrame(run *runState, cn *conn, in inFrame) *errorFrame {
+	if in.bad {
 		return &errorFrame{Code: codeBadJSON, Error: "frame is not a JSON object"}
 	}
+	f := in.f
 	switch f.Type {
 	case typeMessage:
 		return a.handleMessage(run, cn, f)
@@ -356,13 +546,13 @@ func (a *Adapter) handleMessage(run *runState, cn *conn, f clientFrame) *errorFr
 	now := a.now()
 	// A re-send of a message already accepted (its ack was lost on a
 	// dropped connection) is acknowledged again without a second delivery
-	// and without costing rate.
+	// and without costing rate. If the look-up fails, the message goes
+	// on: the core drops a duplicate, and so does the mailbox's append.
 	ctx, cancel := context.WithTimeout(run.ctx, storeTimeout)
-	seq, ok, err := run.sessions.userMessageSeq(ctx, cn.session, f.ID, now)
+	seq, ok, err := run.sessions.userMessageSeq(ctx, cn.session, f.ID)
 	cancel()
-	if err != nil {
-		a.log.Warn("look up message", "session", shortID(cn.session), "err", err)
-		return ef(codeDeliverFailed, "could not send, retrying", true)
+	if err != nil && a.log.Enabled(run.ctx, slog.LevelDebug) {
+		a.log.Debug("look up message", "session", shortID(cn.session), "err", err)
 	}
 	if ok {
 		cn.c.enqueue(encode(ackFrame{Type: typeAck, ID: f.ID, Seq: seq}))

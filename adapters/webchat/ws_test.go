@@ -2,9 +2,15 @@ package webchat
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -688,4 +694,185 @@ func TestUnansweredPingsDropTheConnection(t *testing.T) {
 	ts := startServer(t, newTestAdapter(t, core.RawConfig{"ping_interval": "1s"}))
 	_, w := ts.connect(t, "", 0) // never reads again, so never answers pings
 	eventually(t, "the silent tab to be dropped", func() bool { return ts.a.connsOf(w.Session) == 0 })
+}
+
+// TestSessionReloadedOnHello checks that a session that left memory (its
+// tab closed, and other sessions took its place) is loaded again on the
+// next hello with its epoch and seqs, and replays exactly what the tab
+// missed meanwhile.
+func TestSessionReloadedOnHello(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"max_sessions": 1}))
+	tb, w := ts.connect(t, "", 0)
+	tb.message("c-1", "question")
+	tb.expect(typeMessage)
+	tb.expect(typeAck)
+	ts.send(t, w.Session, "answer")
+	if f := tb.expect(typeMessage); f.Seq != 2 {
+		t.Fatalf("got %+v, want the answer with seq 2", f)
+	}
+	_ = tb.ws.Close(websocket.StatusNormalClosure, "")
+	eventually(t, "the tab to detach", func() bool { return ts.a.connsOf(w.Session) == 0 })
+	ts.connect(t, "", 0) // another session takes the only place
+	if ts.a.hasSession(w.Session) {
+		t.Fatal("the idle session is still in memory")
+	}
+	// A reply while it is out of memory goes to the mailbox only.
+	ts.send(t, w.Session, "missed")
+	if ts.a.hasSession(w.Session) {
+		t.Fatal("a Send loaded the session")
+	}
+
+	tb2 := ts.dial(t, "")
+	tb2.send(map[string]any{"type": "hello", "session": w.Session, "last_seq": 2, "epoch": w.Epoch})
+	if w2 := tb2.expect(typeWelcome); w2.Epoch != w.Epoch || w2.LastSeq != 3 {
+		t.Fatalf("welcome = %+v, want epoch %s and last_seq 3", w2, w.Epoch)
+	}
+	if f := tb2.expect(typeMessage); f.Seq != 3 || f.Text != "missed" {
+		t.Fatalf("replay = %+v, want only the missed reply, seq 3", f)
+	}
+	// Its seqs carry on, and its history still dedupes.
+	tb2.message("c-1", "question")
+	if f := tb2.expect(typeAck); f.Seq != 1 {
+		t.Fatalf("re-sent c-1 acked with %+v, want its old seq 1", f)
+	}
+	tb2.message("c-2", "another")
+	if f := tb2.expect(typeMessage); f.Seq != 4 || f.ID != "c-2" {
+		t.Fatalf("got %+v, want c-2 with seq 4", f)
+	}
+	if f := tb2.expect(typeAck); f.Seq != 4 {
+		t.Fatalf("got %+v, want the ack of seq 4", f)
+	}
+	if n := len(ts.core.inbound()); n != 2 {
+		t.Fatalf("%d messages delivered, want 2 (c-1 once, c-2)", n)
+	}
+}
+
+// TestIdleConnectionsCostOneGoroutineEach checks that a connection with
+// nothing to do keeps only its reader: the writer, the frame handler and
+// the pings run only while they have work.
+func TestIdleConnectionsCostOneGoroutineEach(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	addr := strings.TrimPrefix(ts.srv.URL, "http://")
+	before := runtime.NumGoroutine()
+	const n = 10
+	for i := range n {
+		tab, err := dialRaw(addr, ts.a.cfg.Path+"ws")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tab.close)
+		if err := tab.writeText([]byte(`{"type":"hello"}`)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := tab.readData()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w frame
+		if err := json.Unmarshal(b, &w); err != nil || w.Type != typeWelcome {
+			t.Fatalf("welcome = %s, %v", b, err)
+		}
+		// Some work for every part of the connection.
+		if err := tab.writeText(fmt.Appendf(nil, `{"type":"message","id":"m%d","text":"hi"}`, i)); err != nil {
+			t.Fatal(err)
+		}
+		ts.send(t, w.Session, "reply")
+		for range 3 { // the echo, the ack, the reply
+			if _, err := tab.readData(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually(t, "one goroutine per idle connection", func() bool { return runtime.NumGoroutine()-before <= n })
+}
+
+func TestPingsKeepAnAnsweringTabOpen(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"ping_interval": "1s"}))
+	var pings atomic.Int32
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, ts.wsURL(), &websocket.DialOptions{
+		OnPingReceived: func(context.Context, []byte) bool { pings.Add(1); return true },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	tb := &tab{t: t, ws: ws}
+	tb.send(map[string]any{"type": "hello"})
+	w := tb.expect(typeWelcome)
+	// Reading answers the pings.
+	frames := make(chan frame, 10)
+	go func() {
+		defer close(frames)
+		for {
+			f, err := tb.read()
+			if err != nil {
+				return
+			}
+			frames <- f
+		}
+	}()
+	eventually(t, "two pings", func() bool { return pings.Load() >= 2 })
+	if ts.a.connsOf(w.Session) != 1 {
+		t.Fatal("a tab that answers pings was dropped")
+	}
+	ts.send(t, w.Session, "still here")
+	if f := <-frames; f.Text != "still here" {
+		t.Fatalf("got %+v, want the reply", f)
+	}
+}
+
+// TestMachineCrashSkipsLostSeqs checks the one loss an unsynced copy of a
+// user's message allows: a machine crash right after its ack loses the
+// copy from the history, and the browser has seen its seq. The next start
+// skips past it, so that the next reply does not take that seq, which the
+// browser would take for one it has shown already.
+func TestMachineCrashSkipsLostSeqs(t *testing.T) {
+	withBootID(t, "boot-a")
+	dir := t.TempDir()
+	a1 := newTestAdapterIn(t, nil, dir)
+	ts1 := startServer(t, a1)
+	tb, w := ts1.connect(t, "", 0)
+	ts1.send(t, w.Session, "first")
+	tb.expect(typeMessage)
+	tb.message("c-1", "question")
+	if f := tb.expect(typeMessage); f.Seq != 2 {
+		t.Fatalf("got %+v, want the echo with seq 2", f)
+	}
+	tb.expect(typeAck)
+	_ = tb.ws.CloseNow()
+	if err := a1.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the machine crash leaves: the commit of the copy, never
+	// synced, is gone, and so is the clean close.
+	db, err := sql.Open("sqlite", filepath.Join(dir, mailboxFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DELETE FROM history WHERE seq = 2`, `UPDATE sessions SET last_seq = 1`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	if err := os.WriteFile(filepath.Join(dir, mailboxFile+unsyncedSuffix), []byte("boot-a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	withBootID(t, "boot-b")
+	a2 := newTestAdapterIn(t, nil, dir)
+	ts2 := startServer(t, a2)
+	ts2.send(t, w.Session, "second")
+	tb2 := ts2.dial(t, "")
+	tb2.send(map[string]any{"type": "hello", "session": w.Session, "last_seq": 2, "epoch": w.Epoch})
+	w2 := tb2.expect(typeWelcome)
+	if w2.Epoch != w.Epoch || w2.LastSeq <= 2 {
+		t.Fatalf("welcome after the crash = %+v, want epoch %s and a last_seq past 2", w2, w.Epoch)
+	}
+	if f := tb2.expect(typeMessage); f.Text != "second" || f.Seq != w2.LastSeq {
+		t.Fatalf("replay = %+v, want the reply sent after the crash", f)
+	}
 }
