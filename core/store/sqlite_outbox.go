@@ -40,10 +40,14 @@ const (
 		VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)
 		ON CONFLICT (dir, dedupe_key) WHERE dedupe_key <> '' DO NOTHING
 		RETURNING id`
+	// touchChatSQL moves a chat's last_seen only when it moves by more
+	// than touchEvery (the third parameter): an update that changes
+	// nothing writes no page, and a busy chat would otherwise cost a
+	// random page in every commit. Retention is days, so an hour of slack
+	// is nothing.
 	touchChatSQL = `INSERT INTO chats (chat, last_seen) VALUES (?, ?)
-		ON CONFLICT (chat) DO UPDATE SET last_seen = CASE
-			WHEN excluded.last_seen > chats.last_seen THEN excluded.last_seen
-			ELSE chats.last_seen END`
+		ON CONFLICT (chat) DO UPDATE SET last_seen = excluded.last_seen
+			WHERE excluded.last_seen > chats.last_seen + ?`
 
 	// The ends of attempts and Replay return what the pending index needs.
 	deliveredSQL = `UPDATE messages SET state = 'delivered'
@@ -69,6 +73,10 @@ const (
 	pruneChatsSQL  = "DELETE FROM chats WHERE last_seen < ? AND flags_at < ?"
 	forgetChatsSQL = "UPDATE chats SET last_seen = 0 WHERE last_seen <> 0 AND last_seen < ?"
 )
+
+// touchEvery is how far a chat's last_seen may lag its newest message
+// (see touchChatSQL, and Store.Prune).
+const touchEvery = time.Hour
 
 // writeQueries are prepared at open.
 var writeQueries = []string{
@@ -134,7 +142,7 @@ func (s *SQLite) enqueue(ctx context.Context, m *Message, leaseUntil int64) (dup
 			return err
 		}
 		if m.Dir == ToSelarti {
-			if _, err := t.Exec(touchChatSQL, m.Chat, nanos(created)); err != nil {
+			if _, err := t.Exec(touchChatSQL, m.Chat, nanos(created), int64(touchEvery)); err != nil {
 				return err
 			}
 		}

@@ -336,8 +336,8 @@ func TestSQLiteMigrations(t *testing.T) {
 		mustNil(t, rows.Err())
 		return vs
 	}
-	if got := versions(); !slices.Equal(got, []int{1, 2}) {
-		t.Fatalf("schema_migrations after three opens: %v, want [1 2]", got)
+	if got := versions(); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Fatalf("schema_migrations after three opens: %v, want [1 2 3]", got)
 	}
 
 	// A newer binary has been here.
@@ -412,6 +412,7 @@ func TestSQLiteUpgradeFromVersion1(t *testing.T) {
 			(2, 'to_user', 'web:a', x'62', 'pending', 20),
 			(3, 'to_user', 'web:b', x'63', 'delivered', 5)`,
 		"INSERT INTO heads (dir, chat, msg_id, waiting, ready_at, lease_id, lease_until) VALUES ('to_user', 'web:a', 1, 1, 99, 1, 99)",
+		"INSERT INTO chats (chat, last_seen, dialog_flags, flags_at) VALUES ('web:a', 10, 5, 10)",
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("build a version-1 store: %v", err)
@@ -428,6 +429,9 @@ func TestSQLiteUpgradeFromVersion1(t *testing.T) {
 	mustNil(t, s.Delivered(ctx, 1))
 	if got, _ := s.Claim(ctx, store.ToUser, time.Now(), time.Minute, 10); len(got) != 1 || got[0].ID != 2 {
 		t.Fatalf("second claim after the upgrade = %+v; want message 2", got)
+	}
+	if c, err := s.Chat(ctx, "web:a"); err != nil || c != (store.ChatInfo{Known: true, Flags: 5}) {
+		t.Fatalf("chat after the upgrade = %+v, %v; want known, flags 5", c, err)
 	}
 	var n int
 	mustNil(t, store.DBOf(s).QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('heads', 'heads_claim', 'messages_pending_chat')").Scan(&n))

@@ -160,6 +160,9 @@ type Store interface {
 	// (their dedupe keys are forgotten), and known chats not written from
 	// since chatsBefore. The dialog flags of a chat go with it, unless they
 	// were set since chatsBefore. It returns how many messages it deleted.
+	// A store may note the time a chat was written from with up to an
+	// hour's lag (SQLite does, to spare a write per message), so a chat
+	// may be forgotten up to an hour early: retention is days.
 	// Pending messages and dead letters are kept. The two cutoffs differ
 	// because an operator may answer a chat long after its messages are
 	// no longer worth keeping.
