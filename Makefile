@@ -47,7 +47,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzClientFrame$$' -fuzztime=$(FUZZTIME) ./adapters/webchat/
 	$(GO) test -run='^$$' -fuzz='^FuzzMarkdownToHTML$$' -fuzztime=$(FUZZTIME) ./adapters/telegram/
 
-## bench: the end-to-end load benchmark, gateway against a bare relay (about 15 minutes; BENCHFLAGS=-quick for 2); see docs/benchmarks.md
+## bench: the end-to-end load benchmark, gateway against a bare relay, webchat and Telegram users (about 13 minutes; BENCHFLAGS=-quick for 4); see docs/benchmarks.md
 bench:
 	$(GO) run ./test/bench $(BENCHFLAGS)
 
