@@ -90,12 +90,6 @@ func (x *pendingIndex) claim(dir Direction, now, until int64, limit int) []int64
 	return ids
 }
 
-// pending reports whether id is pending, and its direction and chat.
-func (x *pendingIndex) pending(id int64) (chatKey, bool) {
-	p, ok := x.msgs[id]
-	return p.key, ok
-}
-
 // remove takes a message out of the pending ones (Delivered, Kill),
 // ending the lease it holds. It reports whether id was pending.
 func (x *pendingIndex) remove(id int64) bool {
@@ -129,35 +123,26 @@ func (x *pendingIndex) retry(id int64, next int64) bool {
 	return true
 }
 
-// unlease ends the lease message id holds, if it holds one.
-func (x *pendingIndex) unlease(id int64) {
+// setLease leases message id's chat to id until until (unix nanos), or,
+// with until 0, ends the lease id holds, if it holds one. An id that is
+// not pending changes nothing.
+func (x *pendingIndex) setLease(id, until int64) {
 	p, ok := x.msgs[id]
 	if !ok {
 		return
 	}
 	q := x.queues[p.key]
-	if q.leaseID != id {
+	if until == 0 && q.leaseID != id {
 		return
 	}
 	x.due[p.key.dir].drop(q)
-	q.endLease(id)
+	if until == 0 {
+		q.endLease(id)
+	} else {
+		q.leaseID, q.leaseUntil = id, until
+	}
 	x.place(q)
 }
-
-// leaseOf returns the end of the lease message id holds, 0 when none.
-func (x *pendingIndex) leaseOf(id int64) int64 {
-	p, ok := x.msgs[id]
-	if !ok {
-		return 0
-	}
-	if q := x.queues[p.key]; q.leaseID == id {
-		return q.leaseUntil
-	}
-	return 0
-}
-
-// len is how many messages are pending.
-func (x *pendingIndex) len() int { return len(x.msgs) }
 
 // place computes q's claim order from its head and lease and puts it in its
 // direction's heap, or forgets q when its chat has nothing pending. q must

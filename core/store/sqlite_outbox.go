@@ -190,7 +190,7 @@ func (s *SQLite) Claim(ctx context.Context, dir Direction, now time.Time, lease 
 			// Nothing is returned: give every lease back.
 			s.imu.Lock()
 			for _, id := range ids {
-				s.pending.unlease(id)
+				s.pending.setLease(id, 0)
 			}
 			s.imu.Unlock()
 			return nil, fmt.Errorf("claim messages: read message %d: %w", id, err)

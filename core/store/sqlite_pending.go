@@ -74,14 +74,8 @@ func buildPending(rows []pendingRow, old *pendingIndex) *pendingIndex {
 		return x
 	}
 	for _, q := range old.queues {
-		if q.leaseID == 0 {
-			continue
-		}
-		if key, ok := x.pending(q.leaseID); ok {
-			nq := x.queues[key]
-			x.due[key.dir].drop(nq)
-			nq.leaseID, nq.leaseUntil = q.leaseID, q.leaseUntil
-			x.place(nq)
+		if q.leaseID != 0 {
+			x.setLease(q.leaseID, q.leaseUntil)
 		}
 	}
 	return x
