@@ -5,9 +5,8 @@ import (
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
-
 	"github.com/switchboard-gw/switchboard/core/store"
+	"github.com/switchboard-gw/switchboard/internal/ttlcache"
 )
 
 // chatCache keeps what the store knows of the chats active lately, so that
@@ -20,22 +19,13 @@ import (
 // knows are kept, never a miss: a chat becomes known by a user's message,
 // at any moment. Entries expire after a while so that what changes in the
 // store behind the router's back (Prune forgetting a chat, an admin tool)
-// shows within that time. A bounded LRU (hashicorp/golang-lru, the
-// well-kept one) keeps the memory flat however many chats there are.
+// shows within that time. The bound (least recently used go first) keeps
+// the memory flat however many chats there are.
 type chatCache struct {
-	entries *lru.Cache[string, cachedChat]
-	ttl     time.Duration
-	now     func() time.Time
+	entries *ttlcache.Cache[string, store.ChatInfo]
 
 	seed  maphash.Seed
 	locks [chatLockStripes]sync.Mutex
-}
-
-// cachedChat is one entry: the chat's info and when it stops being
-// trusted.
-type cachedChat struct {
-	info  store.ChatInfo
-	until time.Time
 }
 
 const (
@@ -48,21 +38,12 @@ const (
 )
 
 func newChatCache(size int, ttl time.Duration) *chatCache {
-	entries, err := lru.New[string, cachedChat](size)
-	if err != nil {
-		// Only a size <= 0 fails, and the callers pass constants.
-		panic(err)
-	}
-	return &chatCache{entries: entries, ttl: ttl, now: time.Now, seed: maphash.MakeSeed()}
+	return &chatCache{entries: ttlcache.New[string, store.ChatInfo](size, ttl), seed: maphash.MakeSeed()}
 }
 
 // get returns the cached info of chat, if it is there and fresh.
 func (c *chatCache) get(chat string) (store.ChatInfo, bool) {
-	e, ok := c.entries.Get(chat)
-	if !ok || !c.now().Before(e.until) {
-		return store.ChatInfo{}, false
-	}
-	return e.info, true
+	return c.entries.Get(chat)
 }
 
 // put caches the info of a known chat; an unknown chat is forgotten.
@@ -71,7 +52,7 @@ func (c *chatCache) put(chat string, info store.ChatInfo) {
 		c.entries.Remove(chat)
 		return
 	}
-	c.entries.Add(chat, cachedChat{info: info, until: c.now().Add(c.ttl)})
+	c.entries.Put(chat, info)
 }
 
 // lock serialises the read-compare-write of one chat's flags, so that two

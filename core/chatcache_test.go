@@ -10,7 +10,7 @@ import (
 func TestChatCache(t *testing.T) {
 	clock := time.Now()
 	c := newChatCache(2, time.Minute)
-	c.now = func() time.Time { return clock }
+	c.entries.SetClock(func() time.Time { return clock })
 	known := func(flags uint32) store.ChatInfo { return store.ChatInfo{Known: true, Flags: flags} }
 
 	if _, ok := c.get("a"); ok {

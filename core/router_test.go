@@ -441,7 +441,7 @@ func TestRouterBurstInOneChatKeepsOrder(t *testing.T) {
 func TestRouterWebhooksReadTheChatOnce(t *testing.T) {
 	f := newRouterFixture(t, "web")
 	clock := time.Now()
-	f.router.chats.now = func() time.Time { return clock }
+	f.router.chats.entries.SetClock(func() time.Time { return clock })
 	f.userSays(t, "web", "s", "m1", "hi")
 	ctx := context.Background()
 	send := func(id, typ string, operator bool) error {

@@ -361,7 +361,7 @@ func TestBlockedByMembershipUpdate(t *testing.T) {
 	h.bot.SendText(ann, "hi")
 	eventually(t, "hi", func() bool { return len(h.rec.texts()) == 1 })
 	h.bot.Block(42)
-	eventually(t, "block noticed", func() bool { return h.a.blocked.has(42) })
+	eventually(t, "block noticed", func() bool { return h.a.blocked.Has(42) })
 	before := len(h.bot.CallsTo("sendMessage"))
 	err := h.a.Send(ctxTimeout(t), out("r1", "hello?"))
 	if !core.IsPermanent(err) || !errors.Is(err, errBlocked) {
@@ -371,7 +371,7 @@ func TestBlockedByMembershipUpdate(t *testing.T) {
 		t.Fatalf("%d sendMessage calls to a chat known to block the bot", n)
 	}
 	h.bot.Unblock(42)
-	eventually(t, "unblock noticed", func() bool { return !h.a.blocked.has(42) })
+	eventually(t, "unblock noticed", func() bool { return !h.a.blocked.Has(42) })
 	if err := h.a.Send(ctxTimeout(t), out("r2", "welcome back")); err != nil {
 		t.Fatal(err)
 	}

@@ -38,9 +38,9 @@ func (a *Adapter) handleUpdate(ctx context.Context, run *runState, u telego.Upda
 		return nil
 	}
 	// A user who writes has not blocked the bot (any more).
-	a.blocked.remove(in.chat)
+	a.blocked.Remove(in.chat)
 	if in.group {
-		a.replies.put(in.msg.ChatID, in.reply)
+		a.replies.Put(in.msg.ChatID, in.reply)
 	}
 	dctx, cancel := context.WithTimeout(ctx, deliverTimeout)
 	err := run.deliver(dctx, in.msg)
@@ -49,7 +49,7 @@ func (a *Adapter) handleUpdate(ctx context.Context, run *runState, u telego.Upda
 	case err == nil:
 		a.log.Debug("update delivered", "update_id", u.UpdateID, "chat", in.msg.ChatID, "id", in.msg.ID, "bytes", len(in.msg.Text))
 		a.notify(run, in, in.notice)
-		if !a.operator.has(in.msg.ChatID) {
+		if !a.operator.Has(in.msg.ChatID) {
 			a.typing.start(run, in.chat)
 		}
 		return nil
@@ -73,14 +73,14 @@ func (a *Adapter) memberChanged(m *telego.ChatMemberUpdated) {
 	}
 	switch m.NewChatMember.MemberStatus() {
 	case telego.MemberStatusBanned, telego.MemberStatusLeft:
-		a.blocked.put(m.Chat.ID, time.Now())
+		a.blocked.Put(m.Chat.ID, time.Now())
 		a.typing.stop(m.Chat.ID)
 		a.log.Info("bot blocked or removed", "chat", m.Chat.ID, "chat_type", m.Chat.Type)
 	default:
-		if a.blocked.has(m.Chat.ID) {
+		if a.blocked.Has(m.Chat.ID) {
 			a.log.Info("bot unblocked or added", "chat", m.Chat.ID, "chat_type", m.Chat.Type)
 		}
-		a.blocked.remove(m.Chat.ID)
+		a.blocked.Remove(m.Chat.ID)
 	}
 }
 

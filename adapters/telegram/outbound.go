@@ -60,7 +60,7 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	if !a.running() {
 		return fmt.Errorf("send message to chat %d: %w", t.chat, core.ErrNotConnected)
 	}
-	if _, blocked := a.blocked.get(t.chat); blocked {
+	if _, blocked := a.blocked.Get(t.chat); blocked {
 		return core.Permanent(fmt.Errorf("send message to chat %d: %w", t.chat, errBlocked))
 	}
 	a.noteDialog(msg.ChatID, msg.Dialog)
@@ -80,14 +80,14 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	}
 	start := 0
 	if msg.ID != "" {
-		if done, ok := a.progress.get(msg.ID); ok && done < len(parts) {
+		if done, ok := a.progress.Get(msg.ID); ok && done < len(parts) {
 			start = done
 			a.log.Info("resuming split message", "chat", msg.ChatID, "message_id", msg.ID, "from_part", done+1, "parts", len(parts))
 		}
 	}
 	var reply *replyRef
 	if t.user != 0 {
-		if r, ok := a.replies.get(msg.ChatID); ok {
+		if r, ok := a.replies.Get(msg.ChatID); ok {
 			reply = &r
 		}
 	}
@@ -98,13 +98,13 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 		}
 		if err := a.sendPart(ctx, t.chat, parts[i], r); err != nil {
 			if i > 0 && msg.ID != "" {
-				a.progress.put(msg.ID, i)
+				a.progress.Put(msg.ID, i)
 			}
 			return a.sendFailed(msg, t, i, len(parts), err)
 		}
 	}
 	if msg.ID != "" && start > 0 {
-		a.progress.remove(msg.ID)
+		a.progress.Remove(msg.ID)
 	}
 	a.log.Debug("message sent", "chat", msg.ChatID, "message_id", msg.ID, "parts", len(parts), "from", msg.From)
 	return nil
@@ -115,7 +115,7 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 func (a *Adapter) sendFailed(msg core.Outbound, t target, i, n int, err error) error {
 	out := classifySend(err)
 	if errors.Is(out, errBlocked) {
-		a.blocked.put(t.chat, time.Now())
+		a.blocked.Put(t.chat, time.Now())
 	}
 	if isAmbiguous(err) {
 		// Telegram may have delivered it; the Bot API has no idempotency
@@ -149,13 +149,13 @@ func (a *Adapter) sendPart(ctx context.Context, chat int64, p part, reply *reply
 
 // sendPlain sends a short plain text (the adapter's own replies).
 func (a *Adapter) sendPlain(ctx context.Context, chat int64, text string, reply *replyRef) error {
-	if _, blocked := a.blocked.get(chat); blocked {
+	if _, blocked := a.blocked.Get(chat); blocked {
 		return fmt.Errorf("send notice to chat %d: %w", chat, errBlocked)
 	}
 	if err := a.sendMessage(ctx, chat, text, "", reply); err != nil {
 		out := classifySend(err)
 		if errors.Is(out, errBlocked) {
-			a.blocked.put(chat, time.Now())
+			a.blocked.Put(chat, time.Now())
 		}
 		return fmt.Errorf("send notice to chat %d: %w", chat, out)
 	}
@@ -187,14 +187,14 @@ func (a *Adapter) sendMessage(ctx context.Context, chat int64, text, parseMode s
 
 // sendTyping shows "typing…" in chat once (the typist repeats it).
 func (a *Adapter) sendTyping(ctx context.Context, chat int64) error {
-	if _, blocked := a.blocked.get(chat); blocked {
+	if _, blocked := a.blocked.Get(chat); blocked {
 		return errBlocked
 	}
 	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
 	defer cancel()
 	err := a.bot.SendChatAction(cctx, &telego.SendChatActionParams{ChatID: telego.ChatID{ID: chat}, Action: telego.ChatActionTyping})
 	if err != nil && errors.Is(classifySend(err), errBlocked) {
-		a.blocked.put(chat, time.Now())
+		a.blocked.Put(chat, time.Now())
 	}
 	return err
 }

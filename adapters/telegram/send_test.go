@@ -198,7 +198,7 @@ func TestSplitResumes(t *testing.T) {
 	if joined := got[0].Plain + " " + got[1].Plain + " " + got[2].Plain; joined != strings.TrimSpace(md) {
 		t.Fatal("the parts do not add up to the text, in order")
 	}
-	if _, ok := h.a.progress.get("split-1"); ok {
+	if _, ok := h.a.progress.Get("split-1"); ok {
 		t.Fatal("progress kept after the message was complete")
 	}
 	// Another message is not affected by that progress.

@@ -25,6 +25,7 @@ import (
 	"github.com/mymmrac/telego"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/internal/ttlcache"
 )
 
 // Kind is the adapter kind in the config ("kind: telegram").
@@ -45,7 +46,9 @@ var (
 // Edits, reactions, channel posts and the rest are not asked for.
 var allowedUpdates = []string{telego.MessageUpdates, telego.MyChatMemberUpdates}
 
-// Bounds of what the adapter remembers per chat (see memory).
+// Bounds of what the adapter remembers per chat (internal/ttlcache: the
+// least recently used go first, so a bot with millions of chats stays
+// bounded, at the price of an extra request to Telegram later).
 const (
 	maxRemembered = 100000
 	// maxProgress bounds the split messages whose sent parts are
@@ -71,10 +74,10 @@ type Adapter struct {
 
 	limits   *limiter
 	typing   *typist
-	blocked  *memory[int64, time.Time] // chats that refused the bot: fail fast
-	replies  *memory[string, replyRef] // group dialogs: the message to answer
-	progress *memory[string, int]      // Outbound.ID → parts already sent
-	operator *memory[string, struct{}] // dialogs handed to a human: no "typing…"
+	blocked  *ttlcache.Cache[int64, time.Time] // chats that refused the bot: fail fast
+	replies  *ttlcache.Cache[string, replyRef] // group dialogs: the message to answer
+	progress *ttlcache.Cache[string, int]      // Outbound.ID → parts already sent
+	operator *ttlcache.Cache[string, struct{}] // dialogs handed to a human: no "typing…"
 
 	mu  sync.Mutex
 	run *runState // nil unless started
@@ -114,10 +117,10 @@ func New(inst core.Instance) (core.Messenger, error) {
 		log:      inst.Logger,
 		prefix:   "/telegram/" + inst.Name + "/",
 		limits:   newLimiter(&cfg),
-		blocked:  newMemory[int64, time.Time](maxRemembered, 0),
-		replies:  newMemory[string, replyRef](maxRemembered, 0),
-		progress: newMemory[string, int](maxProgress, progressTTL),
-		operator: newMemory[string, struct{}](maxRemembered, 0),
+		blocked:  ttlcache.New[int64, time.Time](maxRemembered, 0),
+		replies:  ttlcache.New[string, replyRef](maxRemembered, 0),
+		progress: ttlcache.New[string, int](maxProgress, progressTTL),
+		operator: ttlcache.New[string, struct{}](maxRemembered, 0),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -269,9 +272,9 @@ func (a *Adapter) DialogChanged(_ context.Context, ev core.DialogEvent) error {
 
 func (a *Adapter) noteDialog(native string, d core.DialogState) {
 	if d.Operator && !d.Closed {
-		a.operator.put(native, struct{}{})
+		a.operator.Put(native, struct{}{})
 	} else {
-		a.operator.remove(native)
+		a.operator.Remove(native)
 	}
 }
 
