@@ -11,7 +11,7 @@ FUZZTIME ?=
 BIN      ?= bin/switchboard
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: demo test build vet fmt-check core-deps-check fuzz deps bench bench-store clean
+.PHONY: demo test build vet fmt-check deps-check fuzz deps bench bench-store clean
 
 ## demo: run the webchat against a local Selarti simulator on http://127.0.0.1:$(PORT)/chat/
 demo:
@@ -22,7 +22,7 @@ build:
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchboard
 
 ## test: everything CI runs: static checks, all tests with -race (end-to-end and browser included), short fuzzing
-test: deps vet fmt-check core-deps-check
+test: deps vet fmt-check deps-check
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/crash)
 	$(GO) test -race -count=1 -v ./test/crash/   # -v: it prints its figures
 	$(MAKE) --no-print-directory fuzz
@@ -38,14 +38,13 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-## core-deps-check: the core must never import an adapter
-core-deps-check:
-	@if $(GO) list -deps ./core/... | grep -q '/adapters/'; then \
-		echo "core imports an adapter:"; $(GO) list -deps ./core/... | grep '/adapters/'; exit 1; fi
+## deps-check: the core never imports an adapter; adapters and the kit never link the engine, echo, viper, Prometheus or a SQL driver
+deps-check:
+	@GO=$(GO) scripts/check-deps.sh
 
 ## fuzz: run every fuzz target of outside input (about 10 s each; FUZZTIME=60s for longer)
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParseChatID$$' -fuzztime=$(or $(FUZZTIME),90000x) ./core/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseChatID$$' -fuzztime=$(or $(FUZZTIME),90000x) ./core/engine/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseWebhook$$' -fuzztime=$(or $(FUZZTIME),200000x) ./core/selarti/
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONValue$$' -fuzztime=$(or $(FUZZTIME),200000x) ./core/selarti/
 	$(GO) test -run='^$$' -fuzz='^FuzzUnquote$$' -fuzztime=$(or $(FUZZTIME),150000x) ./core/selarti/

@@ -1,10 +1,17 @@
-// Package core is the heart of Switchboard: the Messenger contract every
-// adapter implements, the adapter registry, the message types, chat-id
-// namespacing, configuration, and the router that moves messages between
-// messengers and Selarti.
+// Package core is Switchboard's plugin API: what an adapter (the code
+// that connects one chat network) imports, and nothing more. It holds the
+// Messenger contract and its optional interfaces, the message types, the
+// errors that tell the core what to do with a failed send, the registry
+// adapters register their kind in, strict decoding of an adapter's config
+// block, the Secret type, and the limits a message must keep.
 //
-// The core never imports an adapter. Adapters register themselves from
-// their init functions; the binary imports them through adapters/all.
+// The engine that runs adapters (router, outbox, Selarti client, webhook
+// receiver, supervisor, config, metrics) is core/engine, which an adapter
+// never links; the shared toolkit adapters build on (rich text, splitting,
+// rate limits, typing, media stand-ins, lifecycle, checkpoints) is kit/.
+// `make test` checks both rules, and that the core never imports an
+// adapter: adapters register themselves from their init functions, and
+// the binary imports them through adapters/all.
 package core
 
 import (

@@ -12,7 +12,8 @@ import (
 // at the one place that must send it.
 type Secret string
 
-const redacted = "[REDACTED]"
+// Redacted is what every printed Secret shows.
+const Redacted = "[REDACTED]"
 
 // Reveal returns the secret's value.
 func (s Secret) Reveal() string { return string(s) }
@@ -21,19 +22,19 @@ func (s Secret) Reveal() string { return string(s) }
 func (s Secret) IsZero() bool { return s == "" }
 
 // String implements fmt.Stringer.
-func (s Secret) String() string { return redacted }
+func (s Secret) String() string { return Redacted }
 
 // GoString implements fmt.GoStringer, for %#v.
-func (s Secret) GoString() string { return redacted }
+func (s Secret) GoString() string { return Redacted }
 
 // MarshalJSON implements json.Marshaler.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
 
 // MarshalText implements encoding.TextMarshaler (YAML, and JSON map keys).
-func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
 
 // LogValue implements slog.LogValuer.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+func (s Secret) LogValue() slog.Value { return slog.StringValue(Redacted) }
 
 // Equal compares the secret with a candidate in constant time. Both sides
 // are hashed first so that the comparison does not even leak the length.

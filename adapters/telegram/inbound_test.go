@@ -131,7 +131,7 @@ func TestParseUpdate(t *testing.T) {
 			if (in.notice != "") != tt.wantNotice {
 				t.Fatalf("notice = %q, want one: %v", in.notice, tt.wantNotice)
 			}
-			if _, err := core.NewChatID("tg", m.ChatID); err != nil {
+			if err := core.CheckNativeID(m.ChatID); err != nil {
 				t.Fatalf("native id %q is not acceptable to the core: %v", m.ChatID, err)
 			}
 			if tgt, err := parseTarget(m.ChatID); err != nil || tgt.chat != in.chat {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 )
 
 func newCheckCmd() *cobra.Command {
@@ -41,12 +41,12 @@ func newCheckCmd() *cobra.Command {
 // loadAndBuild is the path that serve and check share: load and validate
 // the file, then construct every adapter instance (which decodes and
 // checks its own block). check stops here; serve goes on to Start.
-func loadAndBuild(path string, log *slog.Logger) (*core.Config, error) {
-	cfg, err := core.LoadConfig(path)
+func loadAndBuild(path string, log *slog.Logger) (*engine.Config, error) {
+	cfg, err := engine.LoadConfig(path)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	if _, err := core.New(cfg, core.Options{Logger: log}); err != nil {
+	if _, err := engine.New(cfg, engine.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil

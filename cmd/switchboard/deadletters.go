@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
 
@@ -41,9 +41,9 @@ its place in its chat's order; the running gateway delivers it at once.`,
 				if err != nil {
 					return err
 				}
-				views := make([]core.MessageView, 0, len(dead))
+				views := make([]engine.MessageView, 0, len(dead))
 				for _, m := range dead {
-					views = append(views, core.ViewMessage(m))
+					views = append(views, engine.ViewMessage(m))
 				}
 				if asJSON {
 					return writeJSON(cmd.OutOrStdout(), views)
@@ -69,7 +69,7 @@ its place in its chat's order; the running gateway delivers it at once.`,
 				if err != nil {
 					return fmt.Errorf("message %d: %w", id, err)
 				}
-				return writeJSON(cmd.OutOrStdout(), core.ViewMessage(m))
+				return writeJSON(cmd.OutOrStdout(), engine.ViewMessage(m))
 			})
 		},
 	}
@@ -107,14 +107,14 @@ its place in its chat's order; the running gateway delivers it at once.`,
 
 // withStore opens the configured store beside its owner and runs fn.
 func withStore(ctx context.Context, configPath string, fn func(store.Store) error) error {
-	cfg, err := core.LoadConfig(configPath)
+	cfg, err := engine.LoadConfig(configPath)
 	if err != nil {
 		return fmt.Errorf("config %s: %w", configPath, err)
 	}
 	if cfg.Store.Driver != "sqlite" {
 		return fmt.Errorf("store.driver is %q: only the sqlite store keeps dead letters on disk", cfg.Store.Driver)
 	}
-	st, err := store.OpenSQLiteShared(ctx, filepath.Join(cfg.Store.Path, core.StoreFile))
+	st, err := store.OpenSQLiteShared(ctx, filepath.Join(cfg.Store.Path, engine.StoreFile))
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func writeTable(w io.Writer, views []core.MessageView) error {
+func writeTable(w io.Writer, views []engine.MessageView) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tDIR\tCHAT\tATTEMPTS\tCREATED\tTEXT\tLAST ERROR")
 	for _, v := range views {

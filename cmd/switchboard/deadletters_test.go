@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
 
@@ -32,7 +32,7 @@ store:
 
 	// A store with two dead letters, as a gateway would leave it; it stays
 	// open, as a running gateway's would.
-	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "data", core.StoreFile))
+	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "data", engine.StoreFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ store:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v core.MessageView
+	var v engine.MessageView
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("show is not JSON: %v\n%s", err, out)
 	}

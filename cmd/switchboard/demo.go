@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 	fakeselarti "github.com/switchboard-gw/switchboard/test/fakes/selarti"
 )
 
@@ -66,12 +67,12 @@ func runDemo(ctx context.Context, cmd *cobra.Command, o demoOptions) error {
 	// Fresh credentials each run: the demo listens on a real port.
 	apiKey, secret := rand.Text(), rand.Text()+rand.Text()
 
-	cfg, err := core.DefaultConfig()
+	cfg, err := engine.DefaultConfig()
 	if err != nil {
 		return err
 	}
-	cfg.Log = core.LogConfig{Level: o.level, Format: "text"}
-	log := core.NewLogger(cfg.Log, os.Stderr)
+	cfg.Log = engine.LogConfig{Level: o.level, Format: "text"}
+	log := engine.NewLogger(cfg.Log, os.Stderr)
 
 	sim, err := fakeselarti.New(fakeselarti.Options{
 		APIKey:    apiKey,
@@ -95,7 +96,7 @@ func runDemo(ctx context.Context, cmd *cobra.Command, o demoOptions) error {
 	cfg.Selarti.APIKey = core.Secret(apiKey)
 	cfg.Selarti.WebhookSecret = core.Secret(secret)
 	cfg.Store.Path = o.dataDir
-	cfg.Adapters = []core.AdapterConfig{{
+	cfg.Adapters = []engine.AdapterConfig{{
 		Name:   "web",
 		Kind:   "webchat",
 		TaskID: demoTaskID,
@@ -108,12 +109,12 @@ func runDemo(ctx context.Context, cmd *cobra.Command, o demoOptions) error {
 		ln.Close()
 		return err
 	}
-	g, err := core.New(cfg, core.Options{Logger: log, Listener: ln})
+	g, err := engine.New(cfg, engine.Options{Logger: log, Listener: ln})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	sim.SetWebhookURL(base + core.WebhookPath + "/" + secret)
+	sim.SetWebhookURL(base + engine.WebhookPath + "/" + secret)
 	if err := g.Start(ctx); err != nil {
 		return err
 	}

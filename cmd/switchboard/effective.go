@@ -3,13 +3,13 @@ package main
 import (
 	"log/slog"
 
-	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 )
 
 // logEffectiveConfig logs what the gateway is about to run, without any
 // secret: the Secret fields redact themselves, and adapter blocks are not
 // logged at all (their tokens are plain strings until decoded).
-func logEffectiveConfig(log *slog.Logger, cfg *core.Config) {
+func logEffectiveConfig(log *slog.Logger, cfg *engine.Config) {
 	instances := make([]any, 0, len(cfg.Adapters))
 	for _, a := range cfg.Adapters {
 		instances = append(instances, slog.Group(a.Name, "kind", a.Kind, "task_id", a.TaskID, "enabled", a.IsEnabled()))

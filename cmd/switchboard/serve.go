@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 )
 
 func newServeCmd() *cobra.Command {
@@ -18,12 +18,12 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the gateway",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := core.LoadConfig(path)
+			cfg, err := engine.LoadConfig(path)
 			if err != nil {
 				return fmt.Errorf("config %s: %w", path, err)
 			}
-			log := core.NewLogger(cfg.Log, os.Stderr)
-			g, err := core.New(cfg, core.Options{Logger: log})
+			log := engine.NewLogger(cfg.Log, os.Stderr)
+			g, err := engine.New(cfg, engine.Options{Logger: log})
 			if err != nil {
 				return fmt.Errorf("config %s: %w", path, err)
 			}

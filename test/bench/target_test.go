@@ -9,6 +9,7 @@ import (
 	"github.com/switchboard-gw/switchboard/adapters/telegram"
 	"github.com/switchboard-gw/switchboard/adapters/webchat"
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 )
 
 // The generated config must be one the real gateway accepts, with the
@@ -32,7 +33,7 @@ func TestGatewayConfigIsValid(t *testing.T) {
 			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c, err := core.LoadConfig(path)
+			c, err := engine.LoadConfig(path)
 			if err != nil {
 				t.Fatalf("%s, %d chats: config rejected: %v\n%s", d.Name(), chats, err, cfg)
 			}
@@ -42,7 +43,7 @@ func TestGatewayConfigIsValid(t *testing.T) {
 			reg := core.NewRegistry()
 			reg.Register(webchat.Kind, webchat.New)
 			reg.Register(telegram.Kind, telegram.New)
-			if _, err := core.New(c, core.Options{Registry: reg}); err != nil {
+			if _, err := engine.New(c, engine.Options{Registry: reg}); err != nil {
 				t.Errorf("%s, %d chats: the adapter block is rejected: %v", d.Name(), chats, err)
 			}
 		}

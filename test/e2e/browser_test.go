@@ -9,7 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 )
 
 // newBrowser starts headless Chromium for one test. Without Chromium the
@@ -76,7 +76,7 @@ const userTexts = `Array.from(document.querySelectorAll('#messages .msg-user .ms
 // back through the webhook and the WebSocket. Then a Markdown reply is
 // rendered as HTML, and a reload shows the history again.
 func TestBrowserWebchatRoundTrip(t *testing.T) {
-	e := newEnv(t, envOptions{adapters: []core.AdapterConfig{{
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{{
 		Name: "web", Kind: "webchat", TaskID: "demo-task",
 		Config: map[string]any{"title": "Northwind support"},
 	}}})
@@ -143,7 +143,7 @@ func TestBrowserWebchatRoundTrip(t *testing.T) {
 // TestBrowserOperatorMessagePushed: an operator writes from Selarti's panel
 // while the page is open; the page shows it live, labelled.
 func TestBrowserOperatorMessagePushed(t *testing.T) {
-	e := newEnv(t, envOptions{adapters: []core.AdapterConfig{{Name: "web", Kind: "webchat", TaskID: "t"}}})
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{{Name: "web", Kind: "webchat", TaskID: "t"}}})
 	ctx := newBrowser(t)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(e.base+"/chat/"),

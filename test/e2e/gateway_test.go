@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 	fakeselarti "github.com/switchboard-gw/switchboard/test/fakes/selarti"
 )
 
-func testChatAdapter(name, task string) core.AdapterConfig {
-	return core.AdapterConfig{Name: name, Kind: testChatKind, TaskID: task, Config: map[string]any{"greeting": "hi"}}
+func testChatAdapter(name, task string) engine.AdapterConfig {
+	return engine.AdapterConfig{Name: name, Kind: testChatKind, TaskID: task, Config: map[string]any{"greeting": "hi"}}
 }
 
 func texts(out []core.Outbound) []string {
@@ -31,7 +32,7 @@ func texts(out []core.Outbound) []string {
 // the simulator, and gets the bot reply back through the real webhook; the
 // user's own message, reported back by the "All messages" webhook, is not.
 func TestPluginAdapterRoundTrip(t *testing.T) {
-	e := newEnv(t, envOptions{adapters: []core.AdapterConfig{testChatAdapter("chat-a", "task-1")}})
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{testChatAdapter("chat-a", "task-1")}})
 	ctx := context.Background()
 	chat := e.chats.get("chat-a")
 	if err := chat.say(ctx, core.Inbound{ChatID: "u1", ID: "m1", Text: "hello", User: core.User{Name: "Ann Lee", Username: "ann", Phone: "+15550001"}}); err != nil {
@@ -82,7 +83,7 @@ func ctxTimeout(t *testing.T) context.Context {
 // TestTwoInstancesSameNativeChat: two instances of one kind, one native
 // chat id: each gets only its own replies.
 func TestTwoInstancesSameNativeChat(t *testing.T) {
-	e := newEnv(t, envOptions{adapters: []core.AdapterConfig{
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{
 		testChatAdapter("tg-a", "task-a"),
 		testChatAdapter("tg-b", "task-b"),
 	}})
@@ -117,7 +118,7 @@ func TestTwoInstancesSameNativeChat(t *testing.T) {
 // TestTokenExpiryMidRun: the token expires between two messages; the
 // client re-authenticates and the message goes through exactly once.
 func TestTokenExpiryMidRun(t *testing.T) {
-	e := newEnv(t, envOptions{adapters: []core.AdapterConfig{testChatAdapter("chat", "task")}})
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{testChatAdapter("chat", "task")}})
 	ctx := context.Background()
 	chat := e.chats.get("chat")
 	if err := chat.say(ctx, core.Inbound{ChatID: "u", ID: "1", Text: "first"}); err != nil {
@@ -152,7 +153,7 @@ func TestTokenExpiryMidRun(t *testing.T) {
 // long after the user's last message; it reaches the user, marked as from
 // an operator.
 func TestOperatorMessageDelivered(t *testing.T) {
-	e := newEnv(t, envOptions{adapters: []core.AdapterConfig{testChatAdapter("chat", "task")}})
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{testChatAdapter("chat", "task")}})
 	chat := e.chats.get("chat")
 	if err := chat.say(context.Background(), core.Inbound{ChatID: "u", ID: "1", Text: "hello"}); err != nil {
 		t.Fatal(err)
@@ -171,7 +172,7 @@ func TestOperatorMessageDelivered(t *testing.T) {
 // TestWebhookRejections: every kind of bad webhook gets its status code and
 // a log line, and the gateway keeps serving.
 func TestWebhookRejections(t *testing.T) {
-	e := newEnv(t, envOptions{adapters: []core.AdapterConfig{testChatAdapter("chat", "task")}})
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{testChatAdapter("chat", "task")}})
 	chat := e.chats.get("chat")
 	if err := chat.say(context.Background(), core.Inbound{ChatID: "known", ID: "1", Text: "hi"}); err != nil {
 		t.Fatal(err)
@@ -190,10 +191,10 @@ func TestWebhookRejections(t *testing.T) {
 		reason string
 	}{
 		{name: "valid", url: e.webhookURL(), body: valid("chat:known", "ok-1"), want: 200},
-		{name: "valid, secret in header", url: e.base + core.WebhookPath, header: map[string]string{core.WebhookSecretHeader: e.secret}, body: valid("chat:known", "ok-2"), want: 200},
-		{name: "wrong secret", url: e.base + core.WebhookPath + "/" + strings.Repeat("x", 52), body: valid("chat:known", "x1"), want: 401, reason: "wrong_secret"},
-		{name: "missing secret", url: e.base + core.WebhookPath, body: valid("chat:known", "x2"), want: 401, reason: "missing_secret"},
-		{name: "secret in query", url: e.base + core.WebhookPath + "?secret=" + e.secret, body: valid("chat:known", "x3"), want: 400, reason: "secret_in_query"},
+		{name: "valid, secret in header", url: e.base + engine.WebhookPath, header: map[string]string{engine.WebhookSecretHeader: e.secret}, body: valid("chat:known", "ok-2"), want: 200},
+		{name: "wrong secret", url: e.base + engine.WebhookPath + "/" + strings.Repeat("x", 52), body: valid("chat:known", "x1"), want: 401, reason: "wrong_secret"},
+		{name: "missing secret", url: e.base + engine.WebhookPath, body: valid("chat:known", "x2"), want: 401, reason: "missing_secret"},
+		{name: "secret in query", url: e.base + engine.WebhookPath + "?secret=" + e.secret, body: valid("chat:known", "x3"), want: 400, reason: "secret_in_query"},
 		{name: "oversize body", url: e.webhookURL(), body: `{"message_text":"` + strings.Repeat("a", int(e.cfg.Selarti.WebhookMaxBytes)) + `"}`, want: 413, reason: "too_large"},
 		{name: "malformed json", url: e.webhookURL(), body: `{"external_chat_id": "chat:known", `, want: 400, reason: "malformed"},
 		{name: "not an object", url: e.webhookURL(), body: `[1,2,3]`, want: 400, reason: "malformed"},
@@ -248,7 +249,7 @@ func TestWebhookRejections(t *testing.T) {
 // TestSelartiOutageQueuesInOrder: while Selarti answers 503, messages
 // queue and /readyz says so; when it is back, all arrive, in order, once.
 func TestSelartiOutageQueuesInOrder(t *testing.T) {
-	e := newEnv(t, envOptions{adapters: []core.AdapterConfig{testChatAdapter("chat", "task")}})
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{testChatAdapter("chat", "task")}})
 	chat := e.chats.get("chat")
 	e.sim.SetDown(true)
 	for i := range 5 {

@@ -1,4 +1,4 @@
-// Package e2e runs the real gateway (core.Gateway with a real listener),
+// Package e2e runs the real gateway (engine.Gateway with a real listener),
 // the real adapters, and the Selarti simulator against each other over
 // real sockets on loopback.
 package e2e
@@ -6,6 +6,7 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"github.com/switchboard-gw/switchboard/core/engine"
 	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"log/slog"
 	"net"
@@ -24,10 +25,10 @@ import (
 type env struct {
 	t       *testing.T
 	sim     *fakeselarti.Server
-	gw      *core.Gateway
+	gw      *engine.Gateway
 	base    string // http://127.0.0.1:port
 	secret  string
-	cfg     *core.Config
+	cfg     *engine.Config
 	chats   *testChats
 	logs    *syncBuffer
 	apiKey  string
@@ -35,9 +36,9 @@ type env struct {
 }
 
 type envOptions struct {
-	adapters []core.AdapterConfig
+	adapters []engine.AdapterConfig
 	simOpts  func(*fakeselarti.Options)
-	cfgEdit  func(*core.Config)
+	cfgEdit  func(*engine.Config)
 }
 
 // newEnv starts a simulator and a gateway whose registry holds the real
@@ -76,8 +77,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	reg := core.NewRegistry()
 	reg.Register(webchat.Kind, webchat.New)
 	reg.Register(testChatKind, e.chats.factory)
-	log := core.NewLogger(cfg.Log, e.logs)
-	gw, err := core.New(cfg, core.Options{Registry: reg, Logger: log, Listener: ln})
+	log := engine.NewLogger(cfg.Log, e.logs)
+	gw, err := engine.New(cfg, engine.Options{Registry: reg, Logger: log, Listener: ln})
 	if err != nil {
 		t.Fatalf("build gateway: %v", err)
 	}
@@ -103,9 +104,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 // testConfig is the config every end-to-end gateway starts from: the
 // given listener address and fakes, a store in dataDir, fast retries and
 // debug logs. Callers adjust it and call Validate.
-func testConfig(t *testing.T, addr, selartiURL, apiKey, secret, dataDir string, adapters []core.AdapterConfig) *core.Config {
+func testConfig(t *testing.T, addr, selartiURL, apiKey, secret, dataDir string, adapters []engine.AdapterConfig) *engine.Config {
 	t.Helper()
-	cfg, err := core.DefaultConfig()
+	cfg, err := engine.DefaultConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func testConfig(t *testing.T, addr, selartiURL, apiKey, secret, dataDir string, 
 	return cfg
 }
 
-func (e *env) webhookURL() string { return e.base + core.WebhookPath + "/" + e.secret }
+func (e *env) webhookURL() string { return e.base + engine.WebhookPath + "/" + e.secret }
 
 // waitReady waits for /readyz to answer 200 (every instance started).
 func (e *env) waitReady() {

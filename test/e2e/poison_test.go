@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
 
@@ -23,8 +24,8 @@ import (
 func TestPoisonChatDeadLettersAndReplay(t *testing.T) {
 	adminToken := strings.Repeat("a", 40)
 	e := newEnv(t, envOptions{
-		adapters: []core.AdapterConfig{testChatAdapter("chat", "task")},
-		cfgEdit:  func(c *core.Config) { c.Admin.Token = core.Secret(adminToken) },
+		adapters: []engine.AdapterConfig{testChatAdapter("chat", "task")},
+		cfgEdit:  func(c *engine.Config) { c.Admin.Token = core.Secret(adminToken) },
 	})
 	ctx := context.Background()
 	chat := e.chats.get("chat")
@@ -45,7 +46,7 @@ func TestPoisonChatDeadLettersAndReplay(t *testing.T) {
 	eventually(t, "healthy chats served", func() bool { return len(chat.sent()) == 5 })
 
 	// The admin API lists the dead letter, with its error.
-	var dead []core.MessageView
+	var dead []engine.MessageView
 	eventually(t, "dead letter listed", func() bool {
 		dead = nil
 		status, body := adminGet(t, e.base+"/admin/deadletters", adminToken)
@@ -70,7 +71,7 @@ func TestPoisonChatDeadLettersAndReplay(t *testing.T) {
 	// The cause is fixed (the user unblocked the bot); replay beside the
 	// running gateway, as the CLI does.
 	chat.setFail(nil)
-	admin, err := store.OpenSQLiteShared(ctx, filepath.Join(e.dataDir, core.StoreFile))
+	admin, err := store.OpenSQLiteShared(ctx, filepath.Join(e.dataDir, engine.StoreFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/adapters/telegram"
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 	"github.com/switchboard-gw/switchboard/core/store"
 	fakeselarti "github.com/switchboard-gw/switchboard/test/fakes/selarti"
 	faketelegram "github.com/switchboard-gw/switchboard/test/fakes/telegram"
@@ -26,31 +27,31 @@ type tgEnv struct {
 	t      *testing.T
 	sim    *fakeselarti.Server
 	tg     *faketelegram.Server
-	gw     *core.Gateway
+	gw     *engine.Gateway
 	addr   string
 	base   string
 	secret string
 	apiKey string
 	data   string
 	logs   *syncBuffer
-	insts  []core.AdapterConfig
+	insts  []engine.AdapterConfig
 	bots   []*faketelegram.Bot
 }
 
 // tgInstance is one telegram instance for tgEnv: its bot's token is
 // TestToken(n), and it talks to the fake server.
-func tgInstance(name, task string, n int, extra map[string]any) core.AdapterConfig {
+func tgInstance(name, task string, n int, extra map[string]any) engine.AdapterConfig {
 	cfg := map[string]any{"token": faketelegram.TestToken(n), "poll_timeout": "1s", "typing_timeout": "0s"}
 	for k, v := range extra {
 		cfg[k] = v
 	}
-	return core.AdapterConfig{Name: name, Kind: telegram.Kind, TaskID: task, Config: cfg}
+	return engine.AdapterConfig{Name: name, Kind: telegram.Kind, TaskID: task, Config: cfg}
 }
 
 // tgOptions configures newTelegramEnv.
 type tgOptions struct {
-	bots  int                  // fake bots TestToken(1..bots) to create
-	insts []core.AdapterConfig // api_url is set to the fake server
+	bots  int                    // fake bots TestToken(1..bots) to create
+	insts []engine.AdapterConfig // api_url is set to the fake server
 	// before runs once the bots exist, before the gateway starts (to
 	// queue updates or faults).
 	before func(e *tgEnv)
@@ -114,12 +115,12 @@ func (e *tgEnv) start(addr string) {
 	}
 	reg := core.NewRegistry()
 	reg.Register(telegram.Kind, telegram.New)
-	gw, err := core.New(cfg, core.Options{Registry: reg, Logger: core.NewLogger(cfg.Log, e.logs), Listener: ln})
+	gw, err := engine.New(cfg, engine.Options{Registry: reg, Logger: engine.NewLogger(cfg.Log, e.logs), Listener: ln})
 	if err != nil {
 		t.Fatalf("build gateway: %v", err)
 	}
 	e.gw = gw
-	e.sim.SetWebhookURL(e.base + core.WebhookPath + "/" + e.secret)
+	e.sim.SetWebhookURL(e.base + engine.WebhookPath + "/" + e.secret)
 	if err := gw.Start(context.Background()); err != nil {
 		t.Fatalf("start gateway: %v", err)
 	}
@@ -200,7 +201,7 @@ func checkRoundTrip(t *testing.T, e *tgEnv, bot *faketelegram.Bot) {
 }
 
 func TestTelegramPollingRoundTrip(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []core.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
+	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
 	bot := e.bot(1)
 	checkRoundTrip(t, e, bot)
 	if calls := bot.CallsTo("setWebhook"); len(calls) != 0 {
@@ -209,7 +210,7 @@ func TestTelegramPollingRoundTrip(t *testing.T) {
 }
 
 func TestTelegramWebhookRoundTrip(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []core.AdapterConfig{tgInstance("tg", "task-1", 1, map[string]any{"mode": "webhook"})}})
+	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, map[string]any{"mode": "webhook"})}})
 	bot := e.bot(1)
 	hook := e.base + "/telegram/tg/webhook"
 	if info := bot.WebhookInfo(); info.URL != hook || len(bot.WebhookSecret()) < 32 {
@@ -252,7 +253,7 @@ func TestTelegramWebhookRoundTrip(t *testing.T) {
 // well-formed messages, and Markdown with <, &, code blocks and links
 // renders as valid HTML.
 func TestTelegramFormatting(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []core.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
+	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
 	bot := e.bot(1)
 	bot.SendText(tgAnn, "hello")
 	if err := bot.WaitSent(ctxTimeout(t), 1); err != nil {
@@ -332,7 +333,7 @@ func TestTelegramFormatting(t *testing.T) {
 // TestTelegramRetryAfter: a 429 is waited out for retry_after, and the
 // message is delivered once.
 func TestTelegramRetryAfter(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []core.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
+	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
 	bot := e.bot(1)
 	bot.FailNext("sendMessage", faketelegram.TooManyRequests(1))
 	bot.SendText(tgAnn, "hello")
@@ -356,7 +357,7 @@ func TestTelegramRetryAfter(t *testing.T) {
 // request and a dead letter, not a retry loop; later messages to them do
 // not even reach Telegram.
 func TestTelegramBlockedUser(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []core.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
+	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
 	bot := e.bot(1)
 	bot.FailNext("sendMessage", faketelegram.BlockedByUser())
 	bot.SendText(tgAnn, "hello")
@@ -394,7 +395,7 @@ func TestTelegramRestartNoLoss(t *testing.T) {
 		}
 		return ids
 	}
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []core.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}, before: func(e *tgEnv) {
+	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}, before: func(e *tgEnv) {
 		// The second getUpdates (the one that would confirm the first
 		// batch) hangs until the gateway goes away, so it never
 		// confirms anything.
@@ -457,7 +458,7 @@ func TestTelegramRestartNoLoss(t *testing.T) {
 // task; the same Telegram user writes to both, and each conversation stays
 // with its bot.
 func TestTelegramTwoInstances(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 2, insts: []core.AdapterConfig{
+	e := newTelegramEnv(t, tgOptions{bots: 2, insts: []engine.AdapterConfig{
 		tgInstance("tg-a", "task-a", 1, nil),
 		tgInstance("tg-b", "task-b", 2, map[string]any{"mode": "webhook"}),
 	}})

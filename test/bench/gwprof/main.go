@@ -18,7 +18,7 @@ import (
 	"syscall"
 
 	_ "github.com/switchboard-gw/switchboard/adapters/all"
-	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
 )
 
 func main() {
@@ -35,12 +35,12 @@ func run() error {
 		memFile = flag.String("memprofile", "", "write an allocation profile to this file at exit")
 	)
 	flag.Parse()
-	cfg, err := core.LoadConfig(*config)
+	cfg, err := engine.LoadConfig(*config)
 	if err != nil {
 		return fmt.Errorf("config %s: %w", *config, err)
 	}
-	log := core.NewLogger(cfg.Log, os.Stderr)
-	g, err := core.New(cfg, core.Options{Logger: log})
+	log := engine.NewLogger(cfg.Log, os.Stderr)
+	g, err := engine.New(cfg, engine.Options{Logger: log})
 	if err != nil {
 		return fmt.Errorf("config %s: %w", *config, err)
 	}

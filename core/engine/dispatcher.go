@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
 
@@ -203,7 +204,7 @@ func (d *dispatcher) process(ctx context.Context, m store.Message) {
 		d.log.Error("message dead-lettered", "chat", m.Chat, "seq", m.ID, "attempts", m.Attempts+1, "err", err)
 	default:
 		wait := d.policy.backoff(m.Attempts + 1)
-		if ra, ok := RetryAfter(err); ok && ra > wait {
+		if ra, ok := core.RetryAfter(err); ok && ra > wait {
 			wait = ra
 		}
 		serr = d.store.Retry(sctx, m.ID, time.Now().Add(wait), err.Error())
@@ -225,14 +226,14 @@ func (d *dispatcher) process(ctx context.Context, m store.Message) {
 func (d *dispatcher) safeAttempt(ctx context.Context, m store.Message) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = Permanent(fmt.Errorf("panic in delivery: %v", p))
+			err = core.Permanent(fmt.Errorf("panic in delivery: %v", p))
 		}
 	}()
 	return d.attempt(ctx, m)
 }
 
 func (d *dispatcher) giveUp(m store.Message, err error) bool {
-	if IsPermanent(err) {
+	if core.IsPermanent(err) {
 		return true
 	}
 	if m.Attempts+1 >= d.policy.maxAttempts {

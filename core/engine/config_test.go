@@ -1,6 +1,7 @@
-package core
+package engine
 
 import (
+	"github.com/switchboard-gw/switchboard/core"
 	"os"
 	"path/filepath"
 	"strings"
@@ -193,7 +194,7 @@ func TestNewRefusesAnInvalidConfig(t *testing.T) {
 	}
 	cfg.Selarti.APIKey = "k"
 	cfg.Selarti.WebhookSecret = "short"
-	if _, err := New(cfg, Options{Registry: NewRegistry()}); err == nil || !strings.Contains(err.Error(), "selarti.webhook_secret") {
+	if _, err := New(cfg, Options{Registry: core.NewRegistry()}); err == nil || !strings.Contains(err.Error(), "selarti.webhook_secret") {
 		t.Fatalf("New with a short webhook secret = %v, want a refusal naming the key", err)
 	}
 }

@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/selarti"
 	"github.com/switchboard-gw/switchboard/core/store"
 	"github.com/switchboard-gw/switchboard/internal/testutil"
@@ -20,17 +21,17 @@ import (
 // recorder is a Messenger that records what it is sent, and can fail.
 type recorder struct {
 	mu     sync.Mutex
-	sent   []Outbound
-	events []DialogEvent
-	fail   func(Outbound) error
+	sent   []core.Outbound
+	events []core.DialogEvent
+	fail   func(core.Outbound) error
 	notify chan struct{}
 }
 
 func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1000)} }
 
-func (r *recorder) Start(context.Context, DeliverFunc) error { return nil }
-func (r *recorder) Stop(context.Context) error               { return nil }
-func (r *recorder) Send(_ context.Context, m Outbound) error {
+func (r *recorder) Start(context.Context, core.DeliverFunc) error { return nil }
+func (r *recorder) Stop(context.Context) error                    { return nil }
+func (r *recorder) Send(_ context.Context, m core.Outbound) error {
 	r.mu.Lock()
 	fail := r.fail
 	r.mu.Unlock()
@@ -45,7 +46,7 @@ func (r *recorder) Send(_ context.Context, m Outbound) error {
 	r.notify <- struct{}{}
 	return nil
 }
-func (r *recorder) DialogChanged(_ context.Context, ev DialogEvent) error {
+func (r *recorder) DialogChanged(_ context.Context, ev core.DialogEvent) error {
 	r.mu.Lock()
 	r.events = append(r.events, ev)
 	r.mu.Unlock()
@@ -171,7 +172,7 @@ func newRouterFixture(t *testing.T, names ...string) *routerFixture {
 // userSays delivers an inbound message as the adapter would.
 func (f *routerFixture) userSays(t *testing.T, instance, native, id, text string) {
 	t.Helper()
-	if err := f.router.deliverFunc(f.insts[instance])(context.Background(), Inbound{ChatID: native, ID: id, Text: text}); err != nil {
+	if err := f.router.deliverFunc(f.insts[instance])(context.Background(), core.Inbound{ChatID: native, ID: id, Text: text}); err != nil {
 		t.Fatalf("deliver: %v", err)
 	}
 }
@@ -205,13 +206,13 @@ func TestRouterInboundDuplicateDropped(t *testing.T) {
 func TestRouterRejectsBadInbound(t *testing.T) {
 	f := newRouterFixture(t, "web")
 	deliver := f.router.deliverFunc(f.insts["web"])
-	for _, in := range []Inbound{
+	for _, in := range []core.Inbound{
 		{ChatID: "", Text: "x"},
 		{ChatID: "s", Text: "   "},
-		{ChatID: "s", Text: string(make([]byte, MaxInboundTextBytes+1))},
+		{ChatID: "s", Text: string(make([]byte, core.MaxInboundTextBytes+1))},
 		{ChatID: "s", Text: "\xff\xfe"},
 	} {
-		if err := deliver(context.Background(), in); err == nil || !IsPermanent(err) {
+		if err := deliver(context.Background(), in); err == nil || !core.IsPermanent(err) {
 			t.Errorf("deliver(%.20q) = %v, want a permanent error", in.Text, err)
 		}
 	}
@@ -239,7 +240,7 @@ func TestRouterUserEchoNeverDelivered(t *testing.T) {
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if rec.sent[0].From != SenderBot || rec.sent[1].From != SenderOperator || rec.sent[1].ID != "w3" {
+	if rec.sent[0].From != core.SenderBot || rec.sent[1].From != core.SenderOperator || rec.sent[1].ID != "w3" {
 		t.Fatalf("senders/ids wrong: %+v", rec.sent)
 	}
 }
@@ -276,7 +277,7 @@ func TestRouterWebhookRoutingErrors(t *testing.T) {
 	}{
 		{name: "malformed chat id", chat: "no-colon", want: errBadChatID},
 		{name: "unknown instance", chat: "nope:known", want: ErrUnknownInstance},
-		{name: "unknown chat", chat: "web:never-wrote", want: ErrUnknownChat},
+		{name: "unknown chat", chat: "web:never-wrote", want: core.ErrUnknownChat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -341,9 +342,9 @@ func TestRouterDialogEventsOnChangeOnly(t *testing.T) {
 func TestRouterPermanentFailureDeadLettersWithoutBlockingOthers(t *testing.T) {
 	f := newRouterFixture(t, "web")
 	rec := f.msgrs["web"]
-	rec.fail = func(m Outbound) error {
+	rec.fail = func(m core.Outbound) error {
 		if m.ChatID == "poison" {
-			return Permanent(errors.New("bot was blocked by the user"))
+			return core.Permanent(errors.New("bot was blocked by the user"))
 		}
 		return nil
 	}
@@ -368,7 +369,7 @@ func TestRouterTransientFailureRetriesInOrder(t *testing.T) {
 	rec := f.msgrs["web"]
 	var mu sync.Mutex
 	failures := 0
-	rec.fail = func(m Outbound) error {
+	rec.fail = func(m core.Outbound) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if m.Text == "first" && failures < 2 {
@@ -465,7 +466,7 @@ func TestRouterWebhooksReadTheChatOnce(t *testing.T) {
 	if err := send("op2", selarti.TypeOperator, true); err != nil {
 		t.Fatal(err)
 	}
-	if info, _ := f.store.Chat(ctx, "web:s"); info.Flags != (DialogState{Operator: true}).flags() {
+	if info, _ := f.store.Chat(ctx, "web:s"); info.Flags != dialogFlags(core.DialogState{Operator: true}) {
 		t.Fatalf("stored flags %#x, want the operator's", info.Flags)
 	}
 	rec := f.msgrs["web"]
@@ -483,7 +484,7 @@ func TestRouterWebhooksReadTheChatOnce(t *testing.T) {
 		t.Fatalf("webhook within the time to live: %v", err)
 	}
 	clock = clock.Add(chatCacheTTL)
-	if err := send("expired", selarti.TypeBot, true); !errors.Is(err, ErrUnknownChat) {
+	if err := send("expired", selarti.TypeBot, true); !errors.Is(err, core.ErrUnknownChat) {
 		t.Fatalf("webhook for a pruned chat past the time to live = %v, want ErrUnknownChat", err)
 	}
 }

@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"errors"
@@ -11,7 +11,9 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/selarti"
+	"github.com/switchboard-gw/switchboard/internal/strictdecode"
 )
 
 // MinWebhookSecretLen is the shortest webhook secret the gateway accepts.
@@ -52,10 +54,10 @@ type SelartiConfig struct {
 	// BaseURL of Selarti's API.
 	BaseURL string `mapstructure:"base_url"`
 	// APIKey from Selarti's panel (avatar, "get api key").
-	APIKey Secret `mapstructure:"api_key"`
+	APIKey core.Secret `mapstructure:"api_key"`
 	// WebhookSecret is the random token in the webhook URL
 	// (<public_url>/webhooks/selarti/<webhook_secret>). At least 32 characters.
-	WebhookSecret Secret `mapstructure:"webhook_secret"`
+	WebhookSecret core.Secret `mapstructure:"webhook_secret"`
 	// Timeout of one HTTP request to Selarti.
 	Timeout time.Duration `mapstructure:"timeout"`
 	// RetryBudget is how long one delivery attempt may retry transient
@@ -106,7 +108,7 @@ type AdminConfig struct {
 	// Token enables the admin API; requests carry it as
 	// "Authorization: Bearer <token>". Empty (the default) disables it.
 	// At least 32 characters.
-	Token Secret `mapstructure:"token"`
+	Token core.Secret `mapstructure:"token"`
 }
 
 // LogConfig sets up logging.
@@ -214,7 +216,7 @@ func decodeViper(v *viper.Viper) (*Config, error) {
 		return nil, err
 	}
 	var cfg Config
-	if err := decodeStrict(expanded, &cfg, ""); err != nil {
+	if err := strictdecode.Decode(expanded, &cfg, ""); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -246,7 +248,7 @@ func expandEnv(node any, key string) (any, error) {
 	case map[string]any:
 		out := make(map[string]any, len(n))
 		for k, v := range n {
-			e, err := expandEnv(v, joinKey(key, k))
+			e, err := expandEnv(v, strictdecode.JoinKey(key, k))
 			if err != nil {
 				return nil, err
 			}
@@ -349,7 +351,7 @@ func (c *Config) Validate() error {
 		switch {
 		case a.Name == "":
 			bad(key+".name", "required")
-		case !ValidInstanceName(a.Name):
+		case !core.ValidInstanceName(a.Name):
 			bad(key+".name", "%q must match ^[a-z0-9][a-z0-9-]*$ (at most 63 characters)", a.Name)
 		case seen[a.Name]:
 			bad(key+".name", "%q is used twice", a.Name)

@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
 
@@ -70,7 +71,7 @@ const maxAdminList = 1000
 // figures. Changing things (replay, drop) is the CLI's job, run by someone
 // with access to the data directory.
 type adminAPI struct {
-	token Secret
+	token core.Secret
 	store func() store.Store
 }
 

@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/switchboard-gw/switchboard/core"
 )
 
 // InstanceState is where an adapter instance is in its life.
@@ -47,7 +48,7 @@ type instance struct {
 	kind      string
 	taskID    string
 	enabled   bool
-	messenger Messenger
+	messenger core.Messenger
 	log       *slog.Logger
 
 	// healthEvery overrides HealthInterval (tests).
@@ -80,7 +81,7 @@ func (i *instance) setHealth(err error) {
 // watchHealth calls CheckHealth every HealthInterval until ctx ends, if the
 // messenger implements HealthChecker.
 func (i *instance) watchHealth(ctx context.Context) {
-	hc, ok := i.messenger.(HealthChecker)
+	hc, ok := i.messenger.(core.HealthChecker)
 	if !ok {
 		return
 	}
@@ -128,7 +129,7 @@ const startTimeout = 30 * time.Second
 // permanent error (a revoked token) stops the retries and is reported on
 // /readyz. Once the instance runs, it watches its health (HealthChecker)
 // until ctx ends; it returns then, or when Start failed for good.
-func (i *instance) supervise(ctx context.Context, deliver DeliverFunc, metrics *Metrics) {
+func (i *instance) supervise(ctx context.Context, deliver core.DeliverFunc, metrics *Metrics) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = time.Second
 	b.MaxInterval = time.Minute
@@ -150,7 +151,7 @@ func (i *instance) supervise(ctx context.Context, deliver DeliverFunc, metrics *
 		if ctx.Err() != nil {
 			return
 		}
-		if IsPermanent(err) {
+		if core.IsPermanent(err) {
 			i.setState(StateFailed, err)
 			i.log.Error("adapter start failed permanently", "err", err)
 			return

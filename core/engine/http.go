@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
 
@@ -45,7 +46,7 @@ func (g *Gateway) newHTTPHandler() http.Handler {
 	admin.mount(e)
 
 	for _, inst := range g.instances {
-		svc, ok := inst.messenger.(HTTPService)
+		svc, ok := inst.messenger.(core.HTTPService)
 		if !ok || !inst.enabled {
 			continue
 		}

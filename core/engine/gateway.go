@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/selarti"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
@@ -26,7 +27,7 @@ const StoreFile = "switchboard.db"
 // file. Every field is optional.
 type Options struct {
 	// Registry supplies the adapter kinds; default DefaultRegistry().
-	Registry *Registry
+	Registry *core.Registry
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// HTTPClient is given to adapters and the Selarti client.
@@ -78,7 +79,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	if opts.Registry == nil {
-		opts.Registry = DefaultRegistry()
+		opts.Registry = core.DefaultRegistry()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -139,10 +140,10 @@ func (g *Gateway) buildInstance(ac AdapterConfig) (*instance, error) {
 		inst.status.State = StateDisabled
 		return inst, nil
 	}
-	m, err := factory(Instance{
+	m, err := factory(core.Instance{
 		Name:      ac.Name,
 		Kind:      ac.Kind,
-		Config:    RawConfig(ac.Config),
+		Config:    core.RawConfig(ac.Config),
 		Logger:    log,
 		HTTP:      g.opts.HTTPClient,
 		PublicURL: strings.TrimSuffix(g.cfg.Server.PublicURL, "/"),
@@ -165,7 +166,7 @@ func checkHTTPPrefixes(instances []*instance) error {
 	owner := make(map[string]string)
 	var errs []error
 	for _, inst := range instances {
-		svc, ok := inst.messenger.(HTTPService)
+		svc, ok := inst.messenger.(core.HTTPService)
 		if !ok {
 			continue
 		}

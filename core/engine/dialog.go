@@ -1,6 +1,9 @@
-package core
+package engine
 
-import "github.com/switchboard-gw/switchboard/core/selarti"
+import (
+	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/selarti"
+)
 
 // Bits of DialogState as stored (store.Store keeps flags as a uint32).
 // Never renumber: the numbers are on disk.
@@ -12,7 +15,8 @@ const (
 	flagSuccess
 )
 
-func (d DialogState) flags() uint32 {
+// dialogFlags is d as the store keeps it.
+func dialogFlags(d core.DialogState) uint32 {
 	var f uint32
 	set := func(on bool, bit uint32) {
 		if on {
@@ -27,8 +31,8 @@ func (d DialogState) flags() uint32 {
 	return f
 }
 
-func dialogFromFlags(f uint32) DialogState {
-	return DialogState{
+func dialogFromFlags(f uint32) core.DialogState {
+	return core.DialogState{
 		Closed:     f&flagClosed != 0,
 		Operator:   f&flagOperator != 0,
 		GotContact: f&flagGotContact != 0,
@@ -37,8 +41,8 @@ func dialogFromFlags(f uint32) DialogState {
 	}
 }
 
-func dialogFromWebhook(wh selarti.Webhook) DialogState {
-	return DialogState{
+func dialogFromWebhook(wh selarti.Webhook) core.DialogState {
+	return core.DialogState{
 		Closed:     wh.Close,
 		Operator:   wh.Operator,
 		GotContact: wh.GetContact,
@@ -52,9 +56,9 @@ type flagChange struct {
 	value bool
 }
 
-// changes lists the flags that differ between d and next, named as in
-// Selarti's webhook.
-func (d DialogState) changes(next DialogState) []flagChange {
+// dialogChanges lists the flags that differ between d and next, named as
+// in Selarti's webhook.
+func dialogChanges(d, next core.DialogState) []flagChange {
 	var out []flagChange
 	add := func(name string, a, b bool) {
 		if a != b {

@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"cmp"
@@ -11,14 +11,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/selarti"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
-
-// MaxInboundTextBytes bounds one user message. Messengers have their own,
-// smaller limits (Telegram 4096 characters); this one keeps a misbehaving
-// adapter or client from filling the store.
-const MaxInboundTextBytes = 32 << 10
 
 // ErrUnknownInstance means a namespaced chat id names no configured,
 // enabled adapter instance.
@@ -56,8 +52,8 @@ type Router struct {
 // dialogJob is one dialog event for one instance.
 type dialogJob struct {
 	inst *instance
-	obs  DialogObserver
-	ev   DialogEvent
+	obs  core.DialogObserver
+	ev   core.DialogEvent
 }
 
 // eventQueueSize bounds the dialog events waiting to be shown. Events are
@@ -108,15 +104,15 @@ type inboundRecord struct {
 
 // outboundRecord is what the outbound outbox keeps of a Selarti message.
 type outboundRecord struct {
-	MessageID string `json:"id"`
-	Text      string `json:"t"`
-	From      Sender `json:"f"`
-	Dialog    uint32 `json:"d"`
+	MessageID string      `json:"id"`
+	Text      string      `json:"t"`
+	From      core.Sender `json:"f"`
+	Dialog    uint32      `json:"d"`
 }
 
 // deliverFunc returns the DeliverFunc handed to one instance's Start.
-func (r *Router) deliverFunc(inst *instance) DeliverFunc {
-	return func(ctx context.Context, msg Inbound) error {
+func (r *Router) deliverFunc(inst *instance) core.DeliverFunc {
+	return func(ctx context.Context, msg core.Inbound) error {
 		err := r.accept(ctx, inst, msg)
 		if err != nil && !errors.Is(err, errDuplicate) {
 			r.metrics.message(dirIn, inst.name, OutcomeRejected)
@@ -131,19 +127,19 @@ func (r *Router) deliverFunc(inst *instance) DeliverFunc {
 // for the adapter, which acknowledges the redelivery.
 var errDuplicate = errors.New("duplicate")
 
-func (r *Router) accept(ctx context.Context, inst *instance, msg Inbound) error {
+func (r *Router) accept(ctx context.Context, inst *instance, msg core.Inbound) error {
 	chat, err := NewChatID(inst.name, msg.ChatID)
 	if err != nil {
-		return Permanent(err)
+		return core.Permanent(err)
 	}
 	if strings.TrimSpace(msg.Text) == "" {
-		return Permanent(errors.New("empty message text"))
+		return core.Permanent(errors.New("empty message text"))
 	}
-	if len(msg.Text) > MaxInboundTextBytes {
-		return Permanent(fmt.Errorf("message text of %d bytes exceeds %d", len(msg.Text), MaxInboundTextBytes))
+	if len(msg.Text) > core.MaxInboundTextBytes {
+		return core.Permanent(fmt.Errorf("message text of %d bytes exceeds %d", len(msg.Text), core.MaxInboundTextBytes))
 	}
 	if !utf8.ValidString(msg.Text) {
-		return Permanent(errors.New("message text is not valid UTF-8"))
+		return core.Permanent(errors.New("message text is not valid UTF-8"))
 	}
 	payload, err := json.Marshal(inboundRecord{
 		Text:     msg.Text,
@@ -239,8 +235,8 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 	payload, err := json.Marshal(outboundRecord{
 		MessageID: wh.MessageID,
 		Text:      wh.MessageText,
-		From:      Sender(wh.MessageType),
-		Dialog:    dialog.flags(),
+		From:      core.Sender(wh.MessageType),
+		Dialog:    dialogFlags(dialog),
 	})
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
@@ -258,14 +254,14 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 // updateDialog checks that a user wrote from chat (else ErrUnknownChat),
 // stores the chat's dialog flags and, when they changed, logs the change
 // and tells the adapter if it wants to know.
-func (r *Router) updateDialog(ctx context.Context, inst *instance, chat ChatID, now DialogState) error {
+func (r *Router) updateDialog(ctx context.Context, inst *instance, chat ChatID, now core.DialogState) error {
 	id := chat.String()
 	mu := r.chats.lock(id)
 	mu.Lock()
 	info, err := r.chatInfo(ctx, id)
-	if err == nil && info.Known && info.Flags != now.flags() {
-		if err = r.store.SetDialogFlags(ctx, id, now.flags()); err == nil {
-			r.chats.put(id, store.ChatInfo{Known: true, Flags: now.flags()})
+	if err == nil && info.Known && info.Flags != dialogFlags(now) {
+		if err = r.store.SetDialogFlags(ctx, id, dialogFlags(now)); err == nil {
+			r.chats.put(id, store.ChatInfo{Known: true, Flags: dialogFlags(now)})
 		}
 	}
 	mu.Unlock()
@@ -273,26 +269,26 @@ func (r *Router) updateDialog(ctx context.Context, inst *instance, chat ChatID, 
 		return fmt.Errorf("update dialog state: %w", err)
 	}
 	if !info.Known {
-		return fmt.Errorf("%w %q", ErrUnknownChat, id)
+		return fmt.Errorf("%w %q", core.ErrUnknownChat, id)
 	}
 	prev := dialogFromFlags(info.Flags)
 	if prev == now {
 		return nil
 	}
-	for _, c := range prev.changes(now) {
+	for _, c := range dialogChanges(prev, now) {
 		r.metrics.dialogEvents.WithLabelValues(c.flag, fmt.Sprint(c.value)).Inc()
 	}
 	inst.log.Info("dialog state changed", "chat", chat.Native,
 		"operator", now.Operator, "closed", now.Closed, "got_contact", now.GotContact,
 		"interest", now.Interest, "success", now.Success)
-	obs, ok := inst.messenger.(DialogObserver)
+	obs, ok := inst.messenger.(core.DialogObserver)
 	if !ok || !inst.running() {
 		return nil
 	}
 	// Possibly slow (a network call): shown outside the webhook request,
 	// so that Selarti gets its 2xx at once.
 	select {
-	case r.events <- dialogJob{inst: inst, obs: obs, ev: DialogEvent{ChatID: chat.Native, Previous: prev, Current: now}}:
+	case r.events <- dialogJob{inst: inst, obs: obs, ev: core.DialogEvent{ChatID: chat.Native, Previous: prev, Current: now}}:
 	default:
 		inst.log.Warn("dialog event queue full, event not shown", "chat", chat.Native)
 	}
@@ -318,15 +314,15 @@ func (r *Router) chatInfo(ctx context.Context, chat string) (store.ChatInfo, err
 func (r *Router) sendToSelarti(ctx context.Context, m store.Message) error {
 	chat, err := ParseChatID(m.Chat)
 	if err != nil {
-		return Permanent(err)
+		return core.Permanent(err)
 	}
 	inst := r.instances[chat.Instance]
 	if inst == nil {
-		return Permanent(fmt.Errorf("%w %q (removed from the config?)", ErrUnknownInstance, chat.Instance))
+		return core.Permanent(fmt.Errorf("%w %q (removed from the config?)", ErrUnknownInstance, chat.Instance))
 	}
 	var rec inboundRecord
 	if err := json.Unmarshal(m.Payload, &rec); err != nil {
-		return Permanent(fmt.Errorf("decode queued message: %w", err))
+		return core.Permanent(fmt.Errorf("decode queued message: %w", err))
 	}
 	err = r.selarti.Send(ctx, selarti.Message{
 		TaskID:   inst.taskID,
@@ -343,10 +339,10 @@ func (r *Router) sendToSelarti(ctx context.Context, m store.Message) error {
 		return nil
 	}
 	if wait, ok := selarti.RetryAfter(err); ok {
-		return &RetryAfterError{Wait: wait, Err: err}
+		return &core.RetryAfterError{Wait: wait, Err: err}
 	}
 	if selarti.IsPermanent(err) {
-		return Permanent(err)
+		return core.Permanent(err)
 	}
 	return err
 }
@@ -356,20 +352,20 @@ func (r *Router) sendToSelarti(ctx context.Context, m store.Message) error {
 func (r *Router) sendToUser(ctx context.Context, m store.Message) error {
 	chat, err := ParseChatID(m.Chat)
 	if err != nil {
-		return Permanent(err)
+		return core.Permanent(err)
 	}
 	inst := r.instances[chat.Instance]
 	if inst == nil || !inst.enabled {
-		return Permanent(fmt.Errorf("%w %q", ErrUnknownInstance, chat.Instance))
+		return core.Permanent(fmt.Errorf("%w %q", ErrUnknownInstance, chat.Instance))
 	}
 	if !inst.running() {
-		return fmt.Errorf("instance %s is %s: %w", inst.name, inst.snapshot().State, ErrNotConnected)
+		return fmt.Errorf("instance %s is %s: %w", inst.name, inst.snapshot().State, core.ErrNotConnected)
 	}
 	var rec outboundRecord
 	if err := json.Unmarshal(m.Payload, &rec); err != nil {
-		return Permanent(fmt.Errorf("decode queued message: %w", err))
+		return core.Permanent(fmt.Errorf("decode queued message: %w", err))
 	}
-	return inst.messenger.Send(ctx, Outbound{
+	return inst.messenger.Send(ctx, core.Outbound{
 		ChatID: chat.Native,
 		ID:     rec.MessageID,
 		Text:   rec.Text,

@@ -1,6 +1,7 @@
-package core
+package engine
 
 import (
+	"github.com/switchboard-gw/switchboard/core"
 	"io"
 	"log/slog"
 	"strings"
@@ -36,7 +37,7 @@ func redactAttr(_ []string, a slog.Attr) slog.Attr {
 	key := strings.ToLower(a.Key)
 	for _, w := range credentialWords {
 		if strings.Contains(key, w) {
-			return slog.String(a.Key, redacted)
+			return slog.String(a.Key, core.Redacted)
 		}
 	}
 	return a

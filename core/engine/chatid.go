@@ -1,23 +1,10 @@
-package core
+package engine
 
 import (
 	"fmt"
-	"regexp"
+	"github.com/switchboard-gw/switchboard/core"
 	"strings"
 )
-
-// MaxNativeIDLen bounds a native chat id. Every network we know of uses far
-// shorter ids; the bound keeps a hostile webhook from making us store or
-// log megabytes.
-const MaxNativeIDLen = 256
-
-// instanceNameRE is the grammar of instance names. Names are also chat-id
-// namespaces and appear in URLs and metric labels, so they are kept to a
-// small, case-insensitive-safe alphabet (viper lowercases map keys).
-var instanceNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
-// ValidInstanceName reports whether name may name an adapter instance.
-func ValidInstanceName(name string) bool { return instanceNameRE.MatchString(name) }
 
 // ChatID is a namespaced chat id: the adapter instance that owns the chat,
 // and the chat's id on that network. Its string form, "<instance>:<native>",
@@ -58,19 +45,11 @@ func ParseChatID(s string) (ChatID, error) {
 }
 
 func (c ChatID) validate() error {
-	if !ValidInstanceName(c.Instance) {
+	if !core.ValidInstanceName(c.Instance) {
 		return fmt.Errorf("chat id: invalid instance name %q", truncateForError(c.Instance))
 	}
-	if c.Native == "" {
-		return fmt.Errorf("chat id: empty native id")
-	}
-	if len(c.Native) > MaxNativeIDLen {
-		return fmt.Errorf("chat id: native id longer than %d bytes", MaxNativeIDLen)
-	}
-	for _, r := range c.Native {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("chat id: control character in native id")
-		}
+	if err := core.CheckNativeID(c.Native); err != nil {
+		return fmt.Errorf("chat id: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"context"
@@ -9,8 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
+
+// nopMessenger does nothing, successfully.
+type nopMessenger struct{}
+
+func (nopMessenger) Start(context.Context, core.DeliverFunc) error { return nil }
+func (nopMessenger) Send(context.Context, core.Outbound) error     { return nil }
+func (nopMessenger) Stop(context.Context) error                    { return nil }
 
 // flakyMessenger fails Start a given number of times, then succeeds, and
 // reports health from a switch.
@@ -23,7 +31,7 @@ type flakyMessenger struct {
 	unhealthy     atomic.Bool
 }
 
-func (f *flakyMessenger) Start(context.Context, DeliverFunc) error {
+func (f *flakyMessenger) Start(context.Context, core.DeliverFunc) error {
 	f.starts.Add(1)
 	if f.startFailures.Add(-1) >= 0 {
 		return f.startErr
@@ -40,7 +48,7 @@ func (f *flakyMessenger) CheckHealth(context.Context) error {
 	return nil
 }
 
-func newTestInstance(m Messenger) *instance {
+func newTestInstance(m core.Messenger) *instance {
 	return &instance{name: "x", kind: "test", enabled: true, messenger: m,
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), healthEvery: 10 * time.Millisecond}
 }
@@ -65,7 +73,7 @@ func TestSuperviseRetriesTransientStartFailures(t *testing.T) {
 }
 
 func TestSuperviseStopsOnPermanentStartFailure(t *testing.T) {
-	m := &flakyMessenger{startErr: Permanent(errors.New("token revoked"))}
+	m := &flakyMessenger{startErr: core.Permanent(errors.New("token revoked"))}
 	m.startFailures.Store(100)
 	inst := newTestInstance(m)
 	done := make(chan struct{})

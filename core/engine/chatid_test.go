@@ -1,6 +1,7 @@
-package core
+package engine
 
 import (
+	"github.com/switchboard-gw/switchboard/core"
 	"strings"
 	"testing"
 )
@@ -25,8 +26,8 @@ func TestParseChatID(t *testing.T) {
 		{name: "instance starting with dash", in: "-tg:1", wantErr: "invalid instance"},
 		{name: "empty native", in: "tg:", wantErr: "empty native"},
 		{name: "control char", in: "tg:12\n3", wantErr: "control character"},
-		{name: "too long", in: "tg:" + strings.Repeat("9", MaxNativeIDLen+1), wantErr: "longer than"},
-		{name: "max length ok", in: "tg:" + strings.Repeat("9", MaxNativeIDLen), instance: "tg", native: strings.Repeat("9", MaxNativeIDLen)},
+		{name: "too long", in: "tg:" + strings.Repeat("9", core.MaxNativeIDLen+1), wantErr: "longer than"},
+		{name: "max length ok", in: "tg:" + strings.Repeat("9", core.MaxNativeIDLen), instance: "tg", native: strings.Repeat("9", core.MaxNativeIDLen)},
 		{name: "instance too long", in: strings.Repeat("a", 64) + ":1", wantErr: "invalid instance"},
 	}
 	for _, tt := range tests {
@@ -79,7 +80,7 @@ func FuzzParseChatID(f *testing.F) {
 		if c.String() != s {
 			t.Fatalf("round trip %q -> %q", s, c.String())
 		}
-		if !ValidInstanceName(c.Instance) || c.Native == "" || len(c.Native) > MaxNativeIDLen || strings.Contains(c.Instance, ":") {
+		if !core.ValidInstanceName(c.Instance) || c.Native == "" || len(c.Native) > core.MaxNativeIDLen || strings.Contains(c.Instance, ":") {
 			t.Fatalf("accepted invalid parts %+v", c)
 		}
 	})

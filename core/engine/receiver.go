@@ -1,4 +1,4 @@
-package core
+package engine
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/selarti"
 )
 
@@ -26,7 +27,7 @@ const webhookReadTimeout = 10 * time.Second
 
 // receiver is the Selarti webhook endpoint.
 type receiver struct {
-	secret   Secret
+	secret   core.Secret
 	maxBytes int64
 	router   *Router
 	metrics  *Metrics
@@ -90,7 +91,7 @@ func (rc *receiver) handle(c echo.Context) error {
 		return rc.reject(c, http.StatusBadRequest, "bad_chat_id", err.Error(), "message_id", wh.MessageID)
 	case errors.Is(err, ErrUnknownInstance):
 		return rc.reject(c, http.StatusNotFound, "unknown_instance", err.Error(), "message_id", wh.MessageID)
-	case errors.Is(err, ErrUnknownChat):
+	case errors.Is(err, core.ErrUnknownChat):
 		return rc.reject(c, http.StatusNotFound, "unknown_chat", err.Error(), "message_id", wh.MessageID)
 	default:
 		// The store failed: say so with a 503 so that Selarti (if it

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The dependency rules of the plugin API, checked by `make test`:
+#   1. the core (core/...) never imports an adapter;
+#   2. an adapter, and what every adapter links (the plugin API in core,
+#      the kit, the test kit), never links the engine (core/engine,
+#      core/store, core/selarti) nor its heavy dependencies (echo, viper,
+#      Prometheus, a SQL driver), so that a new adapter is its network's
+#      protocol and nothing else. The webchat's own mailbox is SQLite: it
+#      may link the driver until the shared store takes its sessions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+fail=0
+
+if bad=$($GO list -deps ./core/... | grep '/adapters/'); then
+	echo "the core imports an adapter:"; echo "$bad"; fail=1
+fi
+
+engine='/core/engine$|/core/store$|/core/selarti$|github.com/labstack/echo|github.com/spf13/viper|github.com/prometheus/'
+sql='^database/sql$|^modernc.org/sqlite'
+mod=$($GO list -m)
+for pkg in $($GO list ./... | grep -E "^$mod/(core|core/messengertest|kit/.*|adapters/.*)$" | grep -v '/adapters/all$'); do
+	forbidden="$engine|$sql"
+	case "$pkg" in */adapters/webchat) forbidden="$engine" ;; esac
+	if bad=$($GO list -deps "$pkg" | grep -E "$forbidden"); then
+		echo "$pkg links what an adapter must not:"; echo "$bad" | sed 's/^/  /'; fail=1
+	fi
+done
+exit $fail
