@@ -23,9 +23,14 @@ import (
 // Messenger is one running connection to one chat network, owned by one
 // adapter instance (for example the Telegram bot "tg-sales").
 //
-// The core calls Start once, then Send any number of times, concurrently,
-// and finally Stop. The rules below are the contract; core/messengertest
-// checks the ones that hold for every network.
+// Lifecycle: one goroutine of the core owns each instance and calls Start
+// and Stop, so they never run at once. Send is called (concurrently, any
+// number of times) after Start succeeded and until Stop is called. After
+// a failed Start the core calls Stop to clean up, then may call Start
+// again; after Stop it may call Start again too. So Start must work after
+// Stop, and Send must fail cleanly (ErrNotConnected) before Start and
+// after Stop. The rules below are the contract; core/messengertest checks
+// the ones that hold for every network.
 //
 // Ids: a Messenger only ever sees native chat ids (a Telegram chat id, a
 // webchat session id). The core adds and strips the "<instance>:" prefix;

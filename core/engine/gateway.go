@@ -134,10 +134,8 @@ func (g *Gateway) buildInstance(ac AdapterConfig) (*instance, error) {
 		return nil, err
 	}
 	log := g.log.With("adapter", ac.Kind, "instance", ac.Name)
-	inst := &instance{name: ac.Name, kind: ac.Kind, taskID: ac.TaskID, enabled: ac.IsEnabled(), log: log}
-	inst.status = InstanceStatus{Name: ac.Name, Kind: ac.Kind, State: StatePending, Since: time.Now()}
+	inst := newInstance(ac, log)
 	if !inst.enabled {
-		inst.status.State = StateDisabled
 		return inst, nil
 	}
 	m, err := factory(core.Instance{
@@ -266,11 +264,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 		if err := os.MkdirAll(filepath.Join(g.cfg.Store.Path, "adapters", inst.name), 0o700); err != nil && g.cfg.Store.Driver == "sqlite" {
 			inst.log.Warn("create data directory", "err", err)
 		}
-		g.background.Add(1)
-		go func() {
-			defer g.background.Done()
-			inst.supervise(runCtx, r.deliverFunc(inst), g.metrics)
-		}()
+		// Not in g.background: shutdown waits for it within its
+		// deadline, through stopInstances.
+		inst.launched = true
+		go inst.supervise(r.deliverFunc(inst), g.metrics)
 	}
 	return nil
 }
@@ -367,9 +364,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 			<-done
 		}
 	}
-	for _, inst := range g.instances {
-		inst.stop(ctx, g.metrics)
-	}
+	errs = append(errs, g.stopInstances(ctx))
 	g.background.Wait()
 	if g.cancelWork != nil {
 		g.cancelWork()
@@ -378,6 +373,31 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		g.closeStore()
 	}
 	g.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// stopInstances asks every supervised instance to stop, all at once, and
+// waits until they have, or until ctx is done: one slow adapter must not
+// eat the others' share of the shutdown deadline.
+func (g *Gateway) stopInstances(ctx context.Context) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, inst := range g.instances {
+		if !inst.launched {
+			continue
+		}
+		wg.Go(func() {
+			if err := inst.stop(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/switchboard-gw/switchboard/core"
 )
 
@@ -54,8 +53,30 @@ type instance struct {
 	// healthEvery overrides HealthInterval (tests).
 	healthEvery time.Duration
 
+	// The supervisor's (see supervisor.go): stopping is cancelled when
+	// the gateway asks the instance to stop, with the deadline in
+	// stopCtx; done is closed when the supervisor has returned.
+	launched     bool
+	stopOnce     sync.Once
+	stopping     context.Context
+	stopNow      context.CancelFunc
+	stopDeadline context.Context
+	done         chan struct{}
+
 	mu     sync.Mutex
 	status InstanceStatus
+}
+
+// newInstance returns the record of one configured instance, not yet
+// supervised.
+func newInstance(ac AdapterConfig, log *slog.Logger) *instance {
+	inst := &instance{name: ac.Name, kind: ac.Kind, taskID: ac.TaskID, enabled: ac.IsEnabled(), log: log, done: make(chan struct{})}
+	inst.stopping, inst.stopNow = context.WithCancel(context.Background())
+	inst.status = InstanceStatus{Name: ac.Name, Kind: ac.Kind, State: StatePending, Since: time.Now()}
+	if !inst.enabled {
+		inst.status.State = StateDisabled
+	}
+	return inst
 }
 
 func (i *instance) setState(s InstanceState, err error) {
@@ -79,10 +100,11 @@ func (i *instance) setHealth(err error) {
 }
 
 // watchHealth calls CheckHealth every HealthInterval until ctx ends, if the
-// messenger implements HealthChecker.
+// messenger implements HealthChecker; else it just waits for ctx.
 func (i *instance) watchHealth(ctx context.Context) {
 	hc, ok := i.messenger.(core.HealthChecker)
 	if !ok {
+		<-ctx.Done()
 		return
 	}
 	every := HealthInterval
@@ -119,63 +141,3 @@ func (i *instance) snapshot() InstanceStatus {
 }
 
 func (i *instance) running() bool { return i.snapshot().State == StateRunning }
-
-// startTimeout bounds one call of Messenger.Start.
-const startTimeout = 30 * time.Second
-
-// supervise starts the instance, retrying with capped exponential backoff
-// (and jitter) while the error is transient, so that a network that is
-// down at boot does not keep the gateway or the other instances down. A
-// permanent error (a revoked token) stops the retries and is reported on
-// /readyz. Once the instance runs, it watches its health (HealthChecker)
-// until ctx ends; it returns then, or when Start failed for good.
-func (i *instance) supervise(ctx context.Context, deliver core.DeliverFunc, metrics *Metrics) {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = time.Second
-	b.MaxInterval = time.Minute
-	for {
-		sctx, cancel := context.WithTimeout(ctx, startTimeout)
-		err := i.messenger.Start(sctx, deliver)
-		cancel()
-		if err == nil {
-			i.setState(StateRunning, nil)
-			metrics.adapterUp.WithLabelValues(i.name, i.kind).Set(1)
-			i.log.Info("adapter started")
-			i.watchHealth(ctx)
-			return
-		}
-		// Clean up whatever the failed Start left behind before trying again.
-		stopCtx, stopCancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
-		_ = i.messenger.Stop(stopCtx)
-		stopCancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if core.IsPermanent(err) {
-			i.setState(StateFailed, err)
-			i.log.Error("adapter start failed permanently", "err", err)
-			return
-		}
-		wait := b.NextBackOff()
-		i.setState(StateFailing, err)
-		i.log.Warn("adapter start failed, retrying", "err", err, "wait", wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-	}
-}
-
-// stop stops a started (or failed) instance.
-func (i *instance) stop(ctx context.Context, metrics *Metrics) {
-	if !i.enabled {
-		return
-	}
-	if err := i.messenger.Stop(ctx); err != nil {
-		i.log.Warn("adapter stop", "err", err)
-	}
-	i.setState(StateStopped, nil)
-	metrics.adapterUp.WithLabelValues(i.name, i.kind).Set(0)
-	i.log.Info("adapter stopped")
-}

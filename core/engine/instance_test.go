@@ -49,17 +49,29 @@ func (f *flakyMessenger) CheckHealth(context.Context) error {
 }
 
 func newTestInstance(m core.Messenger) *instance {
-	return &instance{name: "x", kind: "test", enabled: true, messenger: m,
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), healthEvery: 10 * time.Millisecond}
+	inst := newInstance(AdapterConfig{Name: "x", Kind: "test"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	inst.messenger, inst.healthEvery = m, 10*time.Millisecond
+	return inst
+}
+
+// supervised runs inst's supervisor and stops it at the end of the test.
+func supervised(t *testing.T, inst *instance) {
+	t.Helper()
+	go inst.supervise(nil, newMetrics(func() store.Store { return nil }))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := inst.stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func TestSuperviseRetriesTransientStartFailures(t *testing.T) {
 	m := &flakyMessenger{startErr: errors.New("connection refused")}
 	m.startFailures.Store(1)
 	inst := newTestInstance(m)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go inst.supervise(ctx, nil, newMetrics(func() store.Store { return nil }))
+	supervised(t, inst)
 	// The first retry waits about a second (backoff from 1s, with jitter).
 	waitFor(t, "running after a retry", func() bool { return inst.running() })
 	if m.starts.Load() != 2 || m.stops.Load() != 1 {
@@ -76,17 +88,18 @@ func TestSuperviseStopsOnPermanentStartFailure(t *testing.T) {
 	m := &flakyMessenger{startErr: core.Permanent(errors.New("token revoked"))}
 	m.startFailures.Store(100)
 	inst := newTestInstance(m)
-	done := make(chan struct{})
-	go func() {
-		inst.supervise(context.Background(), nil, newMetrics(func() store.Store { return nil }))
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("supervise kept retrying a permanent failure")
-	}
+	supervised(t, inst)
+	waitFor(t, "failed", func() bool { return inst.snapshot().State == StateFailed })
+	time.Sleep(1500 * time.Millisecond) // past the first retry's backoff
 	if s := inst.snapshot(); s.State != StateFailed || s.LastError == "" || m.starts.Load() != 1 {
 		t.Fatalf("status = %+v after %d starts, want failed after one", s, m.starts.Load())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := inst.stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := inst.snapshot(); s.State != StateStopped {
+		t.Fatalf("state after stop = %s, want stopped", s.State)
 	}
 }
