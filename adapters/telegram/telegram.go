@@ -25,7 +25,7 @@ import (
 	"github.com/mymmrac/telego"
 
 	"github.com/switchboard-gw/switchboard/core"
-	"github.com/switchboard-gw/switchboard/internal/ttlcache"
+	"github.com/switchboard-gw/switchboard/kit/cache"
 )
 
 // Kind is the adapter kind in the config ("kind: telegram").
@@ -46,7 +46,7 @@ var (
 // Edits, reactions, channel posts and the rest are not asked for.
 var allowedUpdates = []string{telego.MessageUpdates, telego.MyChatMemberUpdates}
 
-// Bounds of what the adapter remembers per chat (internal/ttlcache: the
+// Bounds of what the adapter remembers per chat (kit/cache: the
 // least recently used go first, so a bot with millions of chats stays
 // bounded, at the price of an extra request to Telegram later).
 const (
@@ -74,10 +74,10 @@ type Adapter struct {
 
 	limits   *limiter
 	typing   *typist
-	blocked  *ttlcache.Cache[int64, time.Time] // chats that refused the bot: fail fast
-	replies  *ttlcache.Cache[string, replyRef] // group dialogs: the message to answer
-	progress *ttlcache.Cache[string, int]      // Outbound.ID → parts already sent
-	operator *ttlcache.Cache[string, struct{}] // dialogs handed to a human: no "typing…"
+	blocked  *cache.Cache[int64, time.Time] // chats that refused the bot: fail fast
+	replies  *cache.Cache[string, replyRef] // group dialogs: the message to answer
+	progress *cache.Cache[string, int]      // Outbound.ID → parts already sent
+	operator *cache.Cache[string, struct{}] // dialogs handed to a human: no "typing…"
 
 	mu  sync.Mutex
 	run *runState // nil unless started
@@ -117,10 +117,10 @@ func New(inst core.Instance) (core.Messenger, error) {
 		log:      inst.Logger,
 		prefix:   "/telegram/" + inst.Name + "/",
 		limits:   newLimiter(&cfg),
-		blocked:  ttlcache.New[int64, time.Time](maxRemembered, 0),
-		replies:  ttlcache.New[string, replyRef](maxRemembered, 0),
-		progress: ttlcache.New[string, int](maxProgress, progressTTL),
-		operator: ttlcache.New[string, struct{}](maxRemembered, 0),
+		blocked:  cache.New[int64, time.Time](maxRemembered, 0),
+		replies:  cache.New[string, replyRef](maxRemembered, 0),
+		progress: cache.New[string, int](maxProgress, progressTTL),
+		operator: cache.New[string, struct{}](maxRemembered, 0),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

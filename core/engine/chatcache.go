@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/core/store"
-	"github.com/switchboard-gw/switchboard/internal/ttlcache"
+	"github.com/switchboard-gw/switchboard/kit/cache"
 )
 
 // chatCache keeps what the store knows of the chats active lately, so that
@@ -22,7 +22,7 @@ import (
 // shows within that time. The bound (least recently used go first) keeps
 // the memory flat however many chats there are.
 type chatCache struct {
-	entries *ttlcache.Cache[string, store.ChatInfo]
+	entries *cache.Cache[string, store.ChatInfo]
 
 	seed  maphash.Seed
 	locks [chatLockStripes]sync.Mutex
@@ -38,7 +38,7 @@ const (
 )
 
 func newChatCache(size int, ttl time.Duration) *chatCache {
-	return &chatCache{entries: ttlcache.New[string, store.ChatInfo](size, ttl), seed: maphash.MakeSeed()}
+	return &chatCache{entries: cache.New[string, store.ChatInfo](size, ttl), seed: maphash.MakeSeed()}
 }
 
 // get returns the cached info of chat, if it is there and fresh.

@@ -1,9 +1,10 @@
-// Package ttlcache is a bounded map with least-recently-used eviction and
-// an optional time to live: what the core's chat cache and the Telegram
-// adapter's per-chat facts both need. The eviction is
-// hashicorp/golang-lru's (its simplelru, under one mutex here, so that an
-// expired entry is dropped without racing a Put of the same key).
-package ttlcache
+// Package cache is a bounded map with least-recently-used eviction and
+// an optional time to live: what the engine's chat cache and the
+// adapters' per-chat facts (blocked chats, split-message progress) all
+// need. The eviction is hashicorp/golang-lru's (its simplelru, under one
+// mutex here, so that an expired entry is dropped without racing a Put
+// of the same key).
+package cache
 
 import (
 	"sync"
@@ -33,7 +34,7 @@ type entry[V any] struct {
 func New[K comparable, V any](size int, ttl time.Duration) *Cache[K, V] {
 	entries, err := simplelru.NewLRU[K, entry[V]](size, nil)
 	if err != nil {
-		panic("ttlcache: " + err.Error())
+		panic("cache: " + err.Error())
 	}
 	return &Cache[K, V]{entries: entries, ttl: ttl, now: time.Now}
 }
