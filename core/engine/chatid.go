@@ -3,8 +3,13 @@ package engine
 import (
 	"fmt"
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/text"
 	"strings"
 )
+
+// maxIDInError is how much of a malformed id an error message quotes: enough
+// to recognise it, not enough for a hostile one to flood the logs.
+const maxIDInError = 64
 
 // ChatID is a namespaced chat id: the adapter instance that owns the chat,
 // and the chat's id on that network. Its string form, "<instance>:<native>",
@@ -35,7 +40,7 @@ func NewChatID(instance, native string) (ChatID, error) {
 func ParseChatID(s string) (ChatID, error) {
 	instance, native, ok := strings.Cut(s, ":")
 	if !ok {
-		return ChatID{}, fmt.Errorf("chat id %q: missing \"<instance>:\" prefix", truncateForError(s))
+		return ChatID{}, fmt.Errorf("chat id %q: missing \"<instance>:\" prefix", text.Shorten(s, maxIDInError))
 	}
 	c := ChatID{Instance: instance, Native: native}
 	if err := c.validate(); err != nil {
@@ -46,20 +51,10 @@ func ParseChatID(s string) (ChatID, error) {
 
 func (c ChatID) validate() error {
 	if !core.ValidInstanceName(c.Instance) {
-		return fmt.Errorf("chat id: invalid instance name %q", truncateForError(c.Instance))
+		return fmt.Errorf("chat id: invalid instance name %q", text.Shorten(c.Instance, maxIDInError))
 	}
 	if err := core.CheckNativeID(c.Native); err != nil {
 		return fmt.Errorf("chat id: %w", err)
 	}
 	return nil
-}
-
-// truncateForError keeps error messages (and the log lines they end up in)
-// short when the input is hostile.
-func truncateForError(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
 }

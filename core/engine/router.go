@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/selarti"
 	"github.com/switchboard-gw/switchboard/core/store"
+	"github.com/switchboard-gw/switchboard/kit/text"
 )
 
 // ErrUnknownInstance means a namespaced chat id names no configured,
@@ -143,9 +144,9 @@ func (r *Router) accept(ctx context.Context, inst *instance, msg core.Inbound) e
 	}
 	payload, err := json.Marshal(inboundRecord{
 		Text:     msg.Text,
-		Name:     clip(msg.User.Name, 256),
-		Username: clip(msg.User.Username, 256),
-		Phone:    clip(msg.User.Phone, 64),
+		Name:     text.Clip(msg.User.Name, 256),
+		Username: text.Clip(msg.User.Username, 256),
+		Phone:    text.Clip(msg.User.Phone, 64),
 	})
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
@@ -378,15 +379,4 @@ func (r *Router) sendToUser(ctx context.Context, m store.Message) error {
 func instanceOf(m store.Message) string {
 	name, _, _ := strings.Cut(m.Chat, ":")
 	return name
-}
-
-func clip(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	// Cut at a rune boundary.
-	for max > 0 && !utf8.RuneStart(s[max]) {
-		max--
-	}
-	return s[:max]
 }
