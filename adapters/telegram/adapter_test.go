@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/typing"
 	faketelegram "github.com/switchboard-gw/switchboard/test/fakes/telegram"
 )
 
@@ -270,7 +271,7 @@ func TestRestartMidBatch(t *testing.T) {
 
 func TestTyping(t *testing.T) {
 	h := newHarness(t, core.RawConfig{"typing_timeout": "5s"})
-	h.a.typing.every = 30 * time.Millisecond
+	h.a.typing = typing.New(h.a.sendTyping, typing.Options{Timeout: 5 * time.Second, Every: 30 * time.Millisecond})
 	h.start(h.a)
 	h.bot.SendText(ann, "hello")
 	eventually(t, "typing shown and renewed", func() bool { return len(h.bot.ChatActions()) >= 3 })
@@ -282,7 +283,7 @@ func TestTyping(t *testing.T) {
 	}
 	n := len(h.bot.ChatActions())
 	time.Sleep(150 * time.Millisecond)
-	if got := len(h.bot.ChatActions()); got != n || h.a.typing.active(42) {
+	if got := len(h.bot.ChatActions()); got != n {
 		t.Fatalf("typing went on after the answer: %d → %d actions", n, got)
 	}
 	sent := h.bot.SentTo(42)[0].At
@@ -305,11 +306,21 @@ func TestTyping(t *testing.T) {
 		}
 	})
 	t.Run("ends with its timeout", func(t *testing.T) {
-		h.a.typing.timeout = 60 * time.Millisecond
+		h.a.typing = typing.New(h.a.sendTyping, typing.Options{Timeout: 60 * time.Millisecond, Every: 30 * time.Millisecond})
 		_ = h.a.DialogChanged(ctxTimeout(t), core.DialogEvent{ChatID: "42"})
+		before := len(h.bot.ChatActions())
 		h.bot.SendText(ann, "again")
-		eventually(t, "typing started", func() bool { return h.a.typing.active(42) })
-		eventually(t, "typing ended by itself", func() bool { return !h.a.typing.active(42) })
+		eventually(t, "typing started", func() bool { return len(h.bot.ChatActions()) > before })
+		// Renewed every 30ms for 60ms: then it ends by itself, and no
+		// more actions come.
+		eventually(t, "typing ended by itself", func() bool {
+			n := len(h.bot.ChatActions())
+			time.Sleep(100 * time.Millisecond)
+			return len(h.bot.ChatActions()) == n
+		})
+		if n := len(h.bot.ChatActions()) - before; n > 4 {
+			t.Fatalf("%d chat actions in a 60ms timeout renewed every 30ms", n)
+		}
 	})
 }
 

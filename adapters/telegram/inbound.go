@@ -11,6 +11,8 @@ import (
 	"github.com/mymmrac/telego"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/inbound"
+	"github.com/switchboard-gw/switchboard/kit/media"
 )
 
 // incoming is what one user message means for the adapter.
@@ -27,12 +29,12 @@ type incoming struct {
 // may be acknowledged: it was accepted, is of no interest, or can never
 // be accepted (then the user is told, if reject_reply is set). Any other
 // error means "not yet": the caller must not acknowledge the update.
-func (a *Adapter) handleUpdate(ctx context.Context, run *runState, u telego.Update) error {
+func (a *Adapter) handleUpdate(ctx context.Context, r *run, u telego.Update) error {
 	if u.MyChatMember != nil {
 		a.memberChanged(u.MyChatMember)
 		return nil
 	}
-	in, skip := parseUpdate(&a.cfg, &run.me, u)
+	in, skip := parseUpdate(&a.cfg, &r.Data.me, u)
 	if skip != "" {
 		a.log.Debug("update ignored", "update_id", u.UpdateID, "reason", skip)
 		return nil
@@ -42,22 +44,20 @@ func (a *Adapter) handleUpdate(ctx context.Context, run *runState, u telego.Upda
 	if in.group {
 		a.replies.Put(in.msg.ChatID, in.reply)
 	}
-	dctx, cancel := context.WithTimeout(ctx, deliverTimeout)
-	err := run.deliver(dctx, in.msg)
-	cancel()
+	err := inbound.Deliver(ctx, r.Data.deliver, in.msg, 0)
 	switch {
 	case err == nil:
 		a.log.Debug("update delivered", "update_id", u.UpdateID, "chat", in.msg.ChatID, "id", in.msg.ID, "bytes", len(in.msg.Text))
-		a.notify(run, in, in.notice)
+		a.notify(r, in, in.notice)
 		if !a.operator.Has(in.msg.ChatID) {
-			a.typing.start(run, in.chat)
+			a.typing.Start(r.Context(), in.chat)
 		}
 		return nil
 	case core.IsPermanent(err):
 		// Redelivering cannot help, and an unacknowledged update would
-		// block every later one (Telegram's offset): acknowledge it.
-		a.log.Warn("message can never be accepted, dropped", "update_id", u.UpdateID, "chat", in.msg.ChatID, "err", err)
-		a.notify(run, in, a.cfg.RejectReply)
+		// block every later one (Telegram's offset): acknowledge it. The
+		// core has logged the refusal.
+		a.notify(r, in, a.cfg.RejectReply)
 		return nil
 	default:
 		return fmt.Errorf("deliver update %d: %w", u.UpdateID, err)
@@ -74,7 +74,7 @@ func (a *Adapter) memberChanged(m *telego.ChatMemberUpdated) {
 	switch m.NewChatMember.MemberStatus() {
 	case telego.MemberStatusBanned, telego.MemberStatusLeft:
 		a.blocked.Put(m.Chat.ID, time.Now())
-		a.typing.stop(m.Chat.ID)
+		a.typing.Stop(m.Chat.ID)
 		a.log.Info("bot blocked or removed", "chat", m.Chat.ID, "chat_type", m.Chat.Type)
 	default:
 		if a.blocked.Has(m.Chat.ID) {
@@ -85,20 +85,13 @@ func (a *Adapter) memberChanged(m *telego.ChatMemberUpdated) {
 }
 
 // notify sends one of the adapter's own short replies in the background,
-// bounded by maxNotices; it is best effort.
-func (a *Adapter) notify(run *runState, in incoming, text string) {
+// best effort and bounded (kit/outbound.Notices).
+func (a *Adapter) notify(r *run, in incoming, text string) {
 	if text == "" {
 		return
 	}
-	select {
-	case run.notices <- struct{}{}:
-	default:
-		a.log.Debug("notice skipped, too many in flight", "chat", in.chat)
-		return
-	}
-	run.wg.Go(func() {
-		defer func() { <-run.notices }()
-		ctx, cancel := context.WithTimeout(run.ctx, deliverTimeout)
+	sent := a.notices.Go(r, func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, noticeTimeout)
 		defer cancel()
 		var reply *replyRef
 		if in.group {
@@ -108,6 +101,9 @@ func (a *Adapter) notify(run *runState, in incoming, text string) {
 			a.log.Warn("notice not sent", "chat", in.chat, "err", err)
 		}
 	})
+	if !sent {
+		a.log.Debug("notice skipped, too many in flight", "chat", in.chat)
+	}
 }
 
 // parseUpdate turns an update into a message for the core, or says why it
@@ -157,14 +153,11 @@ func parseUpdate(cfg *Config, me *telego.User, u telego.Update) (incoming, strin
 	text = cleanText(text, ents, me)
 
 	standIn, needsText := mediaStandIn(m)
-	switch {
-	case standIn != "" && text != "":
-		text = standIn + " " + text
-	case standIn != "":
-		text = standIn
-		if needsText {
+	if standIn != "" {
+		if text == "" && needsText {
 			in.notice = cfg.MediaReply
 		}
+		text = media.WithText(text, standIn)
 	}
 	if strings.TrimSpace(text) == "" {
 		return incoming{}, "no text and nothing to describe (a service message)"
@@ -265,60 +258,57 @@ func entityText(text string, e telego.MessageEntity) string {
 	return string(utf16.Decode(u[e.Offset : e.Offset+e.Length]))
 }
 
-// mediaStandIn describes what the assistant cannot receive (Selarti takes
-// text only), so that nothing a user sends vanishes silently. needsText is
-// set for media whose content is lost without a caption (a photo, a voice
-// message): then the user is asked, by media_reply, to type instead. A
-// sticker, a location or a contact carries its meaning in the stand-in.
+// mediaStandIn describes what the assistant cannot receive in the kit's
+// words (kit/media), so that nothing a user sends vanishes silently.
+// needsText is set for media whose content is lost without a caption (a
+// photo, a voice message): then the user is asked, by media_reply, to
+// type instead.
 func mediaStandIn(m *telego.Message) (standIn string, needsText bool) {
-	switch {
-	case len(m.Photo) > 0:
-		return "[photo]", true
-	case m.Video != nil:
-		return "[video, " + clock(m.Video.Duration) + "]", true
-	case m.VideoNote != nil:
-		return "[round video message, " + clock(m.VideoNote.Duration) + "]", true
-	case m.Animation != nil:
-		return "[GIF]", true
-	case m.Voice != nil:
-		return "[voice message, " + clock(m.Voice.Duration) + "]", true
-	case m.Audio != nil:
-		desc := strings.TrimSpace(strings.Trim(m.Audio.Performer+" – "+m.Audio.Title, " –"))
-		if desc == "" {
-			desc = m.Audio.FileName
-		}
-		if desc == "" {
-			return "[audio]", true
-		}
-		return "[audio: " + desc + "]", true
-	case m.Document != nil:
-		if m.Document.FileName == "" {
-			return "[file]", true
-		}
-		return "[file: " + m.Document.FileName + "]", true
-	case m.Sticker != nil:
-		if m.Sticker.Emoji == "" {
-			return "[sticker]", false
-		}
-		return "[sticker " + m.Sticker.Emoji + "]", false
-	case m.Contact != nil:
-		c := m.Contact
-		who := strings.TrimSpace(c.FirstName + " " + c.LastName)
-		return "[shared contact: " + strings.TrimSpace(who+" "+normalizePhone(c.PhoneNumber)) + "]", false
-	case m.Venue != nil:
-		return "[place: " + m.Venue.Title + ", " + m.Venue.Address + "]", false
-	case m.Location != nil:
-		return fmt.Sprintf("[location: %.5f, %.5f]", m.Location.Latitude, m.Location.Longitude), false
-	case m.Poll != nil:
-		return "[poll: " + m.Poll.Question + "]", false
-	case m.Dice != nil:
-		return fmt.Sprintf("[dice %s: %d]", m.Dice.Emoji, m.Dice.Value), false
+	it, ok := mediaItem(m)
+	if !ok {
+		return "", false
 	}
-	return "", false
+	return media.StandIn(it), it.Kind.NeedsText()
 }
 
-// clock formats seconds as m:ss.
-func clock(sec int) string { return fmt.Sprintf("%d:%02d", sec/60, sec%60) }
+// mediaItem says what media m carries, in the kit's terms.
+func mediaItem(m *telego.Message) (media.Item, bool) {
+	sec := func(n int) time.Duration { return time.Duration(n) * time.Second }
+	switch {
+	case len(m.Photo) > 0:
+		return media.Item{Kind: media.Photo}, true
+	case m.Video != nil:
+		return media.Item{Kind: media.Video, Duration: sec(m.Video.Duration)}, true
+	case m.VideoNote != nil:
+		return media.Item{Kind: media.VideoNote, Duration: sec(m.VideoNote.Duration)}, true
+	case m.Animation != nil:
+		return media.Item{Kind: media.GIF}, true
+	case m.Voice != nil:
+		return media.Item{Kind: media.Voice, Duration: sec(m.Voice.Duration)}, true
+	case m.Audio != nil:
+		name := strings.TrimSpace(strings.Trim(m.Audio.Performer+" – "+m.Audio.Title, " –"))
+		if name == "" {
+			name = m.Audio.FileName
+		}
+		return media.Item{Kind: media.Audio, Name: name}, true
+	case m.Document != nil:
+		return media.Item{Kind: media.File, Name: m.Document.FileName}, true
+	case m.Sticker != nil:
+		return media.Item{Kind: media.Sticker, Detail: m.Sticker.Emoji}, true
+	case m.Contact != nil:
+		c := m.Contact
+		return media.Item{Kind: media.Contact, Name: strings.TrimSpace(c.FirstName + " " + c.LastName), Detail: normalizePhone(c.PhoneNumber)}, true
+	case m.Venue != nil:
+		return media.Item{Kind: media.Place, Name: m.Venue.Title, Detail: m.Venue.Address}, true
+	case m.Location != nil:
+		return media.Item{Kind: media.Location, Lat: m.Location.Latitude, Lon: m.Location.Longitude}, true
+	case m.Poll != nil:
+		return media.Item{Kind: media.Poll, Name: m.Poll.Question}, true
+	case m.Dice != nil:
+		return media.Item{Kind: media.Dice, Detail: m.Dice.Emoji, Value: m.Dice.Value}, true
+	}
+	return media.Item{}, false
+}
 
 // normalizePhone puts the "+" on an international number that Telegram
 // sends as bare digits (it does for the user's own number).

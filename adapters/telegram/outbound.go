@@ -11,6 +11,8 @@ import (
 	"github.com/mymmrac/telego"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/outbound"
+	"github.com/switchboard-gw/switchboard/kit/text"
 )
 
 // maxParts bounds the messages one answer is split into (about 40,000
@@ -30,13 +32,13 @@ func parseTarget(native string) (target, error) {
 	chatPart, userPart, isGroup := strings.Cut(native, ":")
 	chat, err := strconv.ParseInt(chatPart, 10, 64)
 	if err != nil || chat == 0 {
-		return target{}, fmt.Errorf("chat id %q is not a Telegram chat id", clip(native, 40))
+		return target{}, fmt.Errorf("chat id %q is not a Telegram chat id", text.Shorten(native, 40))
 	}
 	t := target{chat: chat}
 	if isGroup {
 		t.user, err = strconv.ParseInt(userPart, 10, 64)
 		if err != nil || t.user <= 0 || chat > 0 {
-			return target{}, fmt.Errorf("chat id %q is not a Telegram group dialog id", clip(native, 40))
+			return target{}, fmt.Errorf("chat id %q is not a Telegram group dialog id", text.Shorten(native, 40))
 		}
 	}
 	return t, nil
@@ -57,14 +59,14 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	if err != nil {
 		return fmt.Errorf("send message: %w: %w", core.ErrUnknownChat, err)
 	}
-	if !a.running() {
+	if a.runs.Current() == nil {
 		return fmt.Errorf("send message to chat %d: %w", t.chat, core.ErrNotConnected)
 	}
 	if _, blocked := a.blocked.Get(t.chat); blocked {
 		return core.Permanent(fmt.Errorf("send message to chat %d: %w", t.chat, errBlocked))
 	}
 	a.noteDialog(msg.ChatID, msg.Dialog)
-	a.typing.stop(t.chat)
+	a.typing.Stop(t.chat)
 
 	prefix := ""
 	if msg.From == core.SenderOperator {
@@ -78,33 +80,24 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 		a.log.Warn("message too long, only its beginning is sent", "chat", msg.ChatID, "message_id", msg.ID, "parts", len(parts), "sent_parts", maxParts)
 		parts = parts[:maxParts]
 	}
-	start := 0
-	if msg.ID != "" {
-		if done, ok := a.progress.Get(msg.ID); ok && done < len(parts) {
-			start = done
-			a.log.Info("resuming split message", "chat", msg.ChatID, "message_id", msg.ID, "from_part", done+1, "parts", len(parts))
-		}
-	}
 	var reply *replyRef
 	if t.user != 0 {
 		if r, ok := a.replies.Get(msg.ChatID); ok {
 			reply = &r
 		}
 	}
-	for i := start; i < len(parts); i++ {
+	from, err := a.progress.SendParts(ctx, msg.ID, len(parts), func(ctx context.Context, i int) error {
 		r := reply
 		if i > 0 {
-			r = nil
+			r = nil // only the first part replies to the user's message
 		}
-		if err := a.sendPart(ctx, t.chat, parts[i], r); err != nil {
-			if i > 0 && msg.ID != "" {
-				a.progress.Put(msg.ID, i)
-			}
-			return a.sendFailed(msg, t, i, len(parts), err)
-		}
+		return a.sendPart(ctx, t.chat, parts[i], r)
+	})
+	if from > 0 {
+		a.log.Info("resumed split message", "chat", msg.ChatID, "message_id", msg.ID, "from_part", from+1, "parts", len(parts))
 	}
-	if msg.ID != "" && start > 0 {
-		a.progress.Remove(msg.ID)
+	if err != nil {
+		return a.sendFailed(msg, t, err)
 	}
 	a.log.Debug("message sent", "chat", msg.ChatID, "message_id", msg.ID, "parts", len(parts), "from", msg.From)
 	return nil
@@ -112,7 +105,15 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 
 // sendFailed records what a failed send means and returns the error for
 // the core.
-func (a *Adapter) sendFailed(msg core.Outbound, t target, i, n int, err error) error {
+func (a *Adapter) sendFailed(msg core.Outbound, t target, err error) error {
+	what, part := "send message", 1
+	var pe *outbound.PartError
+	if errors.As(err, &pe) {
+		err, part = pe.Err, pe.Part+1
+		if pe.Parts > 1 {
+			what = fmt.Sprintf("send part %d of %d", part, pe.Parts)
+		}
+	}
 	out := classifySend(err)
 	if errors.Is(out, errBlocked) {
 		a.blocked.Put(t.chat, time.Now())
@@ -122,11 +123,7 @@ func (a *Adapter) sendFailed(msg core.Outbound, t target, i, n int, err error) e
 		// key to ask. Retrying risks a duplicate, giving up risks a loss;
 		// the outbox retries (see classifySend).
 		a.log.Warn("send outcome unknown, it will be retried and may arrive twice",
-			"chat", msg.ChatID, "message_id", msg.ID, "part", i+1, "parts", n, "err", err)
-	}
-	what := "send message"
-	if n > 1 {
-		what = fmt.Sprintf("send part %d of %d", i+1, n)
+			"chat", msg.ChatID, "message_id", msg.ID, "part", part, "err", err)
 	}
 	return fmt.Errorf("%s to chat %d: %w", what, t.chat, out)
 }
@@ -164,7 +161,7 @@ func (a *Adapter) sendPlain(ctx context.Context, chat int64, text string, reply 
 
 // sendMessage makes one sendMessage call, after the send limits allow it.
 func (a *Adapter) sendMessage(ctx context.Context, chat int64, text, parseMode string, reply *replyRef) error {
-	if err := a.limits.wait(ctx, chat); err != nil {
+	if err := a.limits.Wait(ctx, chat); err != nil {
 		return err
 	}
 	params := &telego.SendMessageParams{
@@ -197,12 +194,4 @@ func (a *Adapter) sendTyping(ctx context.Context, chat int64) error {
 		a.blocked.Put(chat, time.Now())
 	}
 	return err
-}
-
-// clip shortens s for an error message.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

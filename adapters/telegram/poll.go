@@ -25,15 +25,16 @@ const (
 // before it in the batch are confirmed by that very call, and the core
 // drops the redeliveries it already has. Killing the process anywhere in
 // here therefore loses nothing: at worst an update is handed over twice.
-func (a *Adapter) poll(run *runState) {
+func (a *Adapter) poll(r *run) {
+	ctx := r.Context()
 	// One backoff for failed polls, one for updates the core did not
 	// take: a poll that works must not reset the wait for a core that
 	// keeps failing.
 	b, db := newPollBackoff(), newPollBackoff()
 	timeout := max(1, int(a.cfg.PollTimeout/time.Second))
 	offset := 0
-	for run.ctx.Err() == nil {
-		pctx, cancel := context.WithTimeout(run.ctx, a.cfg.PollTimeout+a.cfg.RequestTimeout)
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, a.cfg.PollTimeout+a.cfg.RequestTimeout)
 		updates, err := a.bot.GetUpdates(pctx, &telego.GetUpdatesParams{
 			Offset:         offset,
 			Limit:          100,
@@ -42,7 +43,7 @@ func (a *Adapter) poll(run *runState) {
 		})
 		cancel()
 		if err != nil {
-			if run.ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
 			wait := b.NextBackOff()
@@ -50,7 +51,7 @@ func (a *Adapter) poll(run *runState) {
 				wait = ra
 			}
 			a.logPollError(err, wait)
-			sleep(run.ctx, wait)
+			sleep(ctx, wait)
 			continue
 		}
 		b.Reset()
@@ -58,13 +59,14 @@ func (a *Adapter) poll(run *runState) {
 			if u.UpdateID < offset {
 				continue // already handled; Telegram should not send it
 			}
-			if err := a.handleUpdate(run.ctx, run, u); err != nil {
-				if run.ctx.Err() != nil {
+			if err := a.handleUpdate(ctx, r, u); err != nil {
+				if ctx.Err() != nil {
 					return
 				}
+				// The core has logged why; this says what happens next.
 				wait := db.NextBackOff()
-				a.log.Warn("update not accepted, will fetch it again", "update_id", u.UpdateID, "wait", wait, "err", err)
-				sleep(run.ctx, wait)
+				a.log.Debug("update not accepted, will fetch it again", "update_id", u.UpdateID, "wait", wait, "err", err)
+				sleep(ctx, wait)
 				break
 			}
 			db.Reset()

@@ -19,13 +19,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/mymmrac/telego"
 
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/kit/cache"
+	"github.com/switchboard-gw/switchboard/kit/lifecycle"
+	"github.com/switchboard-gw/switchboard/kit/outbound"
+	"github.com/switchboard-gw/switchboard/kit/ratelimit"
+	"github.com/switchboard-gw/switchboard/kit/typing"
 )
 
 // Kind is the adapter kind in the config ("kind: telegram").
@@ -58,8 +61,13 @@ const (
 	// maxNotices bounds the adapter's own short replies (media_reply,
 	// reject_reply) in flight; past it they are skipped.
 	maxNotices = 32
-	// deliverTimeout bounds handing one update to the core.
-	deliverTimeout = 30 * time.Second
+	// noticeTimeout bounds sending one of them.
+	noticeTimeout = 30 * time.Second
+	// typingEvery is how often "typing…" is renewed: Telegram shows it
+	// for five seconds or until the bot's next message.
+	typingEvery = 4500 * time.Millisecond
+	// maxChatLimiters bounds the per-chat send limiters kept.
+	maxChatLimiters = 10000
 )
 
 // Adapter is one Telegram bot.
@@ -72,28 +80,25 @@ type Adapter struct {
 	hookURL    string      // where Telegram posts, in webhook mode
 	hookSecret core.Secret // the secret_token Telegram sends back
 
-	limits   *limiter
-	typing   *typist
+	limits   *ratelimit.Limiter[int64]
+	typing   *typing.Indicator[int64]
+	notices  *outbound.Notices
+	progress *outbound.Progress             // split messages: parts already sent
 	blocked  *cache.Cache[int64, time.Time] // chats that refused the bot: fail fast
 	replies  *cache.Cache[string, replyRef] // group dialogs: the message to answer
-	progress *cache.Cache[string, int]      // Outbound.ID → parts already sent
 	operator *cache.Cache[string, struct{}] // dialogs handed to a human: no "typing…"
 
-	mu  sync.Mutex
-	run *runState // nil unless started
-	me  telego.User
+	runs lifecycle.Runs[runData]
 }
 
-// runState is what one Start..Stop run owns. A fresh one per run keeps a
-// Stop that gave up waiting from mixing with the next run.
-type runState struct {
-	ctx     context.Context // cancelled by Stop
-	cancel  context.CancelFunc
+// runData is what one Start..Stop run holds besides its context.
+type runData struct {
 	deliver core.DeliverFunc
-	me      telego.User
-	wg      sync.WaitGroup
-	notices chan struct{} // slots for the adapter's own replies
+	me      telego.User // the bot, as getMe told at Start
 }
+
+// run is one Start..Stop run.
+type run = lifecycle.Run[runData]
 
 // replyRef is the user message a group answer replies to.
 type replyRef struct {
@@ -117,9 +122,10 @@ func New(inst core.Instance) (core.Messenger, error) {
 		log:      inst.Logger,
 		prefix:   "/telegram/" + inst.Name + "/",
 		limits:   newLimiter(&cfg),
+		notices:  outbound.NewNotices(maxNotices),
+		progress: outbound.NewProgress(maxProgress, progressTTL),
 		blocked:  cache.New[int64, time.Time](maxRemembered, 0),
 		replies:  cache.New[string, replyRef](maxRemembered, 0),
-		progress: cache.New[string, int](maxProgress, progressTTL),
 		operator: cache.New[string, struct{}](maxRemembered, 0),
 	}
 	if a.log == nil {
@@ -147,7 +153,7 @@ func New(inst core.Instance) (core.Messenger, error) {
 		return nil, err
 	}
 	a.bot = bot
-	a.typing = newTypist(cfg.TypingTimeout, a.sendTyping)
+	a.typing = typing.New(a.sendTyping, typing.Options{Timeout: cfg.TypingTimeout, Every: typingEvery})
 	return a, nil
 }
 
@@ -168,8 +174,8 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	if deliver == nil {
 		return errors.New("start telegram: nil deliver func")
 	}
-	if a.running() {
-		return errors.New("start telegram: already started")
+	if a.runs.Current() != nil {
+		return fmt.Errorf("start telegram: %w", lifecycle.ErrStarted)
 	}
 	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
 	defer cancel()
@@ -200,18 +206,12 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	}
 
 	// ctx bounds the start-up only; the run lives until Stop.
-	runCtx, runCancel := context.WithCancel(context.Background())
-	run := &runState{ctx: runCtx, cancel: runCancel, deliver: deliver, me: *me, notices: make(chan struct{}, maxNotices)}
-	a.mu.Lock()
-	if a.run != nil {
-		a.mu.Unlock()
-		runCancel()
-		return errors.New("start telegram: already started")
+	r, err := a.runs.Begin(runData{deliver: deliver, me: *me})
+	if err != nil {
+		return fmt.Errorf("start telegram: %w", err)
 	}
-	a.run, a.me = run, *me
-	a.mu.Unlock()
 	if a.cfg.Mode == ModePolling {
-		run.wg.Go(func() { a.poll(run) })
+		r.Go(func(context.Context) { a.poll(r) })
 	}
 	a.log.Info("started", "mode", a.cfg.Mode, "bot", "@"+me.Username, "bot_id", me.ID,
 		"webhook_url", a.hookURL, "groups", a.cfg.Groups, "parse_mode", a.cfg.ParseMode)
@@ -223,26 +223,17 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 // stays registered: Telegram keeps updates while the gateway is down and
 // posts them when it is back, and other replicas may still be serving.
 func (a *Adapter) Stop(ctx context.Context) error {
-	a.mu.Lock()
-	run := a.run
-	a.run = nil
-	a.mu.Unlock()
-	if run == nil {
-		return nil
+	r, err := a.runs.End(ctx, nil)
+	if err == nil && r != nil {
+		err = a.typing.Wait(ctx)
 	}
-	run.cancel()
-	done := make(chan struct{})
-	go func() {
-		run.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
+	if err != nil {
+		return fmt.Errorf("stop telegram: %w", err)
+	}
+	if r != nil {
 		a.log.Info("stopped")
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("stop telegram: %w", ctx.Err())
 	}
+	return nil
 }
 
 // CheckHealth asks Telegram who the bot is (getMe): it fails when
@@ -264,7 +255,7 @@ func (a *Adapter) DialogChanged(_ context.Context, ev core.DialogEvent) error {
 	a.noteDialog(ev.ChatID, ev.Current)
 	if ev.Current.Operator || ev.Current.Closed {
 		if t, err := parseTarget(ev.ChatID); err == nil {
-			a.typing.stop(t.chat)
+			a.typing.Stop(t.chat)
 		}
 	}
 	return nil
@@ -281,25 +272,3 @@ func (a *Adapter) noteDialog(native string, d core.DialogState) {
 // HTTPPrefix returns "/telegram/<instance name>/". The webhook is
 // <prefix>webhook; in polling mode the prefix answers 404.
 func (a *Adapter) HTTPPrefix() string { return a.prefix }
-
-// current returns the run, or nil when the adapter is not running.
-func (a *Adapter) current() *runState {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.run
-}
-
-func (a *Adapter) running() bool { return a.current() != nil }
-
-// beginWork counts a request or task in the current run, so that Stop
-// waits for it; it reports nil when the adapter is not running. The
-// caller must call run.wg.Done.
-func (a *Adapter) beginWork() *runState {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.run == nil {
-		return nil
-	}
-	a.run.wg.Add(1)
-	return a.run
-}

@@ -20,32 +20,32 @@ const maxUpdateBytes = 1 << 20
 // accepted): any other status makes Telegram post it again later, and the
 // core drops what it already has. Requests without the right secret_token
 // get 401 and never reach the core.
-func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.Mode != ModeWebhook || r.URL.Path != a.prefix+"webhook" {
-		http.NotFound(w, r)
+func (a *Adapter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if a.cfg.Mode != ModeWebhook || req.URL.Path != a.prefix+"webhook" {
+		http.NotFound(w, req)
 		return
 	}
-	if r.Method != http.MethodPost {
+	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	// Constant-time comparison (of hashes, so not even the length leaks).
-	if !a.hookSecret.Equal(r.Header.Get(secretHeader)) {
-		a.log.Warn("webhook request refused: wrong or missing secret token", "remote", r.RemoteAddr)
+	if !a.hookSecret.Equal(req.Header.Get(secretHeader)) {
+		a.log.Warn("webhook request refused: wrong or missing secret token", "remote", req.RemoteAddr)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
-	run := a.beginWork()
-	if run == nil {
+	r, ok := a.runs.Enter()
+	if !ok {
 		// Not started (or stopping): Telegram retries later.
 		http.Error(w, "not running", http.StatusServiceUnavailable)
 		return
 	}
-	defer run.wg.Done()
+	defer r.Leave()
 
 	var u telego.Update
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxUpdateBytes)).Decode(&u); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxUpdateBytes)).Decode(&u); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			http.Error(w, "update too large", http.StatusRequestEntityTooLarge)
@@ -55,8 +55,9 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "malformed update", http.StatusBadRequest)
 		return
 	}
-	if err := a.handleUpdate(r.Context(), run, u); err != nil {
-		a.log.Warn("update not accepted, telegram will post it again", "update_id", u.UpdateID, "err", err)
+	if err := a.handleUpdate(req.Context(), r, u); err != nil {
+		// The core has logged why; Telegram posts the update again.
+		a.log.Debug("update not accepted, telegram will post it again", "update_id", u.UpdateID, "err", err)
 		http.Error(w, "try again later", http.StatusServiceUnavailable)
 		return
 	}
