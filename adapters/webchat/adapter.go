@@ -23,6 +23,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/lifecycle"
+	"github.com/switchboard-gw/switchboard/kit/text"
 )
 
 // Kind is the adapter kind in the config ("kind: webchat").
@@ -55,21 +57,58 @@ type Adapter struct {
 	acceptOpts *websocket.AcceptOptions
 	now        func() time.Time
 
-	mu      sync.Mutex
-	run     *runState // nil unless started
-	clients map[*client]struct{}
+	// starting serialises Start and Stop: a Start opens the mailbox
+	// before it can tell whether another Start got there first.
+	starting sync.Mutex
+	runs     lifecycle.Runs[runData]
 }
 
-// runState is what one Start..Stop run owns. Connections count themselves
-// in wg, so that Stop can wait for them; a fresh runState per run keeps a
-// Stop that gave up waiting from mixing with the next run.
-type runState struct {
-	ctx      context.Context // cancelled by Stop
-	cancel   context.CancelFunc
+// runData is what one Start..Stop run owns besides its context and its
+// counted connections (kit/lifecycle).
+type runData struct {
 	deliver  core.DeliverFunc
 	mb       *mailbox  // open from Start to Stop
 	sessions *sessions // the cache of mb, empty at Start
-	wg       sync.WaitGroup
+	clients  *clientSet
+}
+
+// run is one Start..Stop run.
+type run = lifecycle.Run[runData]
+
+// clientSet is a run's open connections, so that Stop can close them.
+type clientSet struct {
+	mu     sync.Mutex
+	closed bool // Stop has taken the set: no more joins
+	m      map[*client]struct{}
+}
+
+// add registers c, unless the run is ending.
+func (cs *clientSet) add(c *client) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closed {
+		return false
+	}
+	cs.m[c] = struct{}{}
+	return true
+}
+
+func (cs *clientSet) remove(c *client) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.m, c)
+}
+
+// close ends the set and returns its connections.
+func (cs *clientSet) close() []*client {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.closed = true
+	out := make([]*client, 0, len(cs.m))
+	for c := range cs.m {
+		out = append(out, c)
+	}
+	return out
 }
 
 // New builds a webchat instance from its config. It does no I/O.
@@ -103,7 +142,6 @@ func New(inst core.Instance) (core.Messenger, error) {
 		dataDir:    inst.DataDir,
 		acceptOpts: opts,
 		now:        time.Now,
-		clients:    make(map[*client]struct{}),
 	}, nil
 }
 
@@ -122,10 +160,10 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("start webchat: %w", err)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.run != nil {
-		return errors.New("start webchat: already started")
+	a.starting.Lock()
+	defer a.starting.Unlock()
+	if a.runs.Current() != nil {
+		return fmt.Errorf("start webchat: %w", lifecycle.ErrStarted)
 	}
 	// The core creates the directory, but does not insist when its own
 	// store is in memory.
@@ -137,14 +175,13 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 		return fmt.Errorf("start webchat: %w", err)
 	}
 	// ctx bounds the start-up only; the run lives until Stop.
-	runCtx, cancel := context.WithCancel(context.Background())
-	run := &runState{ctx: runCtx, cancel: cancel, deliver: deliver, mb: mb, sessions: newSessions(&a.cfg, mb)}
-	a.run = run
-	run.wg.Add(1)
-	go func() {
-		defer run.wg.Done()
-		a.janitor(run.ctx, run.sessions)
-	}()
+	ss := newSessions(&a.cfg, mb)
+	r, err := a.runs.Begin(runData{deliver: deliver, mb: mb, sessions: ss, clients: &clientSet{m: make(map[*client]struct{})}})
+	if err != nil {
+		_ = mb.close()
+		return fmt.Errorf("start webchat: %w", err)
+	}
+	r.Go(func(ctx context.Context) { a.janitor(ctx, ss) })
 	a.log.Info("started", "path", a.cfg.Path, "mailbox", mb.path, "allowed_origins", a.cfg.AllowedOrigins,
 		"history_limit", a.cfg.HistoryLimit, "session_ttl", a.cfg.SessionTTL, "max_sessions", a.cfg.MaxSessions,
 		"unsynced_user_messages", mb.lazy)
@@ -156,43 +193,32 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 // is done, then closes the mailbox. Sessions stay in the mailbox, so a
 // later Start, in this process or the next, carries on.
 func (a *Adapter) Stop(ctx context.Context) error {
-	a.mu.Lock()
-	run := a.run
-	a.run = nil
-	clients := make([]*client, 0, len(a.clients))
-	for c := range a.clients {
-		clients = append(clients, c)
-	}
-	a.mu.Unlock()
-	if run == nil {
+	a.starting.Lock()
+	defer a.starting.Unlock()
+	var clients []*client
+	r, err := a.runs.End(ctx, func(r *run) {
+		clients = r.Data.clients.close()
+		for _, c := range clients {
+			c.kill(websocket.StatusGoingAway, "server shutting down")
+		}
+	})
+	if r == nil {
 		return nil
 	}
-	run.cancel()
-	for _, c := range clients {
-		c.kill(websocket.StatusGoingAway, "server shutting down")
-	}
-	done := make(chan struct{})
-	go func() {
-		run.wg.Wait()
-		close(done)
-	}()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
+	if err != nil {
 		// Browsers that do not answer the close handshake: drop them.
 		for _, c := range clients {
 			_ = c.ws.CloseNow()
 		}
-		err = fmt.Errorf("stop webchat: %w", ctx.Err())
+		err = fmt.Errorf("stop webchat: %w", err)
 	}
 	// The activity of the sessions in memory (hellos, tabs closed) is
 	// only there; the next run expires sessions by what is written.
-	a.flushTouches(ctx, run.sessions, true)
+	a.flushTouches(ctx, r.Data.sessions, true)
 	// Calls still in flight finish first; later ones fail as not
 	// written (Send's message is retried by the core, a user's message
 	// is re-sent by its page).
-	if cerr := run.mb.close(); cerr != nil && err == nil {
+	if cerr := r.Data.mb.close(); cerr != nil && err == nil {
 		err = fmt.Errorf("stop webchat: %w", cerr)
 	}
 	if err == nil {
@@ -214,7 +240,7 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 		return err
 	}
 	if !validSessionID(msg.ChatID) {
-		return fmt.Errorf("send message to chat %q: %w", truncate(msg.ChatID, 32), core.ErrUnknownChat)
+		return fmt.Errorf("send message to chat %q: %w", text.Shorten(msg.ChatID, 32), core.ErrUnknownChat)
 	}
 	run := a.current()
 	if run == nil {
@@ -246,7 +272,7 @@ func (a *Adapter) DialogChanged(ctx context.Context, ev core.DialogEvent) error 
 		return err
 	}
 	if !validSessionID(ev.ChatID) {
-		return fmt.Errorf("show dialog change in chat %q: %w", truncate(ev.ChatID, 32), core.ErrUnknownChat)
+		return fmt.Errorf("show dialog change in chat %q: %w", text.Shorten(ev.ChatID, 32), core.ErrUnknownChat)
 	}
 	run := a.current()
 	if run == nil {
@@ -265,41 +291,13 @@ func (a *Adapter) DialogChanged(ctx context.Context, ev core.DialogEvent) error 
 // and WebSocket are all under it.
 func (a *Adapter) HTTPPrefix() string { return a.cfg.Path }
 
-// current returns the run in progress, or nil before Start and after
-// Stop.
-func (a *Adapter) current() *runState {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.run
-}
-
-// beginConn counts a new connection in the current run, or reports false
-// when the adapter is not running. The caller must call run.wg.Done.
-func (a *Adapter) beginConn() (*runState, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.run == nil {
-		return nil, false
+// current returns what the run in progress holds, or nil before Start
+// and after Stop.
+func (a *Adapter) current() *runData {
+	if r := a.runs.Current(); r != nil {
+		return &r.Data
 	}
-	a.run.wg.Add(1)
-	return a.run, true
-}
-
-// addClient registers c so that Stop can close it, unless run has ended.
-func (a *Adapter) addClient(run *runState, c *client) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.run != run {
-		return false
-	}
-	a.clients[c] = struct{}{}
-	return true
-}
-
-func (a *Adapter) removeClient(c *client) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.clients, c)
+	return nil
 }
 
 // janitor deletes idle sessions, from the mailbox and the cache, every so

@@ -353,9 +353,10 @@ func (bs *benchServer) waitNoClients(b *testing.B) {
 	b.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		bs.a.mu.Lock()
-		n := len(bs.a.clients)
-		bs.a.mu.Unlock()
+		cs := bs.a.current().clients
+		cs.mu.Lock()
+		n := len(cs.m)
+		cs.mu.Unlock()
 		if n == 0 {
 			return
 		}

@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard-gw/switchboard/kit/ratelimit"
 )
 
 // errTooManyConns is returned by attach when a session already has its
@@ -62,8 +66,7 @@ const (
 
 // session is one browser's conversation as memory holds it: its epoch and
 // last seq as the mailbox stores them (the history stays in the mailbox,
-// which replays and dedupes from it), its open connections (tabs) and
-// its rate limit.
+// which replays and dedupes from it) and its open connections (tabs).
 type session struct {
 	id string
 	// lock serialises everything that reads or writes the session's
@@ -84,7 +87,6 @@ type session struct {
 	lastActive   int64  // unix ns: the last message, visit or tab closed
 	storedActive int64  // unix ns: last_active as the mailbox had it when loaded
 	conns        []*client
-	limit        bucket // user messages
 	// users are the user messages in the history, oldest first, if
 	// usersKnown (see userMessageSeq).
 	users      []userMsg
@@ -93,9 +95,9 @@ type session struct {
 	// how many, and the ticket of the last; none once a synced commit
 	// has come after it.
 	unsynced unsyncedEntries
-	// The session's place in sessions.idle or sessions.active.
-	list       *lruList
-	prev, next *session
+	// list is sessions.idle or sessions.active while the session is in
+	// it (see place), else nil.
+	list *simplelru.LRU[string, *session]
 }
 
 // sessions is the cache of the mailbox's sessions, and the fan-out of
@@ -115,12 +117,17 @@ type sessions struct {
 	maxSessions  int // loaded sessions, with tabs or not
 	maxIdle      int // loaded sessions without tabs
 	maxConns     int
-	rateLimit    int // messages per minute
 
-	mu     sync.Mutex
-	byID   map[string]*session
-	idle   lruList // loaded, no tabs
-	active lruList // with tabs
+	mu   sync.Mutex
+	byID map[string]*session
+	// idle and active order the sessions that may be dropped from memory,
+	// least recently active first (golang-lru's simplelru): idle holds
+	// the loaded ones without tabs, active those with tabs. A session in
+	// use (refs > 0) is in neither, so that dropping one never has to
+	// look past those that cannot go.
+	idle, active *simplelru.LRU[string, *session]
+	// limits is the user messages' rate limit, per session.
+	limits *ratelimit.Limiter[string]
 	// touches holds the last activity of sessions dropped from memory
 	// whose mailbox row is older, until it is written (flushTouches).
 	touches map[string]time.Time
@@ -155,13 +162,29 @@ func newSessions(cfg *Config, mb *mailbox) *sessions {
 		maxSessions:  cfg.MaxSessions,
 		maxIdle:      min(cfg.MaxSessions, maxIdleSessions),
 		maxConns:     cfg.MaxConnsPerSession,
-		rateLimit:    cfg.RateLimit,
-		flush:        make(chan struct{}, 1),
-		byID:         make(map[string]*session),
-		touches:      make(map[string]time.Time),
-		unsynced:     make(map[string]unsyncedEntries),
-		pruneAt:      minPruneAt,
+		idle:         newSessionList(cfg.MaxSessions),
+		active:       newSessionList(cfg.MaxSessions),
+		limits: ratelimit.New(ratelimit.Options[string]{
+			Keys:   cfg.MaxSessions,
+			PerKey: func(string) (rate.Limit, int) { return ratelimit.PerMinute(cfg.RateLimit) },
+		}),
+		flush:    make(chan struct{}, 1),
+		byID:     make(map[string]*session),
+		touches:  make(map[string]time.Time),
+		unsynced: make(map[string]unsyncedEntries),
+		pruneAt:  minPruneAt,
 	}
+}
+
+// newSessionList returns an empty list for sessions.idle or
+// sessions.active. Its capacity is never what bounds it (makeRoom is,
+// after each addition), so the library never evicts on its own.
+func newSessionList(maxSessions int) *simplelru.LRU[string, *session] {
+	l, err := simplelru.NewLRU[string, *session](maxSessions+2, nil)
+	if err != nil {
+		panic("webchat: " + err.Error()) // maxSessions is validated positive
+	}
+	return l
 }
 
 // minPruneAt is the smallest size of sessions.unsynced that is pruned.
@@ -179,14 +202,14 @@ func (ss *sessions) acquire(ctx context.Context, id string, now time.Time) (*ses
 		s = ss.add(id, now)
 	}
 	s.refs++
+	ss.place(s) // in use: out of the lists
 	ss.mu.Unlock()
 	select {
 	case s.lock <- struct{}{}:
 		return s, nil
 	case <-ctx.Done():
 		ss.mu.Lock()
-		s.refs--
-		ss.dropIfUnused(s)
+		ss.unref(s)
 		ss.mu.Unlock()
 		return nil, ctx.Err()
 	}
@@ -198,35 +221,49 @@ func (ss *sessions) release(s *session) {
 	<-s.lock
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	ss.unref(s)
+}
+
+// unref counts a holder of (or waiter for) s's lock out, and puts s back
+// in its list, or drops it if it holds nothing. Call with mu held.
+func (ss *sessions) unref(s *session) {
 	s.refs--
+	ss.place(s)
 	ss.dropIfUnused(s)
 	ss.makeRoom()
 }
 
 // makeRoom drops sessions from the cache while it holds more than
-// maxIdle sessions without tabs, or more than maxSessions loaded ones;
-// sessions in use stay, the one being loaded among them. Sessions that
-// only serve as locks are not counted: there are as many as calls in
-// flight, and they go when the calls end. Call with mu held.
+// maxIdle sessions without tabs, or more than maxSessions loaded ones,
+// least recently active first: sessions without tabs first, then those
+// with tabs (which reconnect and load it again). Sessions in use are in
+// neither list, so they stay (and are not counted, which lets the cache
+// exceed its bounds by the calls in flight at most); so do sessions that
+// only serve as locks: there are as many as calls in flight, and they go
+// when the calls end. Call with mu held.
 func (ss *sessions) makeRoom() {
-	for ss.idle.n > ss.maxIdle && ss.evictFrom(&ss.idle) {
+	for ss.idle.Len() > ss.maxIdle {
+		ss.evictOldest(ss.idle)
 	}
-	for ss.idle.n+ss.active.n > ss.maxSessions && (ss.evictFrom(&ss.idle) || ss.evictFrom(&ss.active)) {
+	for ss.idle.Len()+ss.active.Len() > ss.maxSessions {
+		if ss.idle.Len() > 0 {
+			ss.evictOldest(ss.idle)
+		} else {
+			ss.evictOldest(ss.active)
+		}
 	}
 }
 
-// evictFrom drops from the cache the least recently active session of l
-// that is not in use, closing its tabs if it has any (they reconnect and
-// load it again). It reports false when every session of l is in use.
-// The mailbox keeps what is dropped. Call with mu held.
-func (ss *sessions) evictFrom(l *lruList) bool {
-	for s := l.back; s != nil; s = s.prev {
-		if s.refs == 0 {
-			ss.remove(s)
-			return true
-		}
+// evictOldest drops from the cache the least recently active session of
+// l, closing its tabs if it has any. The mailbox keeps what is dropped.
+// Call with mu held.
+func (ss *sessions) evictOldest(l *simplelru.LRU[string, *session]) {
+	_, s, ok := l.RemoveOldest()
+	if !ok {
+		return
 	}
-	return false
+	s.list = nil
+	ss.remove(s)
 }
 
 // fill sets the cached copy of s, now loaded. Call with mu held.
@@ -246,26 +283,29 @@ func (ss *sessions) add(id string, now time.Time) *session {
 	return s
 }
 
-// place puts s in the list its state calls for: active with tabs, idle
-// when loaded without tabs, none otherwise. Call with mu held.
+// place puts s in the list its state calls for: none while in use or not
+// cached, active with tabs, idle when loaded without tabs, none otherwise.
+// A session added to a list goes to its front (most recently active).
+// Call with mu held.
 func (ss *sessions) place(s *session) {
-	var want *lruList
+	var want *simplelru.LRU[string, *session]
 	switch {
-	case !s.cached:
+	case !s.cached || s.refs > 0:
 	case len(s.conns) > 0:
-		want = &ss.active
+		want = ss.active
 	case s.loaded:
-		want = &ss.idle
+		want = ss.idle
 	}
 	if s.list == want {
 		return
 	}
 	if s.list != nil {
-		s.list.remove(s)
+		s.list.Remove(s.id)
 	}
 	if want != nil {
-		want.pushFront(s)
+		want.Add(s.id, s)
 	}
+	s.list = want
 }
 
 // dropIfUnused drops s from the cache if it holds nothing worth keeping:
@@ -308,7 +348,7 @@ func (ss *sessions) remove(s *session) {
 func (ss *sessions) touch(s *session, now time.Time) {
 	s.lastActive = max(s.lastActive, now.UnixNano())
 	if s.list != nil {
-		s.list.moveToFront(s)
+		s.list.Get(s.id) // to the front
 	}
 }
 
@@ -468,14 +508,8 @@ func (ss *sessions) userMessageSeq(ctx context.Context, id, msgID string) (int64
 	return ss.mb.userSeq(ctx, id, msgID)
 }
 
-// allow takes one token from session id's rate limit. A session not in
-// the cache has no connection left to send from, so it is not limited.
-func (ss *sessions) allow(id string, now time.Time) bool {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s, ok := ss.byID[id]
-	return !ok || s.limit.allow(now, ss.rateLimit)
-}
+// allow takes one token from session id's rate limit of user messages.
+func (ss *sessions) allow(id string) bool { return ss.limits.Allow(id) }
 
 // appendUser stores a user message the core accepted, shows it on every
 // tab of the session and then acknowledges it to sender. A message whose
@@ -652,6 +686,7 @@ func (ss *sessions) expire(ctx context.Context, cutoff, now time.Time) (int, err
 			continue
 		}
 		s.refs++
+		ss.place(s) // in use: out of the lists
 		claimed = append(claimed, s)
 		del = append(del, id)
 	}
@@ -738,71 +773,9 @@ func (ss *sessions) pruneUnsynced() {
 	ss.pruneAt = max(minPruneAt, 2*len(ss.unsynced))
 }
 
-// len returns the number of sessions loaded in the cache.
+// len returns the number of sessions loaded in the cache and not in use.
 func (ss *sessions) len() int {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	return ss.idle.n + ss.active.n
-}
-
-// lruList is a list of sessions, the most recently active first, linked
-// through the sessions themselves so that it allocates nothing.
-type lruList struct {
-	front, back *session
-	n           int
-}
-
-func (l *lruList) pushFront(s *session) {
-	s.list, s.prev, s.next = l, nil, l.front
-	if l.front != nil {
-		l.front.prev = s
-	} else {
-		l.back = s
-	}
-	l.front = s
-	l.n++
-}
-
-func (l *lruList) remove(s *session) {
-	if s.prev != nil {
-		s.prev.next = s.next
-	} else {
-		l.front = s.next
-	}
-	if s.next != nil {
-		s.next.prev = s.prev
-	} else {
-		l.back = s.prev
-	}
-	s.list, s.prev, s.next = nil, nil, nil
-	l.n--
-}
-
-func (l *lruList) moveToFront(s *session) {
-	if l.front == s {
-		return
-	}
-	l.remove(s)
-	l.pushFront(s)
-}
-
-// bucket is a token bucket: a session's rate limit of user messages,
-// perMinute a minute in bursts of up to perMinute. Guarded by
-// sessions.mu. Its zero value is full.
-type bucket struct {
-	used int64 // unix ns: when the bucket is empty again at the current rate; 0 if never used
-}
-
-// allow takes a token at now, if there is one.
-func (b *bucket) allow(now time.Time, perMinute int) bool {
-	per := int64(time.Minute) / int64(perMinute) // one token's worth of time
-	t := now.UnixNano()
-	// used is how far ahead of now the bucket's tokens are spent: full
-	// at used <= now, empty at used >= now+burst*per.
-	used := max(b.used, t)
-	if used+per > t+int64(perMinute)*per {
-		return false
-	}
-	b.used = used + per
-	return true
+	return ss.idle.Len() + ss.active.Len()
 }

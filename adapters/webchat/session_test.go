@@ -460,8 +460,8 @@ func TestIdleSessionsAreBounded(t *testing.T) {
 			t.Errorf("session %s cached = %v, want %v", id, ok, want)
 		}
 	}
-	if ss.idle.n != 2 || ss.active.n != 3 || ss.len() != 5 {
-		t.Fatalf("idle %d, active %d, loaded %d; want 2, 3, 5", ss.idle.n, ss.active.n, ss.len())
+	if ss.idle.Len() != 2 || ss.active.Len() != 3 || ss.len() != 5 {
+		t.Fatalf("idle %d, active %d, loaded %d; want 2, 3, 5", ss.idle.Len(), ss.active.Len(), ss.len())
 	}
 	// A tab that closes makes its session idle: the oldest idle one goes.
 	ss.detach("c1", tabs["c1"], t0.Add(time.Minute))
@@ -503,38 +503,6 @@ func TestActivityOfEvictedSessionIsKept(t *testing.T) {
 	}
 	if len(ss.touches) != 0 {
 		t.Fatalf("%d activities still waiting after the flush", len(ss.touches))
-	}
-}
-
-func TestBucket(t *testing.T) {
-	t0 := time.Now()
-	var b bucket
-	for i := range 3 {
-		if !b.allow(t0, 3) {
-			t.Fatalf("message %d of a burst of 3 refused", i+1)
-		}
-	}
-	if b.allow(t0, 3) {
-		t.Fatal("a 4th message in the same instant allowed")
-	}
-	if b.allow(t0.Add(19*time.Second), 3) {
-		t.Fatal("allowed before a token came back (one per 20 s)")
-	}
-	if !b.allow(t0.Add(20*time.Second), 3) {
-		t.Fatal("refused once a token came back")
-	}
-	if b.allow(t0.Add(-time.Hour), 3) {
-		t.Fatal("a clock that went back granted a token")
-	}
-	// A long pause refills the bucket, but not beyond the burst.
-	later := t0.Add(time.Hour)
-	for i := range 3 {
-		if !b.allow(later, 3) {
-			t.Fatalf("message %d after a pause refused", i+1)
-		}
-	}
-	if b.allow(later, 3) {
-		t.Fatal("the bucket held more than its burst")
 	}
 }
 
@@ -580,5 +548,35 @@ func TestUserMessageLookupInMemory(t *testing.T) {
 	}
 	if _, _, err := ss.userMessageSeq(ctx, "a", "c1"); err == nil {
 		t.Fatal("a re-sent id was looked up without reading the mailbox")
+	}
+}
+
+// TestSessionInUseIsNeverDropped: a session whose lock is held (a Send or
+// a replay in progress) stays in memory however full the cache gets, and
+// counts again once released.
+func TestSessionInUseIsNeverDropped(t *testing.T) {
+	ctx := context.Background()
+	ss := newTestSessions(t, 10, 1)
+	now := time.Now()
+	visit(t, ss, "a", now)
+	a, err := ss.acquire(ctx, "a", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"b", "c"} {
+		visit(t, ss, id, now.Add(time.Duration(i+1)*time.Second))
+	}
+	ss.mu.Lock()
+	held := ss.byID["a"]
+	ss.mu.Unlock()
+	if held != a || !a.loaded {
+		t.Fatal("the session in use was dropped from memory")
+	}
+	ss.release(a)
+	if n := ss.len(); n != 1 {
+		t.Fatalf("%d sessions loaded after the release, want the bound of 1", n)
+	}
+	if _, ok := ss.byID["a"]; !ok {
+		t.Fatal("the session just used was dropped instead of the older one")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/text"
 )
 
 // Connection timing and limits.
@@ -256,8 +257,8 @@ func (c *client) stopPing() {
 // it goes net/http's state for the connection (its 4 KiB buffers among
 // it, replaced by smaller ones, see smallBuffers) and the request, which
 // an open WebSocket no longer needs.
-func (a *Adapter) serveWS(w http.ResponseWriter, r *http.Request) {
-	run, ok := a.beginConn()
+func (a *Adapter) serveWS(w http.ResponseWriter, req *http.Request) {
+	r, ok := a.runs.Enter()
 	if !ok {
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "chat is not running", http.StatusServiceUnavailable)
@@ -266,15 +267,15 @@ func (a *Adapter) serveWS(w http.ResponseWriter, r *http.Request) {
 	started := false
 	defer func() {
 		if !started {
-			run.wg.Done()
+			r.Leave()
 		}
 	}()
 
-	ws, err := websocket.Accept(smallBuffers{w}, r, a.acceptOpts)
+	ws, err := websocket.Accept(smallBuffers{w}, req, a.acceptOpts)
 	if err != nil {
 		// Accept has answered already (403 for a foreign Origin, 426 for
 		// a plain GET).
-		a.log.Debug("websocket rejected", "origin", r.Header.Get("Origin"), "err", err)
+		a.log.Debug("websocket rejected", "origin", req.Header.Get("Origin"), "err", err)
 		return
 	}
 	// A frame holds at most max_message_bytes of text, which JSON may
@@ -283,22 +284,22 @@ func (a *Adapter) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(int64(6*a.cfg.MaxMessageBytes + 1024))
 
 	c := newClient(ws, a.cfg.HistoryLimit+queueSlack)
-	if !a.addClient(run, c) {
+	if !r.Data.clients.add(c) {
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
 	started = true
-	go a.runConn(run, c)
+	go a.runConn(r, c)
 }
 
 // runConn reads c's frames until the connection ends, then closes it. Its
 // goroutine is the connection's reader; the writer, the frame handler and
 // the pings run on goroutines of their own only while they have work.
-func (a *Adapter) runConn(run *runState, c *client) {
-	defer run.wg.Done()
-	defer a.removeClient(c)
+func (a *Adapter) runConn(r *run, c *client) {
+	defer r.Leave()
+	defer r.Data.clients.remove(c)
 	c.startPing(a.cfg.PingInterval)
-	code, reason := a.readLoop(run, c)
+	code, reason := a.readLoop(r, c)
 	c.kill(code, reason)
 	<-c.closed
 	c.stopPing()
@@ -324,11 +325,13 @@ type conn struct {
 
 // readLoop reads the client's frames until the connection ends or must be
 // closed, and returns the status to close it with.
-func (a *Adapter) readLoop(run *runState, c *client) (websocket.StatusCode, string) {
+func (a *Adapter) readLoop(r *run, c *client) (websocket.StatusCode, string) {
+	ctx := r.Context()
+	ss := r.Data.sessions
 	// The first frame must be a hello, and it must come soon: an idle
 	// socket that never says who it is only costs memory.
-	ctx, cancel := context.WithTimeout(run.ctx, helloTimeout)
-	hello, ok, err := readFrame(ctx, c.ws)
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	hello, ok, err := readFrame(hctx, c.ws)
 	cancel()
 	if err != nil {
 		return websocket.StatusPolicyViolation, "hello expected"
@@ -341,8 +344,8 @@ func (a *Adapter) readLoop(run *runState, c *client) (websocket.StatusCode, stri
 	if !validSessionID(cn.session) {
 		cn.session = newSessionID()
 	}
-	ctx, cancel = context.WithTimeout(run.ctx, storeTimeout)
-	err = run.sessions.attach(ctx, cn.session, cn.name, c, hello.LastSeq, hello.Epoch, a.now())
+	actx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err = ss.attach(actx, cn.session, cn.name, c, hello.LastSeq, hello.Epoch, a.now())
 	cancel()
 	if errors.Is(err, errTooManyConns) {
 		c.enqueue(encode(errorFrame{Type: typeError, Code: codeTooManyConns, Error: "too many open chat windows for this conversation"}))
@@ -350,13 +353,13 @@ func (a *Adapter) readLoop(run *runState, c *client) (websocket.StatusCode, stri
 	}
 	if err != nil {
 		// The page reconnects with backoff; the mailbox may be back then.
-		if run.ctx.Err() == nil {
+		if ctx.Err() == nil {
 			a.log.Warn("open chat session", "session", shortID(cn.session), "err", err)
 		}
 		return websocket.StatusTryAgainLater, "chat history unavailable, reconnect"
 	}
-	defer func() { run.sessions.detach(cn.session, c, a.now()) }()
-	if a.log.Enabled(run.ctx, slog.LevelDebug) {
+	defer func() { ss.detach(cn.session, c, a.now()) }()
+	if a.log.Enabled(ctx, slog.LevelDebug) {
 		a.log.Debug("chat connected", "session", shortID(cn.session))
 	}
 
@@ -371,12 +374,12 @@ func (a *Adapter) readLoop(run *runState, c *client) (websocket.StatusCode, stri
 		// instead, and the writer's Close ends this read.
 		f, ok, err := readFrame(context.Background(), c.ws)
 		if err != nil {
-			if websocket.CloseStatus(err) == -1 && a.log.Enabled(run.ctx, slog.LevelDebug) {
+			if websocket.CloseStatus(err) == -1 && a.log.Enabled(ctx, slog.LevelDebug) {
 				a.log.Debug("chat read ended", "session", shortID(cn.session), "err", err)
 			}
 			return websocket.StatusNormalClosure, ""
 		}
-		if !a.push(run, cn, inFrame{f: f, bad: !ok}) {
+		if !a.push(r, cn, inFrame{f: f, bad: !ok}) {
 			return websocket.StatusNormalClosure, ""
 		}
 	}
@@ -430,7 +433,7 @@ func readFrame(ctx context.Context, ws *websocket.Conn) (f clientFrame, ok bool,
 // push queues in for cn's handler, starting one if none runs. It waits
 // while frameQueue frames are waiting (and TCP pushes back on the
 // browser), and reports false if the connection is killed meanwhile.
-func (a *Adapter) push(run *runState, cn *conn, in inFrame) bool {
+func (a *Adapter) push(r *run, cn *conn, in inFrame) bool {
 	cn.mu.Lock()
 	for len(cn.frames) >= frameQueue {
 		if cn.space == nil {
@@ -453,7 +456,7 @@ func (a *Adapter) push(run *runState, cn *conn, in inFrame) bool {
 		cn.handlers.Add(1)
 		go func() {
 			defer cn.handlers.Done()
-			a.handleFrames(run, cn)
+			a.handleFrames(r, cn)
 		}()
 	}
 	return true
@@ -490,13 +493,13 @@ func (cn *conn) next() (inFrame, bool) {
 // handleFrames handles a connection's queued frames in order until there
 // are none left or the connection is killed. Error frames go back to the
 // browser; a run of protocol errors closes the connection.
-func (a *Adapter) handleFrames(run *runState, cn *conn) {
+func (a *Adapter) handleFrames(r *run, cn *conn) {
 	for {
 		in, ok := cn.next()
 		if !ok {
 			return
 		}
-		f := a.handleFrame(run, cn, in)
+		f := a.handleFrame(r, cn, in)
 		if f == nil {
 			cn.errorsInRow = 0
 			continue
@@ -517,18 +520,18 @@ func (a *Adapter) handleFrames(run *runState, cn *conn) {
 // handleFrame handles one frame after the hello. It returns the error
 // frame to send back, or nil when the frame was handled (an ack, if one is
 // due, has been queued).
-func (a *Adapter) handleFrame(run *runState, cn *conn, in inFrame) *errorFrame {
+func (a *Adapter) handleFrame(r *run, cn *conn, in inFrame) *errorFrame {
 	if in.bad {
 		return &errorFrame{Code: codeBadJSON, Error: "frame is not a JSON object"}
 	}
 	f := in.f
 	switch f.Type {
 	case typeMessage:
-		return a.handleMessage(run, cn, f)
+		return a.handleMessage(r, cn, f)
 	case typeHello:
 		return &errorFrame{Code: codeUnknownType, Error: "hello was already received"}
 	default:
-		return &errorFrame{Code: codeUnknownType, Error: fmt.Sprintf("unknown frame type %q", truncate(f.Type, 32))}
+		return &errorFrame{Code: codeUnknownType, Error: fmt.Sprintf("unknown frame type %q", text.Shorten(f.Type, 32))}
 	}
 }
 
@@ -536,7 +539,8 @@ func (a *Adapter) handleFrame(run *runState, cn *conn, in inFrame) *errorFrame {
 // accepted it, stores it in the mailbox and acknowledges it. If it cannot
 // be stored, it is not acknowledged: the page re-sends it, the core
 // recognises the re-send, and it is stored then.
-func (a *Adapter) handleMessage(run *runState, cn *conn, f clientFrame) *errorFrame {
+func (a *Adapter) handleMessage(r *run, cn *conn, f clientFrame) *errorFrame {
+	runCtx, ss := r.Context(), r.Data.sessions
 	if !validClientID(f.ID) {
 		return &errorFrame{Code: codeBadID, Error: fmt.Sprintf("message id must be 1 to %d printable characters", maxClientIDLen)}
 	}
@@ -548,32 +552,32 @@ func (a *Adapter) handleMessage(run *runState, cn *conn, f clientFrame) *errorFr
 	// dropped connection) is acknowledged again without a second delivery
 	// and without costing rate. If the look-up fails, the message goes
 	// on: the core drops a duplicate, and so does the mailbox's append.
-	ctx, cancel := context.WithTimeout(run.ctx, storeTimeout)
-	seq, ok, err := run.sessions.userMessageSeq(ctx, cn.session, f.ID)
+	ctx, cancel := context.WithTimeout(runCtx, storeTimeout)
+	seq, ok, err := ss.userMessageSeq(ctx, cn.session, f.ID)
 	cancel()
-	if err != nil && a.log.Enabled(run.ctx, slog.LevelDebug) {
+	if err != nil && a.log.Enabled(runCtx, slog.LevelDebug) {
 		a.log.Debug("look up message", "session", shortID(cn.session), "err", err)
 	}
 	if ok {
 		cn.c.enqueue(encode(ackFrame{Type: typeAck, ID: f.ID, Seq: seq}))
 		return nil
 	}
-	text := strings.TrimSpace(f.Text)
-	if text == "" {
+	msgText := strings.TrimSpace(f.Text)
+	if msgText == "" {
 		return ef(codeEmpty, "message is empty", false)
 	}
-	if len(text) > a.cfg.MaxMessageBytes {
+	if len(msgText) > a.cfg.MaxMessageBytes {
 		return ef(codeTooLong, fmt.Sprintf("message is longer than %d bytes", a.cfg.MaxMessageBytes), false)
 	}
-	if !run.sessions.allow(cn.session, now) {
+	if !ss.allow(cn.session) {
 		return ef(codeRateLimited, fmt.Sprintf("too many messages: at most %d per minute, please wait", a.cfg.RateLimit), true)
 	}
 
-	ctx, cancel = context.WithTimeout(run.ctx, deliverTimeout)
-	err = run.deliver(ctx, core.Inbound{
+	ctx, cancel = context.WithTimeout(runCtx, deliverTimeout)
+	err = r.Data.deliver(ctx, core.Inbound{
 		ChatID:     cn.session,
 		ID:         f.ID,
-		Text:       text,
+		Text:       msgText,
 		User:       core.User{Name: cn.name},
 		ReceivedAt: now,
 	})
@@ -584,8 +588,8 @@ func (a *Adapter) handleMessage(run *runState, cn *conn, f clientFrame) *errorFr
 		a.log.Warn("deliver message", "session", shortID(cn.session), "err", err)
 		return ef(codeDeliverFailed, "could not send, retrying", true)
 	}
-	ctx, cancel = context.WithTimeout(run.ctx, storeTimeout)
-	err = run.sessions.appendUser(ctx, cn.session, f.ID, text, cn.name, cn.c, a.now())
+	ctx, cancel = context.WithTimeout(runCtx, storeTimeout)
+	err = ss.appendUser(ctx, cn.session, f.ID, msgText, cn.name, cn.c, a.now())
 	cancel()
 	if err != nil {
 		// The core has the message; the re-send is recognised there as
@@ -594,12 +598,4 @@ func (a *Adapter) handleMessage(run *runState, cn *conn, f clientFrame) *errorFr
 		return ef(codeDeliverFailed, "could not send, retrying", true)
 	}
 	return nil
-}
-
-// truncate cuts s to at most n bytes for error messages.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
