@@ -32,9 +32,6 @@ func DefaultRegistry() *Registry { return defaultRegistry }
 // start-up, never input errors.
 func Register(kind string, f Factory) { defaultRegistry.Register(kind, f) }
 
-// Kinds lists the kinds in the default registry, sorted.
-func Kinds() []string { return defaultRegistry.Kinds() }
-
 // Register adds a kind to r. See the package-level Register.
 func (r *Registry) Register(kind string, f Factory) {
 	if !ValidInstanceName(kind) {

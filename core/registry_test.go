@@ -68,7 +68,7 @@ func TestRegistriesAreIsolated(t *testing.T) {
 	if _, err := b.Factory("only-in-a"); err == nil {
 		t.Fatal("registry b sees a kind registered in a")
 	}
-	if slices.Contains(Kinds(), "only-in-a") {
+	if slices.Contains(DefaultRegistry().Kinds(), "only-in-a") {
 		t.Fatal("default registry sees a kind registered in an isolated one")
 	}
 }

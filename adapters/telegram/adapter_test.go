@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/messengertest"
 	"github.com/switchboard-gw/switchboard/kit/typing"
 	faketelegram "github.com/switchboard-gw/switchboard/test/fakes/telegram"
 )
 
 func TestRegistered(t *testing.T) {
-	if !slices.Contains(core.Kinds(), Kind) {
-		t.Fatalf("kind %q not registered: %v", Kind, core.Kinds())
+	if !slices.Contains(core.DefaultRegistry().Kinds(), Kind) {
+		t.Fatalf("kind %q not registered: %v", Kind, core.DefaultRegistry().Kinds())
 	}
 }
 
@@ -30,10 +31,10 @@ func TestLifecycle(t *testing.T) {
 	if err := h.a.Send(ctx, out("m0", "x")); !errors.Is(err, core.ErrNotConnected) {
 		t.Fatalf("Send before Start = %v, want ErrNotConnected", err)
 	}
-	if err := h.a.Start(ctx, h.rec.deliver); err != nil {
+	if err := h.a.Start(ctx, h.rec.Deliver); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.a.Start(ctx, h.rec.deliver); err == nil {
+	if err := h.a.Start(ctx, h.rec.Deliver); err == nil {
 		t.Fatal("second Start succeeded")
 	}
 	if len(h.bot.CallsTo("getMe")) != 1 || len(h.bot.CallsTo("deleteWebhook")) != 1 {
@@ -55,7 +56,7 @@ func TestLifecycle(t *testing.T) {
 	// And it starts again.
 	h.start(h.a)
 	id := h.bot.SendText(ann, "after restart")
-	eventually(t, "delivery after restart", func() bool { return slices.Equal(h.rec.texts(), []string{"after restart"}) })
+	eventually(t, "delivery after restart", func() bool { return slices.Equal(h.rec.Texts(), []string{"after restart"}) })
 	_ = id
 }
 
@@ -66,7 +67,7 @@ func TestStartErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = m.Start(ctxTimeout(t), newRecorder().deliver)
+		err = m.Start(ctxTimeout(t), (&messengertest.Core{}).Deliver)
 		if !core.IsPermanent(err) || !strings.Contains(err.Error(), "401") {
 			t.Fatalf("Start = %v, want a permanent error with the 401", err)
 		}
@@ -88,7 +89,7 @@ func TestStartErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = m.Start(ctxTimeout(t), newRecorder().deliver)
+		err = m.Start(ctxTimeout(t), (&messengertest.Core{}).Deliver)
 		if err == nil || core.IsPermanent(err) {
 			t.Fatalf("Start = %v, want a transient error", err)
 		}
@@ -99,7 +100,7 @@ func TestStartErrors(t *testing.T) {
 	t.Run("a 5xx from getMe is transient", func(t *testing.T) {
 		h := newHarness(t, nil)
 		h.bot.FailNext("getMe", faketelegram.ServerError(502))
-		err := h.a.Start(ctxTimeout(t), h.rec.deliver)
+		err := h.a.Start(ctxTimeout(t), h.rec.Deliver)
 		if err == nil || core.IsPermanent(err) {
 			t.Fatalf("Start = %v, want transient", err)
 		}
@@ -117,11 +118,11 @@ func TestPollingDelivers(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start(h.a)
 	ids := []int64{h.bot.SendText(ann, "one"), h.bot.SendText(ann, "two"), h.bot.SendText(ann, "three")}
-	eventually(t, "three messages", func() bool { return len(h.rec.texts()) == 3 })
-	if got := h.rec.texts(); !slices.Equal(got, []string{"one", "two", "three"}) {
+	eventually(t, "three messages", func() bool { return len(h.rec.Texts()) == 3 })
+	if got := h.rec.Texts(); !slices.Equal(got, []string{"one", "two", "three"}) {
 		t.Fatalf("delivered %q", got)
 	}
-	m := h.rec.acceptedList()[0]
+	m := h.rec.Accepted()[0]
 	if m.ChatID != "42" || m.ID != "42/1" || m.User.Name != "Ann Lee" || m.User.Username != "ann" || m.ReceivedAt.IsZero() {
 		t.Fatalf("inbound = %+v", m)
 	}
@@ -145,7 +146,7 @@ func TestPollingDelivers(t *testing.T) {
 func TestPollingNoAckOnError(t *testing.T) {
 	h := newHarness(t, nil)
 	failures := 0
-	h.rec.setFail(func(n int, m core.Inbound) error {
+	h.rec.FailWith(func(_ context.Context, n int, m core.Inbound) error {
 		if m.Text == "two" && failures < 2 {
 			failures++
 			return errors.New("store is busy")
@@ -154,11 +155,11 @@ func TestPollingNoAckOnError(t *testing.T) {
 	})
 	id1, id2, id3 := h.bot.SendText(ann, "one"), h.bot.SendText(ann, "two"), h.bot.SendText(ann, "three")
 	h.start(h.a)
-	eventually(t, "all three", func() bool { return len(h.rec.texts()) == 3 })
-	if got := h.rec.texts(); !slices.Equal(got, []string{"one", "two", "three"}) {
+	eventually(t, "all three", func() bool { return len(h.rec.Texts()) == 3 })
+	if got := h.rec.Texts(); !slices.Equal(got, []string{"one", "two", "three"}) {
 		t.Fatalf("accepted %q, want in order", got)
 	}
-	if got, want := h.rec.callTexts(), []string{"one", "two", "two", "two", "three"}; !slices.Equal(got, want) {
+	if got, want := h.rec.CallTexts(), []string{"one", "two", "two", "two", "three"}; !slices.Equal(got, want) {
 		t.Fatalf("deliver calls %q, want %q", got, want)
 	}
 	eventually(t, "offset confirmed", func() bool { return h.bot.Pending() == 0 })
@@ -174,7 +175,7 @@ func TestPollingNoAckOnError(t *testing.T) {
 // acknowledged (or it would block every later update) and the user told.
 func TestPollingPermanentRefusal(t *testing.T) {
 	h := newHarness(t, core.RawConfig{"reject_reply": "Too long, sorry."})
-	h.rec.setFail(func(n int, m core.Inbound) error {
+	h.rec.FailWith(func(_ context.Context, n int, m core.Inbound) error {
 		if m.Text == "bad" {
 			return core.Permanent(errors.New("message text is too long"))
 		}
@@ -183,7 +184,7 @@ func TestPollingPermanentRefusal(t *testing.T) {
 	bad := h.bot.SendText(ann, "bad")
 	h.bot.SendText(ann, "good")
 	h.start(h.a)
-	eventually(t, "the good one", func() bool { return slices.Equal(h.rec.texts(), []string{"good"}) })
+	eventually(t, "the good one", func() bool { return slices.Equal(h.rec.Texts(), []string{"good"}) })
 	eventually(t, "the reject reply", func() bool { return len(h.bot.SentTo(42)) == 1 })
 	if m := h.bot.SentTo(42)[0]; m.Plain != "Too long, sorry." || m.ParseMode != "" {
 		t.Fatalf("reply = %+v", m)
@@ -208,8 +209,8 @@ func TestPollingSurvivesFaults(t *testing.T) {
 	h.bot.SendText(ann, "one")
 	h.start(h.a)
 	h.bot.SendText(ann, "two")
-	eventually(t, "both", func() bool { return len(h.rec.texts()) == 2 })
-	if got := h.rec.texts(); !slices.Equal(got, []string{"one", "two"}) {
+	eventually(t, "both", func() bool { return len(h.rec.Texts()) == 2 })
+	if got := h.rec.Texts(); !slices.Equal(got, []string{"one", "two"}) {
 		t.Fatalf("accepted %q", got)
 	}
 	var saw429 bool
@@ -233,7 +234,7 @@ func TestRestartMidBatch(t *testing.T) {
 		h.bot.SendText(ann, text)
 	}
 	blocked := make(chan struct{})
-	h.rec.setFail(func(n int, m core.Inbound) error {
+	h.rec.FailWith(func(_ context.Context, n int, m core.Inbound) error {
 		if m.Text == "msg e" && n == 4 {
 			close(blocked)
 			time.Sleep(100 * time.Millisecond) // the kill lands while deliver runs
@@ -242,14 +243,14 @@ func TestRestartMidBatch(t *testing.T) {
 		return nil
 	})
 	first := h.build(nil, "")
-	if err := first.Start(ctxTimeout(t), h.rec.deliver); err != nil {
+	if err := first.Start(ctxTimeout(t), h.rec.Deliver); err != nil {
 		t.Fatal(err)
 	}
 	<-blocked
 	if err := first.Stop(ctxTimeout(t)); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.rec.texts(); !slices.Equal(got, want[:4]) {
+	if got := h.rec.Texts(); !slices.Equal(got, want[:4]) {
 		t.Fatalf("before the kill: %q", got)
 	}
 	// Updates arrive while the adapter is down.
@@ -258,13 +259,13 @@ func TestRestartMidBatch(t *testing.T) {
 
 	second := h.build(nil, "")
 	h.start(second)
-	eventually(t, "every message", func() bool { return len(h.rec.texts()) == len(want) })
-	if got := h.rec.texts(); !slices.Equal(got, want) {
+	eventually(t, "every message", func() bool { return len(h.rec.Texts()) == len(want) })
+	if got := h.rec.Texts(); !slices.Equal(got, want) {
 		t.Fatalf("accepted %q, want %q (each once, in order)", got, want)
 	}
 	// The first four were accepted but never confirmed (the next
 	// getUpdates never came): the second run fetched them again.
-	if n := len(h.rec.callTexts()); n < len(want)+4 {
+	if n := len(h.rec.CallTexts()); n < len(want)+4 {
 		t.Fatalf("%d deliver calls: the unconfirmed updates were not fetched again", n)
 	}
 }
@@ -299,7 +300,7 @@ func TestTyping(t *testing.T) {
 		}
 		before := len(h.bot.ChatActions())
 		h.bot.SendText(ann, "are you there?")
-		eventually(t, "delivery", func() bool { return len(h.rec.texts()) == 2 })
+		eventually(t, "delivery", func() bool { return len(h.rec.Texts()) == 2 })
 		time.Sleep(100 * time.Millisecond)
 		if got := len(h.bot.ChatActions()); got != before {
 			t.Fatalf("%d chat actions in operator mode", got-before)
@@ -328,14 +329,14 @@ func TestMediaReply(t *testing.T) {
 	h := newHarness(t, core.RawConfig{"media_reply": "Text only, please."})
 	h.start(h.a)
 	h.bot.Push(faketelegram.Update{Message: &faketelegram.Message{From: &ann, Voice: &faketelegram.Voice{Duration: 12}}})
-	eventually(t, "stand-in delivered", func() bool { return slices.Equal(h.rec.texts(), []string{"[voice message, 0:12]"}) })
+	eventually(t, "stand-in delivered", func() bool { return slices.Equal(h.rec.Texts(), []string{"[voice message, 0:12]"}) })
 	eventually(t, "media reply", func() bool { return len(h.bot.SentTo(42)) == 1 })
 	if m := h.bot.SentTo(42)[0]; m.Plain != "Text only, please." {
 		t.Fatalf("reply = %q", m.Plain)
 	}
 	h.bot.Push(faketelegram.Update{Message: &faketelegram.Message{From: &ann, Photo: []faketelegram.PhotoSize{{Width: 9}}, Caption: "this one in red?"}})
-	eventually(t, "captioned photo", func() bool { return len(h.rec.texts()) == 2 })
-	if got := h.rec.texts()[1]; got != "[photo] this one in red?" {
+	eventually(t, "captioned photo", func() bool { return len(h.rec.Texts()) == 2 })
+	if got := h.rec.Texts()[1]; got != "[photo] this one in red?" {
 		t.Fatalf("stand-in = %q", got)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -352,8 +353,8 @@ func TestGroupDialogs(t *testing.T) {
 	h.bot.Push(faketelegram.Update{Message: &faketelegram.Message{From: &ann, Chat: group, Text: "chatting among ourselves"}})
 	h.bot.Push(faketelegram.Update{Message: &faketelegram.Message{From: &ann, Chat: group, Text: "@shop_bot price of the lamp?"}})
 	h.bot.Push(faketelegram.Update{Message: &faketelegram.Message{From: &bob, Chat: group, Text: "/price@shop_bot"}})
-	eventually(t, "two addressed messages", func() bool { return len(h.rec.texts()) == 2 })
-	got := h.rec.acceptedList()
+	eventually(t, "two addressed messages", func() bool { return len(h.rec.Texts()) == 2 })
+	got := h.rec.Accepted()
 	if got[0].ChatID != "-1009:42" || got[0].Text != "price of the lamp?" || got[1].ChatID != "-1009:43" || got[1].Text != "/price" {
 		t.Fatalf("accepted %+v", got)
 	}
@@ -370,7 +371,7 @@ func TestBlockedByMembershipUpdate(t *testing.T) {
 	h := newHarness(t, nil)
 	h.start(h.a)
 	h.bot.SendText(ann, "hi")
-	eventually(t, "hi", func() bool { return len(h.rec.texts()) == 1 })
+	eventually(t, "hi", func() bool { return len(h.rec.Texts()) == 1 })
 	h.bot.Block(42)
 	eventually(t, "block noticed", func() bool { return h.a.blocked.Has(42) })
 	before := len(h.bot.CallsTo("sendMessage"))
@@ -406,12 +407,12 @@ func TestTokenNeverLogged(t *testing.T) {
 	h := newHarness(t, core.RawConfig{"typing_timeout": "5s"})
 	h.start(h.a)
 	h.bot.SendText(ann, "hi")
-	eventually(t, "hi", func() bool { return len(h.rec.texts()) == 1 })
+	eventually(t, "hi", func() bool { return len(h.rec.Texts()) == 1 })
 	h.bot.FailNext("sendMessage", faketelegram.Fault{Drop: true})
 	err := h.a.Send(ctxTimeout(t), out("r1", "x"))
 	h.bot.FailNext("getUpdates", faketelegram.Fault{Drop: true}, faketelegram.ServerError(500))
 	h.bot.SendText(ann, "again")
-	eventually(t, "again", func() bool { return len(h.rec.texts()) == 2 })
+	eventually(t, "again", func() bool { return len(h.rec.Texts()) == 2 })
 	if err == nil || strings.Contains(err.Error(), testToken) {
 		t.Fatalf("send error %v", err)
 	}

@@ -1,15 +1,12 @@
 package telegram
 
 import (
-	"bytes"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
-
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/messengertest"
 	faketelegram "github.com/switchboard-gw/switchboard/test/fakes/telegram"
 )
 
@@ -26,35 +23,15 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-// TestExampleDecodesToDefaults keeps example.yaml complete and in step
-// with the defaults: every key is there, with its default value (the
-// token excepted, which has none).
-func TestExampleDecodesToDefaults(t *testing.T) {
-	v := viper.New()
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader(Example)); err != nil {
-		t.Fatalf("parse example.yaml: %v", err)
-	}
-	var got Config
-	if err := core.DecodeConfig(v.AllSettings(), &got); err != nil {
-		t.Fatalf("decode example.yaml: %v", err)
-	}
-	if got.Token.Reveal() != "${TELEGRAM_TOKEN}" {
-		t.Fatalf("example token = %q, want the ${TELEGRAM_TOKEN} placeholder", got.Token.Reveal())
-	}
-	got.Token = ""
-	var want Config
-	want.setDefaults()
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("example.yaml decodes to\n%+v\nwant the defaults\n%+v", got, want)
-	}
-	typ := reflect.TypeOf(Config{})
-	for i := range typ.NumField() {
-		key := typ.Field(i).Tag.Get("mapstructure")
-		if !strings.Contains(string(Example), "\n"+key+":") && !strings.HasPrefix(string(Example), key+":") {
-			t.Errorf("example.yaml lacks key %q", key)
-		}
-	}
+// TestExample keeps example.yaml complete and in step with the defaults
+// and with config.yaml.example.
+func TestExample(t *testing.T) {
+	messengertest.CheckExample(t, messengertest.Example[Config]{
+		Kind:         Kind,
+		YAML:         Example,
+		Defaults:     func() Config { var c Config; c.setDefaults(); return c },
+		Placeholders: map[string]string{"token": "${TELEGRAM_TOKEN}"},
+	})
 }
 
 func newFromConfig(raw core.RawConfig, publicURL string) (*Adapter, error) {

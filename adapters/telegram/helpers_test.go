@@ -5,12 +5,11 @@ import (
 	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"log/slog"
 	"net/http"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/messengertest"
 	faketelegram "github.com/switchboard-gw/switchboard/test/fakes/telegram"
 )
 
@@ -20,8 +19,8 @@ type harness struct {
 	srv  *faketelegram.Server
 	bot  *faketelegram.Bot
 	a    *Adapter
-	rec  *recorder
-	logs *syncBuffer
+	rec  *messengertest.Core
+	logs *messengertest.Logs
 }
 
 // fast are config settings that keep tests quick: no pacing to speak of,
@@ -56,7 +55,8 @@ func newHarness(t *testing.T, raw core.RawConfig) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, srv: srv, bot: bot, rec: newRecorder(), logs: &syncBuffer{}}
+	h := &harness{t: t, srv: srv, bot: bot, rec: &messengertest.Core{}}
+	_, h.logs = messengertest.Instance(t, Kind, nil) // one log for every adapter the harness builds
 	h.a = h.build(raw, "")
 	return h
 }
@@ -67,8 +67,10 @@ func (h *harness) build(raw core.RawConfig, publicURL string) *Adapter {
 	cfg := fast(raw)
 	cfg["token"] = h.bot.Token()
 	cfg["api_url"] = h.srv.URL()
-	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m, err := New(core.Instance{Name: "tg", Kind: Kind, Config: cfg, Logger: log, HTTP: &http.Client{}, PublicURL: publicURL})
+	inst, _ := messengertest.Instance(h.t, Kind, cfg)
+	inst.Name, inst.PublicURL, inst.HTTP = "tg", publicURL, &http.Client{}
+	inst.Logger = slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	m, err := New(inst)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func (h *harness) build(raw core.RawConfig, publicURL string) *Adapter {
 // start starts a with the recorder's deliver and stops it at cleanup.
 func (h *harness) start(a *Adapter) {
 	h.t.Helper()
-	if err := a.Start(ctxTimeout(h.t), h.rec.deliver); err != nil {
+	if err := a.Start(ctxTimeout(h.t), h.rec.Deliver); err != nil {
 		h.t.Fatalf("start: %v", err)
 	}
 	h.t.Cleanup(func() {
@@ -98,84 +100,6 @@ func ctxTimeout(t *testing.T) context.Context {
 
 // eventually polls cond every 10ms for up to 10s.
 var eventually = testutil.Eventually
-
-// recorder is a DeliverFunc that acts like the core: it accepts messages
-// once by Inbound.ID (a redelivery is acknowledged, not recorded twice),
-// unless fail says otherwise.
-type recorder struct {
-	mu       sync.Mutex
-	calls    []core.Inbound // every call, in order
-	accepted []core.Inbound // first acceptance of each id, in order
-	seen     map[string]bool
-	fail     func(n int, m core.Inbound) error // n counts calls from 0
-	changed  chan struct{}
-}
-
-func newRecorder() *recorder {
-	return &recorder{seen: map[string]bool{}, changed: make(chan struct{}, 1)}
-}
-
-func (r *recorder) deliver(ctx context.Context, m core.Inbound) error {
-	r.mu.Lock()
-	n := len(r.calls)
-	r.calls = append(r.calls, m)
-	fail := r.fail
-	r.mu.Unlock()
-	if fail != nil {
-		if err := fail(n, m); err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.seen[m.ID] {
-		r.seen[m.ID] = true
-		r.accepted = append(r.accepted, m)
-	}
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-func (r *recorder) setFail(f func(n int, m core.Inbound) error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fail = f
-}
-
-func (r *recorder) texts() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, m := range r.accepted {
-		out = append(out, m.Text)
-	}
-	return out
-}
-
-func (r *recorder) callTexts() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, m := range r.calls {
-		out = append(out, m.Text)
-	}
-	return out
-}
-
-func (r *recorder) acceptedList() []core.Inbound {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.accepted)
-}
-
-// syncBuffer collects logs from many goroutines.
-type syncBuffer = testutil.SyncBuffer
 
 var ann = faketelegram.User{ID: 42, FirstName: "Ann", LastName: "Lee", Username: "ann"}
 

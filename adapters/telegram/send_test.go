@@ -20,7 +20,7 @@ func startedWithChat(t *testing.T, raw core.RawConfig) *harness {
 	h := newHarness(t, raw)
 	h.start(h.a)
 	h.bot.SendText(ann, "hi")
-	eventually(t, "first message", func() bool { return len(h.rec.texts()) == 1 })
+	eventually(t, "first message", func() bool { return len(h.rec.Texts()) == 1 })
 	return h
 }
 
@@ -172,7 +172,7 @@ func TestBlockedChatFailsFast(t *testing.T) {
 	}
 	// The user writes again: they unblocked the bot.
 	h.bot.SendText(ann, "sorry, back")
-	eventually(t, "message", func() bool { return len(h.rec.texts()) == 2 })
+	eventually(t, "message", func() bool { return len(h.rec.Texts()) == 2 })
 	if err := h.a.Send(ctxTimeout(t), out("m3", "welcome back")); err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestConcurrentSend(t *testing.T) {
 	for i := range users {
 		h.bot.SendText(faketelegram.User{ID: int64(100 + i), FirstName: "U"}, "hi")
 	}
-	eventually(t, "users known", func() bool { return len(h.rec.texts()) == users })
+	eventually(t, "users known", func() bool { return len(h.rec.Texts()) == users })
 	var wg sync.WaitGroup
 	errs := make(chan error, 50)
 	for i := range 50 {

@@ -67,7 +67,7 @@ func TestWebhookMode(t *testing.T) {
 
 	t.Run("updates posted by Telegram are delivered", func(t *testing.T) {
 		h.bot.SendText(ann, "via webhook")
-		eventually(t, "delivery", func() bool { return slices.Equal(h.rec.texts(), []string{"via webhook"}) })
+		eventually(t, "delivery", func() bool { return slices.Equal(h.rec.Texts(), []string{"via webhook"}) })
 		eventually(t, "confirmed", func() bool { return h.bot.Pending() == 0 })
 		if a := h.bot.WebhookAttempts(); len(a) != 1 || a[0].Status != 200 {
 			t.Fatalf("attempts = %+v", a)
@@ -79,7 +79,7 @@ func TestWebhookMode(t *testing.T) {
 				t.Fatalf("secret %q: status %d, want 401", s, got)
 			}
 		}
-		if slices.Contains(h.rec.callTexts(), "forged") {
+		if slices.Contains(h.rec.CallTexts(), "forged") {
 			t.Fatal("a refused request reached the core")
 		}
 		if strings.Contains(h.logs.String(), secret) {
@@ -107,7 +107,7 @@ func TestWebhookMode(t *testing.T) {
 	})
 	t.Run("an update the core did not take is posted again", func(t *testing.T) {
 		failed := false
-		h.rec.setFail(func(n int, m core.Inbound) error {
+		h.rec.FailWith(func(_ context.Context, n int, m core.Inbound) error {
 			if m.Text == "retry me" && !failed {
 				failed = true
 				return errors.New("store is busy")
@@ -116,7 +116,7 @@ func TestWebhookMode(t *testing.T) {
 		})
 		before := len(h.bot.WebhookAttempts())
 		h.bot.SendText(ann, "retry me")
-		eventually(t, "delivery", func() bool { return slices.Contains(h.rec.texts(), "retry me") })
+		eventually(t, "delivery", func() bool { return slices.Contains(h.rec.Texts(), "retry me") })
 		a := h.bot.WebhookAttempts()[before:]
 		if len(a) != 2 || a[0].Status != http.StatusServiceUnavailable || a[1].Status != 200 {
 			t.Fatalf("attempts = %+v, want a 503 then a 200", a)
@@ -129,7 +129,7 @@ func TestWebhookMode(t *testing.T) {
 		if got := post(t, hook, secret, update); got != 200 {
 			t.Fatalf("redelivery: status %d", got)
 		}
-		if n := strings.Count(strings.Join(h.rec.texts(), "|"), "forged"); n != 1 {
+		if n := strings.Count(strings.Join(h.rec.Texts(), "|"), "forged"); n != 1 {
 			t.Fatalf("accepted %d times", n)
 		}
 	})
@@ -155,7 +155,7 @@ func TestSwitchBackToPolling(t *testing.T) {
 	}
 	h.bot.SendText(ann, "after the switch")
 	h.start(poller)
-	eventually(t, "polled message", func() bool { return slices.Contains(h.rec.texts(), "after the switch") })
+	eventually(t, "polled message", func() bool { return slices.Contains(h.rec.Texts(), "after the switch") })
 	if h.bot.WebhookInfo().URL != "" || len(h.bot.CallsTo("deleteWebhook")) != 1 {
 		t.Fatal("polling mode did not delete the webhook")
 	}

@@ -14,11 +14,12 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/messengertest"
 )
 
 func TestRegistered(t *testing.T) {
-	if !slices.Contains(core.Kinds(), Kind) {
-		t.Fatalf("kind %q not registered: %v", Kind, core.Kinds())
+	if !slices.Contains(core.DefaultRegistry().Kinds(), Kind) {
+		t.Fatalf("kind %q not registered: %v", Kind, core.DefaultRegistry().Kinds())
 	}
 }
 
@@ -78,7 +79,7 @@ func TestDialogChangedBeforeStart(t *testing.T) {
 
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
-	fc := &fakeCore{}
+	fc := &messengertest.Core{}
 	a := newTestAdapter(t, nil)
 
 	if err := a.Stop(ctx); err != nil {
@@ -92,14 +93,14 @@ func TestLifecycle(t *testing.T) {
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := a.Start(cancelled, fc.deliver); !errors.Is(err, context.Canceled) {
+	if err := a.Start(cancelled, fc.Deliver); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Start with done ctx = %v, want context.Canceled", err)
 	}
 
-	if err := a.Start(ctx, fc.deliver); err != nil {
+	if err := a.Start(ctx, fc.Deliver); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	if err := a.Start(ctx, fc.deliver); err == nil {
+	if err := a.Start(ctx, fc.Deliver); err == nil {
 		t.Fatal("second Start succeeded")
 	}
 	id := newSessionID()
@@ -138,7 +139,7 @@ func TestStartNeedsDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New without a data directory: %v", err)
 	}
-	err = m.Start(context.Background(), (&fakeCore{}).deliver)
+	err = m.Start(context.Background(), (&messengertest.Core{}).Deliver)
 	if err == nil || !strings.Contains(err.Error(), "data directory") {
 		t.Fatalf("Start = %v, want an error about the data directory", err)
 	}
@@ -208,7 +209,7 @@ func TestRestartKeepsSessions(t *testing.T) {
 	if f := tb2.expect(typeAck); f.ID != "c-1" || f.Seq != 2 {
 		t.Fatalf("got %+v, want the ack of c-1 with its old seq 2", f)
 	}
-	if n := len(ts2.core.inbound()); n != 0 {
+	if n := len(ts2.core.Answered()); n != 0 {
 		t.Fatalf("the re-send was delivered %d times after the restart, want 0", n)
 	}
 	// Nothing was doubled: the next reply gets seq 5.
@@ -246,7 +247,7 @@ func TestStoreErrors(t *testing.T) {
 			t.Fatalf("got %+v, want a retryable error for c-1", f)
 		}
 		// The core has it; the page's re-send is deduped there.
-		if n := len(ts.core.inbound()); n != 1 {
+		if n := len(ts.core.Answered()); n != 1 {
 			t.Fatalf("delivered %d times, want 1", n)
 		}
 	})

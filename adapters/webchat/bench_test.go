@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"runtime"
@@ -259,6 +260,7 @@ func startBenchServer(b *testing.B, raw core.RawConfig) *benchServer {
 	}
 	raw["rate_limit"] = 1 << 30
 	a := newTestAdapter(b, raw)
+	a.log = slog.New(slog.DiscardHandler) // measure the adapter, not the test's log buffer
 	var delivered atomic.Int64
 	deliver := func(context.Context, core.Inbound) error { delivered.Add(1); return nil }
 	if err := a.Start(context.Background(), deliver); err != nil {

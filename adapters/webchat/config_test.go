@@ -1,15 +1,13 @@
 package webchat
 
 import (
-	"bytes"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
-
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/messengertest"
 )
 
 func TestConfigDefaults(t *testing.T) {
@@ -26,34 +24,19 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-// TestExampleDecodesToDefaults keeps example.yaml complete and in step
-// with the defaults: every key is there, with its default value.
-func TestExampleDecodesToDefaults(t *testing.T) {
-	v := viper.New()
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader(Example)); err != nil {
-		t.Fatalf("parse example.yaml: %v", err)
-	}
-	var got Config
-	if err := core.DecodeConfig(v.AllSettings(), &got); err != nil {
-		t.Fatalf("decode example.yaml: %v", err)
-	}
-	var want Config
-	want.setDefaults()
-	if len(got.AllowedOrigins) == 0 {
-		got.AllowedOrigins = nil // [] and absent mean the same
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("example.yaml decodes to\n%+v\nwant the defaults\n%+v", got, want)
-	}
-	// And the example names every field.
-	typ := reflect.TypeOf(Config{})
-	for i := 0; i < typ.NumField(); i++ {
-		key := typ.Field(i).Tag.Get("mapstructure")
-		if !strings.Contains(string(Example), "\n"+key+":") && !strings.HasPrefix(string(Example), key+":") {
-			t.Errorf("example.yaml lacks key %q", key)
-		}
-	}
+// TestExample keeps example.yaml complete and in step with the defaults
+// and with config.yaml.example.
+func TestExample(t *testing.T) {
+	messengertest.CheckExample(t, messengertest.Example[Config]{
+		Kind:     Kind,
+		YAML:     Example,
+		Defaults: func() Config { var c Config; c.setDefaults(); return c },
+		Normalize: func(c *Config) {
+			if len(c.AllowedOrigins) == 0 {
+				c.AllowedOrigins = nil // [] and absent mean the same
+			}
+		},
+	})
 }
 
 func TestConfigDecodes(t *testing.T) {

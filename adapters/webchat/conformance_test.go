@@ -16,34 +16,31 @@ import (
 	"github.com/switchboard-gw/switchboard/core/messengertest"
 )
 
-// browser is a minimal page for the conformance suite: one tab per user,
-// which says hello, sends one message, re-sends it while the server asks
-// for a retry (as app.js does), and records acks and bot messages.
+// browser is a minimal page for the conformance suite, one per test: one
+// tab per user, which says hello, sends one message, re-sends it while the
+// server asks for a retry (as app.js does), and records acks and bot
+// messages. It is the suite's handle on the adapter's "network".
 type browser struct {
-	mu      sync.Mutex
-	servers map[*Adapter]*httptest.Server
-	acked   map[string]bool     // client message id → acked
-	bot     map[string][]string // session → bot texts
+	a   *Adapter
+	srv *httptest.Server
+
+	mu    sync.Mutex
+	acked map[string]bool     // client message id → acked
+	bot   map[string][]string // session → bot texts
+	tabs  map[int]string      // user → session, kept across reconnects
+	sent  int                 // messages sent, for their ids
 }
 
-func (b *browser) server(t *testing.T, a *Adapter) *httptest.Server {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s := b.servers[a]; s != nil {
-		return s
-	}
-	s := httptest.NewServer(a)
-	t.Cleanup(s.Close)
-	b.servers[a] = s
-	return s
+func newBrowser(t *testing.T, a *Adapter) *browser {
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	return &browser{a: a, srv: srv, acked: map[string]bool{}, bot: map[string][]string{}, tabs: map[int]string{}}
 }
 
-func (b *browser) userSays(t *testing.T, m core.Messenger, user int, text string) (string, func() bool) {
+func (b *browser) UserSays(t *testing.T, user int, text string) (string, func() bool) {
 	t.Helper()
-	a := m.(*Adapter)
-	srv := b.server(t, a)
 	ctx, cancel := context.WithCancel(context.Background())
-	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+a.cfg.Path+"ws", nil)
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(b.srv.URL, "http")+b.a.cfg.Path+"ws", nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -61,12 +58,19 @@ func (b *browser) userSays(t *testing.T, m core.Messenger, user int, text string
 		err = json.Unmarshal(raw, &f)
 		return f, err
 	}
-	write(map[string]any{"type": "hello"})
+	b.mu.Lock()
+	session := b.tabs[user]
+	b.mu.Unlock()
+	write(map[string]any{"type": "hello", "session": session})
 	welcome, err := read()
 	if err != nil || welcome.Type != typeWelcome {
 		t.Fatalf("welcome = %+v, %v", welcome, err)
 	}
-	id := fmt.Sprintf("conformance-%d", user)
+	b.mu.Lock()
+	b.tabs[user] = welcome.Session
+	b.sent++
+	id := fmt.Sprintf("conformance-%d", b.sent)
+	b.mu.Unlock()
 	msg := map[string]any{"type": "message", "id": id, "text": text}
 	write(msg)
 	go func() {
@@ -97,21 +101,26 @@ func (b *browser) userSays(t *testing.T, m core.Messenger, user int, text string
 	}
 }
 
-func (b *browser) delivered(_ *testing.T, chat string) []string {
+// Delivered returns the bot messages the session's open tabs were shown.
+func (b *browser) Delivered(t *testing.T, chat string) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]string(nil), b.bot[chat]...)
 }
 
+// GoneChat is an id no session can have: the webchat's sessions exist for
+// any well-formed id (a reply creates it), so only a malformed one is gone.
+func (b *browser) GoneChat(t *testing.T) string { return "not a session id!" }
+
 func TestConformance(t *testing.T) {
-	b := &browser{servers: map[*Adapter]*httptest.Server{}, acked: map[string]bool{}, bot: map[string][]string{}}
 	messengertest.Run(t, messengertest.Harness{
-		New: func(t *testing.T) core.Messenger { return newTestAdapter(t, nil) },
+		New: func(t *testing.T) (core.Messenger, messengertest.Network) {
+			a := newTestAdapter(t, nil)
+			return a, newBrowser(t, a)
+		},
 		NewBroken: func(t *testing.T) core.Messenger {
 			// No data directory: the mailbox cannot open, Start fails.
 			return newTestAdapterIn(t, nil, "")
 		},
-		UserSays:  b.userSays,
-		Delivered: b.delivered,
 	})
 }

@@ -5,17 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/switchboard-gw/switchboard/internal/testutil"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/messengertest"
 )
 
 // waitTimeout bounds every wait in these tests.
@@ -32,65 +31,27 @@ func newTestAdapter(t testing.TB, raw core.RawConfig) *Adapter {
 // dataDir.
 func newTestAdapterIn(t testing.TB, raw core.RawConfig, dataDir string) *Adapter {
 	t.Helper()
-	m, err := New(core.Instance{Name: "web", Kind: Kind, Config: raw, Logger: slog.New(slog.DiscardHandler), DataDir: dataDir})
+	inst, _ := messengertest.Instance(t, Kind, raw)
+	inst.Name, inst.DataDir = "web", dataDir
+	m, err := New(inst)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	return m.(*Adapter)
 }
 
-// fakeCore is a DeliverFunc that records what it gets and fails on demand.
-type fakeCore struct {
-	mu    sync.Mutex
-	got   []core.Inbound
-	fail  error
-	block chan struct{} // if set, deliver waits for it to close
-}
-
-func (f *fakeCore) deliver(ctx context.Context, msg core.Inbound) error {
-	f.mu.Lock()
-	block := f.block
-	f.mu.Unlock()
-	if block != nil {
-		select {
-		case <-block:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return f.fail
-	}
-	f.got = append(f.got, msg)
-	return nil
-}
-
-func (f *fakeCore) setFail(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fail = err
-}
-
-func (f *fakeCore) inbound() []core.Inbound {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]core.Inbound(nil), f.got...)
-}
-
 // testServer is a started adapter behind an httptest server on loopback.
 type testServer struct {
 	a    *Adapter
-	core *fakeCore
+	core *messengertest.Core
 	srv  *httptest.Server
 }
 
 // startServer starts a with a fake core and serves it; cleanup stops both.
 func startServer(t testing.TB, a *Adapter) *testServer {
 	t.Helper()
-	fc := &fakeCore{}
-	if err := a.Start(context.Background(), fc.deliver); err != nil {
+	fc := &messengertest.Core{}
+	if err := a.Start(context.Background(), fc.Deliver); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	srv := httptest.NewServer(a)

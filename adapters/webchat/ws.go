@@ -584,8 +584,9 @@ func (a *Adapter) handleMessage(r *run, cn *conn, f clientFrame) *errorFrame {
 	cancel()
 	if err != nil {
 		// Not acknowledged: the page keeps the message and re-sends it
-		// with the same id, which the core dedupes.
-		a.log.Warn("deliver message", "session", shortID(cn.session), "err", err)
+		// with the same id, which the core dedupes. The core has logged
+		// why.
+		a.log.Debug("message not accepted, the page will re-send it", "session", shortID(cn.session), "err", err)
 		return ef(codeDeliverFailed, "could not send, retrying", true)
 	}
 	ctx, cancel = context.WithTimeout(runCtx, storeTimeout)

@@ -64,7 +64,7 @@ func TestHelloRequiredFirst(t *testing.T) {
 		t.Fatalf("error code = %q, want %q", f.Code, codeHelloFirst)
 	}
 	tb.expectClose(websocket.StatusPolicyViolation)
-	if got := ts.core.inbound(); len(got) != 0 {
+	if got := ts.core.Answered(); len(got) != 0 {
 		t.Fatalf("delivered %v before hello", got)
 	}
 }
@@ -81,7 +81,7 @@ func TestMessageDeliveredAckedAndBroadcast(t *testing.T) {
 	// reads it, deliver has run.
 	m := tab1.expect(typeMessage)
 	ack := tab1.expect(typeAck)
-	got := ts.core.inbound()
+	got := ts.core.Answered()
 	if len(got) != 1 {
 		t.Fatalf("delivered %d messages, want 1: %+v", len(got), got)
 	}
@@ -115,7 +115,7 @@ func TestMessageDeliveredAckedAndBroadcast(t *testing.T) {
 func TestDeliverErrorIsNotAcked(t *testing.T) {
 	ts := startServer(t, newTestAdapter(t, nil))
 	tb, w := ts.connect(t, "", 0)
-	ts.core.setFail(errDown)
+	ts.core.FailWith(func(context.Context, int, core.Inbound) error { return errDown })
 
 	tb.message("c-1", "hello")
 	f := tb.expect(typeError)
@@ -129,7 +129,7 @@ func TestDeliverErrorIsNotAcked(t *testing.T) {
 	}
 
 	// The page re-sends with the same id once the core is back.
-	ts.core.setFail(nil)
+	ts.core.FailWith(nil)
 	tb.message("c-1", "hello")
 	if f := tb.expect(typeMessage); f.ID != "c-1" || f.Seq != 2 {
 		t.Fatalf("got %+v, want the user's message with seq 2", f)
@@ -151,7 +151,7 @@ func TestResendOfAckedMessageIsAckedAgain(t *testing.T) {
 	if f := tb.expect(typeAck); f.ID != "c-1" || f.Seq != 1 {
 		t.Fatalf("got %+v, want a second ack for c-1 with seq 1", f)
 	}
-	if n := len(ts.core.inbound()); n != 1 {
+	if n := len(ts.core.Answered()); n != 1 {
 		t.Fatalf("delivered %d times, want once", n)
 	}
 	ts.send(t, w.Session, "barrier")
@@ -265,7 +265,7 @@ func TestSessionsAreIsolated(t *testing.T) {
 	}
 	a.expect(typeMessage)
 	a.expect(typeAck)
-	if got := ts.core.inbound(); len(got) != 1 || got[0].ChatID != wa.Session {
+	if got := ts.core.Answered(); len(got) != 1 || got[0].ChatID != wa.Session {
 		t.Fatalf("delivered %+v, want one message from a's session", got)
 	}
 }
@@ -307,7 +307,7 @@ func TestClientErrors(t *testing.T) {
 			}
 		})
 	}
-	if n := len(ts.core.inbound()); n != len(tests) {
+	if n := len(ts.core.Answered()); n != len(tests) {
 		t.Fatalf("delivered %d messages, want only the %d valid ones", n, len(tests))
 	}
 }
@@ -654,9 +654,14 @@ func TestSlowDeliveryDoesNotStallTheConnection(t *testing.T) {
 	ts := startServer(t, newTestAdapter(t, nil))
 	tb, w := ts.connect(t, "", 0)
 	release := make(chan struct{})
-	ts.core.mu.Lock()
-	ts.core.block = release
-	ts.core.mu.Unlock()
+	ts.core.FailWith(func(ctx context.Context, _ int, _ core.Inbound) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
 
 	frames := make(chan frame, 10)
 	go func() {
@@ -742,7 +747,7 @@ func TestSessionReloadedOnHello(t *testing.T) {
 	if f := tb2.expect(typeAck); f.Seq != 4 {
 		t.Fatalf("got %+v, want the ack of seq 4", f)
 	}
-	if n := len(ts.core.inbound()); n != 2 {
+	if n := len(ts.core.Answered()); n != 2 {
 		t.Fatalf("%d messages delivered, want 2 (c-1 once, c-2)", n)
 	}
 }

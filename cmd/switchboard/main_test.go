@@ -62,7 +62,7 @@ func TestExampleDocumentsEveryKind(t *testing.T) {
 	for _, a := range doc.Adapters {
 		kinds = append(kinds, a.Kind)
 	}
-	for _, k := range core.Kinds() {
+	for _, k := range core.DefaultRegistry().Kinds() {
 		if !slices.Contains(kinds, k) {
 			t.Errorf("config.yaml.example has no instance of kind %q", k)
 		}
