@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -117,6 +118,16 @@ func runDemo(ctx context.Context, cmd *cobra.Command, o demoOptions) error {
 	sim.SetWebhookURL(base + engine.WebhookPath + "/" + secret)
 	if err := g.Start(ctx); err != nil {
 		return err
+	}
+	// Say "running" only once the chat answers: a user who opens it at
+	// once would otherwise get a 503.
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = g.WaitStarted(wctx)
+	wcancel()
+	if err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(fmt.Errorf("start the demo: %w", err), g.Shutdown(sctx))
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "\nSwitchboard demo is running.\n\n  Open the chat:   %s/chat/\n  Health:          %s/readyz\n  Metrics:         %s/metrics\n\nPress Ctrl+C to stop.\n\n", base, base, base)
 	<-ctx.Done()

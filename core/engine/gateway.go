@@ -376,6 +376,29 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// WaitStarted waits until every enabled instance has been through its
+// first Start, or until ctx is done, and returns an error naming the
+// instances that are not running then (they go on retrying in the
+// background). For a front end that must not print "ready" while its
+// chat still answers 503 (the demo).
+func (g *Gateway) WaitStarted(ctx context.Context) error {
+	var errs []error
+	for _, inst := range g.instances {
+		if !inst.launched {
+			continue
+		}
+		select {
+		case <-inst.tried:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for instance %s to start: %w", inst.name, ctx.Err())
+		}
+		if s := inst.snapshot(); s.State != StateRunning {
+			errs = append(errs, fmt.Errorf("instance %s is %s: %s", inst.name, s.State, s.LastError))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // stopInstances asks every supervised instance to stop, all at once, and
 // waits until they have, or until ctx is done: one slow adapter must not
 // eat the others' share of the shutdown deadline.

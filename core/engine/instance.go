@@ -57,6 +57,8 @@ type instance struct {
 	// the gateway asks the instance to stop, with the deadline in
 	// stopCtx; done is closed when the supervisor has returned.
 	launched     bool
+	tried        chan struct{} // closed once the first Start has returned
+	triedOnce    sync.Once
 	stopOnce     sync.Once
 	stopping     context.Context
 	stopNow      context.CancelFunc
@@ -70,7 +72,8 @@ type instance struct {
 // newInstance returns the record of one configured instance, not yet
 // supervised.
 func newInstance(ac AdapterConfig, log *slog.Logger) *instance {
-	inst := &instance{name: ac.Name, kind: ac.Kind, taskID: ac.TaskID, enabled: ac.IsEnabled(), log: log, done: make(chan struct{})}
+	inst := &instance{name: ac.Name, kind: ac.Kind, taskID: ac.TaskID, enabled: ac.IsEnabled(), log: log,
+		done: make(chan struct{}), tried: make(chan struct{})}
 	inst.stopping, inst.stopNow = context.WithCancel(context.Background())
 	inst.status = InstanceStatus{Name: ac.Name, Kind: ac.Kind, State: StatePending, Since: time.Now()}
 	if !inst.enabled {

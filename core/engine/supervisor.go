@@ -28,6 +28,7 @@ const startTimeout = 30 * time.Second
 // calls Stop with the shutdown's deadline and returns.
 func (i *instance) supervise(deliver core.DeliverFunc, metrics *Metrics) {
 	defer close(i.done)
+	defer i.triedOnce.Do(func() { close(i.tried) })
 	up := metrics.adapterUp.WithLabelValues(i.name, i.kind)
 	up.Set(0) // a series from the start, so that an alert on == 0 fires for one that never ran
 	b := backoff.NewExponentialBackOff()
@@ -42,6 +43,7 @@ func (i *instance) supervise(deliver core.DeliverFunc, metrics *Metrics) {
 				i.setState(StateRunning, nil)
 				up.Set(1)
 				i.log.Info("adapter started")
+				i.triedOnce.Do(func() { close(i.tried) })
 				i.watchHealth(i.stopping)
 			}
 			// Asked to stop, maybe while Start was still running: the
@@ -68,6 +70,7 @@ func (i *instance) supervise(deliver core.DeliverFunc, metrics *Metrics) {
 		if core.IsPermanent(err) {
 			i.setState(StateFailed, err)
 			i.log.Error("adapter start failed permanently", "err", err)
+			i.triedOnce.Do(func() { close(i.tried) })
 			<-i.stopping.Done()
 			i.setState(StateStopped, nil)
 			return
@@ -75,6 +78,7 @@ func (i *instance) supervise(deliver core.DeliverFunc, metrics *Metrics) {
 		wait := b.NextBackOff()
 		i.setState(StateFailing, err)
 		i.log.Warn("adapter start failed, retrying", "err", err, "wait", wait)
+		i.triedOnce.Do(func() { close(i.tried) })
 		t := time.NewTimer(wait)
 		select {
 		case <-i.stopping.Done():

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,5 +197,23 @@ func TestInstancesStopInParallel(t *testing.T) {
 		if s.State != StateStopped {
 			t.Errorf("%s: state %q, want stopped", s.Name, s.State)
 		}
+	}
+}
+
+// TestWaitStarted: WaitStarted returns once every instance's first Start
+// has returned, with an error naming those that are not running.
+func TestWaitStarted(t *testing.T) {
+	slow := &lifecycleMessenger{startDelay: 200 * time.Millisecond}
+	failing := &lifecycleMessenger{startErr: errors.New("connection refused")}
+	gw := lifecycleGateway(t, 5*time.Second, slow, failing)
+	t.Cleanup(func() { _ = gw.Shutdown(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := gw.WaitStarted(ctx)
+	if running, _, _, _ := slow.state(); !running {
+		t.Fatal("WaitStarted returned before the slow instance had started")
+	}
+	if err == nil || !strings.Contains(err.Error(), "instance b is failing") || strings.Contains(err.Error(), "instance a") {
+		t.Fatalf("WaitStarted = %v; want it to name the failing instance b only", err)
 	}
 }
