@@ -6,9 +6,6 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
-	"github.com/switchboard-gw/switchboard/core/engine"
-	"github.com/switchboard-gw/switchboard/internal/testutil"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,14 +15,20 @@ import (
 
 	"github.com/switchboard-gw/switchboard/adapters/webchat"
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/engine"
+	"github.com/switchboard-gw/switchboard/core/store"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	fakeselarti "github.com/switchboard-gw/switchboard/test/fakes/selarti"
 )
 
-// env is one gateway wired to one Selarti simulator.
+// env is one gateway wired to one Selarti simulator. It can be stopped
+// and started again on the same address and store: a restart.
 type env struct {
 	t       *testing.T
+	o       envOptions
 	sim     *fakeselarti.Server
 	gw      *engine.Gateway
+	addr    string // host:port
 	base    string // http://127.0.0.1:port
 	secret  string
 	cfg     *engine.Config
@@ -35,18 +38,32 @@ type env struct {
 	dataDir string
 }
 
+// kind is an adapter kind to register in the gateway's registry.
+type kind struct {
+	name    string
+	factory core.Factory
+}
+
 type envOptions struct {
 	adapters []engine.AdapterConfig
-	simOpts  func(*fakeselarti.Options)
-	cfgEdit  func(*engine.Config)
+	// kinds are registered beside the webchat and the test-only
+	// "testchat": an adapter's end-to-end tests add their own kind here
+	// (and start its network's fake) and change nothing else.
+	kinds   []kind
+	simOpts func(*fakeselarti.Options)
+	cfgEdit func(*engine.Config)
+	// before runs once the simulator exists, before the gateway starts
+	// (to queue a network's updates or faults).
+	before func(e *env)
 }
 
 // newEnv starts a simulator and a gateway whose registry holds the real
-// webchat kind and the test-only "testchat" kind: the latter is registered
-// from this test package, with no change to core (the plugin contract).
+// webchat kind, the test-only "testchat" kind (registered from this test
+// package, with no change to core: the plugin contract) and o.kinds.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	e := &env{t: t, apiKey: "test-api-key-" + rand.Text(), secret: rand.Text() + rand.Text(), logs: &syncBuffer{}, chats: newTestChats()}
+	e := &env{t: t, o: o, apiKey: "test-api-key-" + rand.Text(), secret: rand.Text() + rand.Text(),
+		logs: &syncBuffer{}, chats: newTestChats(), dataDir: t.TempDir()}
 	simOpts := fakeselarti.Options{APIKey: e.apiKey}
 	if o.simOpts != nil {
 		o.simOpts(&simOpts)
@@ -57,48 +74,83 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.sim = sim
 	t.Cleanup(func() { sim.Close() })
+	if o.before != nil {
+		o.before(e)
+	}
+	e.start("127.0.0.1:0")
+	t.Cleanup(func() {
+		e.stop()
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// start builds and starts a gateway listening on addr, and waits until
+// it is ready.
+func (e *env) start(addr string) {
+	t := e.t
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.base = "http://" + ln.Addr().String()
-	e.dataDir = t.TempDir()
-
-	cfg := testConfig(t, ln.Addr().String(), sim.URL(), e.apiKey, e.secret, e.dataDir, o.adapters)
-	if o.cfgEdit != nil {
-		o.cfgEdit(cfg)
+	e.addr = ln.Addr().String()
+	e.base = "http://" + e.addr
+	cfg := testConfig(t, e.addr, e.sim.URL(), e.apiKey, e.secret, e.dataDir, e.o.adapters)
+	if e.o.cfgEdit != nil {
+		e.o.cfgEdit(cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	e.cfg = cfg
-
 	reg := core.NewRegistry()
 	reg.Register(webchat.Kind, webchat.New)
 	reg.Register(testChatKind, e.chats.factory)
-	log := engine.NewLogger(cfg.Log, e.logs)
-	gw, err := engine.New(cfg, engine.Options{Registry: reg, Logger: log, Listener: ln})
+	for _, k := range e.o.kinds {
+		reg.Register(k.name, k.factory)
+	}
+	gw, err := engine.New(cfg, engine.Options{Registry: reg, Logger: engine.NewLogger(cfg.Log, e.logs), Listener: ln})
 	if err != nil {
 		t.Fatalf("build gateway: %v", err)
 	}
 	e.gw = gw
-	sim.SetWebhookURL(e.webhookURL())
+	e.sim.SetWebhookURL(e.webhookURL())
 	if err := gw.Start(context.Background()); err != nil {
 		t.Fatalf("start gateway: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := gw.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("gateway logs:\n%s", e.logs.String())
-		}
-	})
 	e.waitReady()
-	return e
+}
+
+// stop shuts the gateway down, if it runs.
+func (e *env) stop() {
+	if e.gw == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.gw.Shutdown(ctx); err != nil {
+		e.t.Errorf("shutdown: %v", err)
+	}
+	e.gw = nil
+}
+
+// restart stops the gateway and starts a new one on the same address and
+// store.
+func (e *env) restart() {
+	e.stop()
+	e.start(e.addr)
+}
+
+// deadLetters counts the dead letters of one direction.
+func (e *env) deadLetters(dir store.Direction) int {
+	st, err := e.gw.Store().Stats(context.Background(), dir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return st.Dead
 }
 
 // testConfig is the config every end-to-end gateway starts from: the
@@ -157,5 +209,3 @@ func chromiumPath() string {
 	}
 	return ""
 }
-
-var _ = slog.LevelDebug

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,147 +10,64 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/adapters/telegram"
-	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/engine"
 	"github.com/switchboard-gw/switchboard/core/store"
 	fakeselarti "github.com/switchboard-gw/switchboard/test/fakes/selarti"
 	faketelegram "github.com/switchboard-gw/switchboard/test/fakes/telegram"
 )
 
-// tgEnv is a real gateway with Telegram instances, the Selarti simulator
-// and a fake Bot API server, all on loopback. It mirrors newEnv, with a
-// registry that holds the telegram kind, and it can stop and start the
-// gateway again on the same address and store (a restart).
-type tgEnv struct {
-	t      *testing.T
-	sim    *fakeselarti.Server
-	tg     *faketelegram.Server
-	gw     *engine.Gateway
-	addr   string
-	base   string
-	secret string
-	apiKey string
-	data   string
-	logs   *syncBuffer
-	insts  []engine.AdapterConfig
-	bots   []*faketelegram.Bot
+// tgFake is the fake Bot API server of a Telegram end-to-end test, with
+// its bots (TestToken(1..n)).
+type tgFake struct {
+	srv  *faketelegram.Server
+	bots []*faketelegram.Bot
 }
 
-// tgInstance is one telegram instance for tgEnv: its bot's token is
-// TestToken(n), and it talks to the fake server.
+// newTelegramEnv starts a fake Bot API server with bots bots, then a
+// gateway (newEnv) whose registry also holds the telegram kind, with the
+// instances insts pointed at the fake. before runs once the bots exist,
+// before the gateway starts.
+func newTelegramEnv(t *testing.T, bots int, insts []engine.AdapterConfig, before func(f *tgFake)) (*env, *tgFake) {
+	t.Helper()
+	srv, err := faketelegram.New(faketelegram.Options{InsecureWebhooks: true, WebhookRetry: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	f := &tgFake{srv: srv}
+	for n := 1; n <= bots; n++ {
+		b, err := srv.AddBot(faketelegram.TestToken(n), fmt.Sprintf("shop%d_bot", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.bots = append(f.bots, b)
+	}
+	for _, inst := range insts {
+		inst.Config["api_url"] = srv.URL()
+	}
+	e := newEnv(t, envOptions{
+		adapters: insts,
+		kinds:    []kind{{telegram.Kind, telegram.New}},
+		before: func(*env) {
+			if before != nil {
+				before(f)
+			}
+		},
+	})
+	return e, f
+}
+
+// bot returns the fake bot of TestToken(n).
+func (f *tgFake) bot(n int) *faketelegram.Bot { return f.bots[n-1] }
+
+// tgInstance is one telegram instance: its bot's token is TestToken(n);
+// newTelegramEnv points it at the fake server.
 func tgInstance(name, task string, n int, extra map[string]any) engine.AdapterConfig {
 	cfg := map[string]any{"token": faketelegram.TestToken(n), "poll_timeout": "1s", "typing_timeout": "0s"}
 	for k, v := range extra {
 		cfg[k] = v
 	}
 	return engine.AdapterConfig{Name: name, Kind: telegram.Kind, TaskID: task, Config: cfg}
-}
-
-// tgOptions configures newTelegramEnv.
-type tgOptions struct {
-	bots  int                    // fake bots TestToken(1..bots) to create
-	insts []engine.AdapterConfig // api_url is set to the fake server
-	// before runs once the bots exist, before the gateway starts (to
-	// queue updates or faults).
-	before func(e *tgEnv)
-}
-
-func newTelegramEnv(t *testing.T, o tgOptions) *tgEnv {
-	t.Helper()
-	e := &tgEnv{t: t, apiKey: "test-api-key-" + rand.Text(), secret: rand.Text() + rand.Text(), logs: &syncBuffer{}, data: t.TempDir()}
-	sim, err := fakeselarti.New(fakeselarti.Options{APIKey: e.apiKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.sim = sim
-	t.Cleanup(func() { sim.Close() })
-	tg, err := faketelegram.New(faketelegram.Options{InsecureWebhooks: true, WebhookRetry: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.tg = tg
-	t.Cleanup(func() { tg.Close() })
-	for n := 1; n <= o.bots; n++ {
-		b, err := tg.AddBot(faketelegram.TestToken(n), fmt.Sprintf("shop%d_bot", n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.bots = append(e.bots, b)
-	}
-	for _, inst := range o.insts {
-		inst.Config["api_url"] = tg.URL()
-		e.insts = append(e.insts, inst)
-	}
-	if o.before != nil {
-		o.before(e)
-	}
-	e.start("127.0.0.1:0")
-	t.Cleanup(func() {
-		e.stop()
-		if t.Failed() {
-			t.Logf("gateway logs:\n%s", e.logs.String())
-		}
-	})
-	return e
-}
-
-// bot returns the fake bot of TestToken(n).
-func (e *tgEnv) bot(n int) *faketelegram.Bot { return e.bots[n-1] }
-
-// start builds and starts a gateway listening on addr.
-func (e *tgEnv) start(addr string) {
-	t := e.t
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = ln.Addr().String()
-	e.base = "http://" + e.addr
-	cfg := testConfig(t, e.addr, e.sim.URL(), e.apiKey, e.secret, e.data, e.insts)
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	reg := core.NewRegistry()
-	reg.Register(telegram.Kind, telegram.New)
-	gw, err := engine.New(cfg, engine.Options{Registry: reg, Logger: engine.NewLogger(cfg.Log, e.logs), Listener: ln})
-	if err != nil {
-		t.Fatalf("build gateway: %v", err)
-	}
-	e.gw = gw
-	e.sim.SetWebhookURL(e.base + engine.WebhookPath + "/" + e.secret)
-	if err := gw.Start(context.Background()); err != nil {
-		t.Fatalf("start gateway: %v", err)
-	}
-	eventually(t, "gateway ready", func() bool {
-		resp, err := http.Get(e.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-}
-
-// stop shuts the gateway down (once).
-func (e *tgEnv) stop() {
-	if e.gw == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := e.gw.Shutdown(ctx); err != nil {
-		e.t.Errorf("shutdown: %v", err)
-	}
-	e.gw = nil
-}
-
-func (e *tgEnv) deadLetters(dir store.Direction) int {
-	st, err := e.gw.Store().Stats(context.Background(), dir)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return st.Dead
 }
 
 var (
@@ -163,7 +78,7 @@ var (
 // checkRoundTrip: a private message reaches Selarti with the namespaced
 // chat id and the instance's task, and the bot's reply comes back to the
 // same Telegram chat, once.
-func checkRoundTrip(t *testing.T, e *tgEnv, bot *faketelegram.Bot) {
+func checkRoundTrip(t *testing.T, e *env, bot *faketelegram.Bot) {
 	t.Helper()
 	bot.SendText(tgAnn, "hello")
 	if err := e.sim.WaitReceived(ctxTimeout(t), 1); err != nil {
@@ -201,8 +116,8 @@ func checkRoundTrip(t *testing.T, e *tgEnv, bot *faketelegram.Bot) {
 }
 
 func TestTelegramPollingRoundTrip(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
-	bot := e.bot(1)
+	e, tg := newTelegramEnv(t, 1, []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}, nil)
+	bot := tg.bot(1)
 	checkRoundTrip(t, e, bot)
 	if calls := bot.CallsTo("setWebhook"); len(calls) != 0 {
 		t.Fatal("polling mode set a webhook")
@@ -210,8 +125,8 @@ func TestTelegramPollingRoundTrip(t *testing.T) {
 }
 
 func TestTelegramWebhookRoundTrip(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, map[string]any{"mode": "webhook"})}})
-	bot := e.bot(1)
+	e, tg := newTelegramEnv(t, 1, []engine.AdapterConfig{tgInstance("tg", "task-1", 1, map[string]any{"mode": "webhook"})}, nil)
+	bot := tg.bot(1)
 	hook := e.base + "/telegram/tg/webhook"
 	if info := bot.WebhookInfo(); info.URL != hook || len(bot.WebhookSecret()) < 32 {
 		t.Fatalf("webhook = %+v, want %s with a secret", info, hook)
@@ -253,8 +168,8 @@ func TestTelegramWebhookRoundTrip(t *testing.T) {
 // well-formed messages, and Markdown with <, &, code blocks and links
 // renders as valid HTML.
 func TestTelegramFormatting(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
-	bot := e.bot(1)
+	e, tg := newTelegramEnv(t, 1, []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}, nil)
+	bot := tg.bot(1)
 	bot.SendText(tgAnn, "hello")
 	if err := bot.WaitSent(ctxTimeout(t), 1); err != nil {
 		t.Fatal(err)
@@ -333,8 +248,8 @@ func TestTelegramFormatting(t *testing.T) {
 // TestTelegramRetryAfter: a 429 is waited out for retry_after, and the
 // message is delivered once.
 func TestTelegramRetryAfter(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
-	bot := e.bot(1)
+	_, tg := newTelegramEnv(t, 1, []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}, nil)
+	bot := tg.bot(1)
 	bot.FailNext("sendMessage", faketelegram.TooManyRequests(1))
 	bot.SendText(tgAnn, "hello")
 	if err := bot.WaitSent(ctxTimeout(t), 1); err != nil {
@@ -357,8 +272,8 @@ func TestTelegramRetryAfter(t *testing.T) {
 // request and a dead letter, not a retry loop; later messages to them do
 // not even reach Telegram.
 func TestTelegramBlockedUser(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}})
-	bot := e.bot(1)
+	e, tg := newTelegramEnv(t, 1, []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}, nil)
+	bot := tg.bot(1)
 	bot.FailNext("sendMessage", faketelegram.BlockedByUser())
 	bot.SendText(tgAnn, "hello")
 	eventually(t, "the reply dead-lettered", func() bool { return e.deadLetters(store.ToUser) == 1 })
@@ -395,16 +310,16 @@ func TestTelegramRestartNoLoss(t *testing.T) {
 		}
 		return ids
 	}
-	e := newTelegramEnv(t, tgOptions{bots: 1, insts: []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}, before: func(e *tgEnv) {
+	e, tg := newTelegramEnv(t, 1, []engine.AdapterConfig{tgInstance("tg", "task-1", 1, nil)}, func(f *tgFake) {
 		// The second getUpdates (the one that would confirm the first
 		// batch) hangs until the gateway goes away, so it never
 		// confirms anything.
-		e.bot(1).FailNext("getUpdates", faketelegram.Fault{}, faketelegram.Fault{Delay: time.Minute})
+		f.bot(1).FailNext("getUpdates", faketelegram.Fault{}, faketelegram.Fault{Delay: time.Minute})
 		for round := range 3 {
-			firstBatch = append(firstBatch, say(e.bot(1), round)...)
+			firstBatch = append(firstBatch, say(f.bot(1), round)...)
 		}
-	}})
-	bot := e.bot(1)
+	})
+	bot := tg.bot(1)
 	if err := bot.WaitCalls(ctxTimeout(t), "getUpdates", 2); err != nil {
 		t.Fatal(err)
 	}
@@ -458,11 +373,11 @@ func TestTelegramRestartNoLoss(t *testing.T) {
 // task; the same Telegram user writes to both, and each conversation stays
 // with its bot.
 func TestTelegramTwoInstances(t *testing.T) {
-	e := newTelegramEnv(t, tgOptions{bots: 2, insts: []engine.AdapterConfig{
+	e, tg := newTelegramEnv(t, 2, []engine.AdapterConfig{
 		tgInstance("tg-a", "task-a", 1, nil),
 		tgInstance("tg-b", "task-b", 2, map[string]any{"mode": "webhook"}),
-	}})
-	botA, botB := e.bot(1), e.bot(2)
+	}, nil)
+	botA, botB := tg.bot(1), tg.bot(2)
 	botA.SendText(tgAnn, "question from a")
 	botB.SendText(tgAnn, "question from b")
 	if err := botA.WaitSent(ctxTimeout(t), 1); err != nil {
