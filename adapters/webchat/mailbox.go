@@ -390,12 +390,6 @@ func (m *mailbox) use() error {
 	return nil
 }
 
-// storedSession is what the mailbox holds of one session.
-type storedSession struct {
-	sessionMeta
-	history []entry // the newest historyLimit entries at most, oldest first
-}
-
 // sessionMeta is a session's row, without its history.
 type sessionMeta struct {
 	epoch      string
@@ -447,22 +441,6 @@ func parseUserMsgs(list string, from int64) ([]userMsg, bool) {
 	}
 	slices.SortFunc(users, func(a, b userMsg) int { return cmp.Compare(a.seq, b.seq) })
 	return users, true
-}
-
-// load reads session id with its history. ok is false when the mailbox
-// does not hold it.
-func (m *mailbox) load(ctx context.Context, id string) (st storedSession, ok bool, err error) {
-	st.sessionMeta, ok, err = m.meta(ctx, id)
-	if err != nil || !ok {
-		return st, ok, err
-	}
-	// Bounded by the seq rather than a LIMIT: trimming is done at insert,
-	// so a history_limit lowered since then still applies here.
-	st.history, err = m.history(ctx, id, st.lastSeq-int64(m.historyLimit))
-	if err != nil {
-		return st, false, err
-	}
-	return st, true, nil
 }
 
 // meta reads session id's row. ok is false when the mailbox does not hold

@@ -527,3 +527,26 @@ func TestMailboxUnsyncedMarker(t *testing.T) {
 		})
 	}
 }
+
+// storedSession is what the mailbox holds of one session (tests).
+type storedSession struct {
+	sessionMeta
+	history []entry // the newest historyLimit entries at most, oldest first
+}
+
+// load reads session id with its history, for tests to compare with
+// what the cache and the tabs show. ok is false when the mailbox
+// does not hold it.
+func (m *mailbox) load(ctx context.Context, id string) (st storedSession, ok bool, err error) {
+	st.sessionMeta, ok, err = m.meta(ctx, id)
+	if err != nil || !ok {
+		return st, ok, err
+	}
+	// Bounded by the seq rather than a LIMIT: trimming is done at insert,
+	// so a history_limit lowered since then still applies here.
+	st.history, err = m.history(ctx, id, st.lastSeq-int64(m.historyLimit))
+	if err != nil {
+		return st, false, err
+	}
+	return st, true, nil
+}

@@ -54,7 +54,6 @@ type Gateway struct {
 	ownStore   bool
 	router     *Router
 	httpServer *http.Server
-	listener   net.Listener
 
 	cancelRun  context.CancelFunc // stops claiming and background loops
 	cancelWork context.CancelFunc // cuts attempts in flight short
@@ -224,7 +223,6 @@ func (g *Gateway) Start(ctx context.Context) error {
 			return fmt.Errorf("listen on %s: %w", g.cfg.Server.Listen, err)
 		}
 	}
-	g.listener = ln
 	g.httpServer = &http.Server{
 		Handler:           g.newHTTPHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -436,14 +434,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return g.Shutdown(sctx)
 }
 
-// Addr is the address the gateway listens on, once started.
-func (g *Gateway) Addr() net.Addr { return g.listener.Addr() }
-
 // Store is the gateway's outbox, once started (for the admin commands).
 func (g *Gateway) Store() store.Store { return g.store }
-
-// Metrics returns the gateway's metrics.
-func (g *Gateway) Metrics() *Metrics { return g.metrics }
 
 // Statuses reports every instance's health, sorted by name.
 func (g *Gateway) Statuses() []InstanceStatus {

@@ -413,10 +413,3 @@ func queryMessages(ctx context.Context, st *sql.Stmt, args ...any) ([]Message, e
 	}
 	return out, rows.Err()
 }
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}

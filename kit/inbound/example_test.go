@@ -236,4 +236,3 @@ func TestInProcessRedeliveryExample(t *testing.T) {
 		},
 	})
 }
-
