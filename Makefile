@@ -46,8 +46,7 @@ deps-check:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseChatID$$' -fuzztime=$(or $(FUZZTIME),90000x) ./core/engine/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseWebhook$$' -fuzztime=$(or $(FUZZTIME),200000x) ./core/selarti/
-	$(GO) test -run='^$$' -fuzz='^FuzzJSONValue$$' -fuzztime=$(or $(FUZZTIME),200000x) ./core/selarti/
-	$(GO) test -run='^$$' -fuzz='^FuzzUnquote$$' -fuzztime=$(or $(FUZZTIME),150000x) ./core/selarti/
+	$(GO) test -run='^$$' -fuzz='^FuzzWebhookAgainstEncodingJSON$$' -fuzztime=$(or $(FUZZTIME),100000x) ./core/selarti/
 	$(GO) test -run='^$$' -fuzz='^FuzzClientFrame$$' -fuzztime=$(or $(FUZZTIME),15000x) ./adapters/webchat/
 	$(GO) test -run='^$$' -fuzz='^FuzzMarkdownToHTML$$' -fuzztime=$(or $(FUZZTIME),60000x) ./adapters/telegram/
 

@@ -1,6 +1,7 @@
 package selarti
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,9 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // simWebhook builds a webhook body the way the simulator in
@@ -182,4 +188,109 @@ func BenchmarkSendEncode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// encodeOptions make jsontext's Encoder write what a json.Encoder with
+// SetEscapeHTML(false) writes (U+2028 and U+2029 escaped), but for invalid
+// UTF-8: see TestJSONTextEncoderInvalidUTF8.
+var encodeOptions = []jsontext.Options{
+	jsontext.EscapeForJS(true),
+	jsontext.AllowInvalidUTF8(true),
+	jsontext.AllowDuplicateNames(true), // a Client refuses colliding names
+}
+
+// encodeJSONText builds the body of a send as Client.encode does, with
+// jsontext's Encoder in place of appendObject, in its cheapest use: the
+// Encoder and its buffer out are reused (Send would need a pool of them),
+// and the body is copied out of the buffer. BenchmarkSendEncodeJSONText
+// measures it against BenchmarkSendEncode for docs/benchmarks.md.
+func encodeJSONText(enc *jsontext.Encoder, out *bytes.Buffer, w Wire, m Message) ([]byte, error) {
+	var buf [7]member
+	fields := append(buf[:0], member{w.TaskIDField, m.TaskID}, member{w.ChatIDField, m.ChatID}, member{w.TextField, m.Text})
+	for _, f := range [...]member{{w.NameField, m.Name}, {w.UsernameField, m.Username}, {w.PhoneField, m.Phone}, {w.IdempotencyKeyField, m.IdempotencyKey}} {
+		if f.key != "" && f.value != "" {
+			fields = append(fields, f)
+		}
+	}
+	slices.SortFunc(fields, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	out.Reset()
+	enc.Reset(out, encodeOptions...)
+	if err := enc.WriteToken(jsontext.BeginObject); err != nil {
+		return nil, err
+	}
+	for _, f := range fields {
+		if err := enc.WriteToken(jsontext.String(f.key)); err != nil {
+			return nil, err
+		}
+		if err := enc.WriteToken(jsontext.String(f.value)); err != nil {
+			return nil, err
+		}
+	}
+	if err := enc.WriteToken(jsontext.EndObject); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(out.Bytes()), nil
+}
+
+func BenchmarkSendEncodeJSONText(b *testing.B) {
+	c, err := New(Config{BaseURL: "http://127.0.0.1:1/api/1.1", APIKey: testKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var (
+		enc jsontext.Encoder
+		out bytes.Buffer
+	)
+	want, _ := c.encode(benchMsg)
+	if got, err := encodeJSONText(&enc, &out, c.wire, benchMsg); err != nil || !bytes.Equal(got, want) {
+		b.Fatalf("jsontext: %q, %v; appendObject: %q", got, err, want)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := encodeJSONText(&enc, &out, c.wire, benchMsg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseWebhookDeep parses hostile bodies: an unknown field nested
+// 9,999 and 10,000 deep (the most ParseWebhook accepts; jsontext reads
+// that one a second time, see object.reread). stack-KiB is how much the
+// parsing goroutine's stack grew for one call.
+func BenchmarkParseWebhookDeep(b *testing.B) {
+	for _, depth := range []int{9999, 10000} {
+		body := []byte(`{"x":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) +
+			`,"external_chat_id":"c","message_id":"m","message_type":"bot","message_text":"x"}`)
+		b.Run(strconv.Itoa(depth), func(b *testing.B) {
+			if _, err := ParseWebhook(body); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseWebhook(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(stackGrowth(func() { _, _ = ParseWebhook(body) }))/1024, "stack-KiB")
+		})
+	}
+}
+
+// stackGrowth returns how many bytes of goroutine stack f grows, run in a
+// new goroutine.
+func stackGrowth(f func()) int64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	done, hold := make(chan struct{}), make(chan struct{})
+	go func() {
+		f()
+		close(done)
+		<-hold
+	}()
+	<-done
+	runtime.ReadMemStats(&after)
+	close(hold)
+	return int64(after.StackInuse) - int64(before.StackInuse)
 }

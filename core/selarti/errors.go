@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/switchboard-gw/switchboard/kit/text"
 )
 
 // Operations named by APIError.Op and by Config.Observe.
@@ -160,7 +162,7 @@ func errorMessage(body []byte, status int, secrets ...string) string {
 	if msg == "" {
 		msg = strings.ToLower(http.StatusText(status))
 	}
-	return truncate(msg, maxErrorMessage)
+	return text.Shorten(msg, maxErrorMessage)
 }
 
 // bubbleMessage returns "STATUS: message" from Bubble's error envelope,
@@ -189,16 +191,4 @@ func bubbleMessage(body []byte) string {
 	default:
 		return d.Status
 	}
-}
-
-// truncate cuts s to at most n bytes without splitting a rune.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

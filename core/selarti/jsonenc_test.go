@@ -3,7 +3,10 @@ package selarti
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // encodeMap is what Send's body was built with before appendObject, and
@@ -67,5 +70,39 @@ func TestSendBodyBytes(t *testing.T) {
 				t.Errorf("body = %q\nwant  %q", got, want)
 			}
 		})
+	}
+}
+
+// jsontext's Encoder writes what encoding/json writes, U+2028 and U+2029
+// included (EscapeForJS), but for invalid UTF-8: a raw U+FFFD where
+// encoding/json writes the escape \ufffd (both decode to the same string,
+// but the bytes differ). That is why Send keeps appendObject, whose bytes
+// are encoding/json's (TestSendBodyBytes, FuzzAppendObject); its cost is
+// measured by BenchmarkSendEncodeJSONText.
+func TestJSONTextEncoderInvalidUTF8(t *testing.T) {
+	var (
+		enc jsontext.Encoder
+		out bytes.Buffer
+	)
+	for _, tt := range []struct {
+		text string
+		same bool
+	}{
+		{"<b>\"Hi\"</b> & \\ \n\t\x01\x7f \u2028\u2029 Привет \ufffd", true},
+		{"a\xffb", false},
+	} {
+		m := Message{TaskID: "t", ChatID: "c", Text: tt.text}
+		got, err := encodeJSONText(&enc, &out, DefaultWire(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := encodeMap(t, map[string]string{"task_id": "t", "chat_id": "c", "message": tt.text})
+		if bytes.Equal(got, want) != tt.same {
+			t.Errorf("%q: jsontext %q, encoding/json %q", tt.text, got, want)
+		}
+		var a, b map[string]string
+		if json.Unmarshal(got, &a) != nil || json.Unmarshal(want, &b) != nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("%q: jsontext %q and encoding/json %q read differently", tt.text, got, want)
+		}
 	}
 }

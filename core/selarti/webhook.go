@@ -1,12 +1,20 @@
 package selarti
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/switchboard-gw/switchboard/kit/text"
 )
 
 // Length limits of the routing ids. Our own chat ids are far shorter; the
@@ -102,6 +110,11 @@ func ParseWebhook(body []byte) (Webhook, error) {
 	if err := obj.scan(body); err != nil {
 		return Webhook{}, err
 	}
+	return obj.webhook()
+}
+
+// webhook reads the fields of the scanned object.
+func (o *object) webhook() (Webhook, error) {
 	var (
 		w   Webhook
 		err error
@@ -110,20 +123,20 @@ func ParseWebhook(body []byte) (Webhook, error) {
 	// Routing fields. A duplicate is ambiguous (which one routes?), so
 	// it is an error here while it is only a warning elsewhere.
 	for _, f := range []int{iExternalChatID, iMessageID, iMessageType, iMessageText} {
-		if obj.dup[f] {
+		if o.dup[f] {
 			return Webhook{}, &WebhookError{Field: fieldNames[f], Reason: "appears more than once"}
 		}
 	}
-	if w.ExternalChatID, err = requiredID(obj.raw[iExternalChatID], FieldExternalChatID, maxExternalChatID); err != nil {
+	if w.ExternalChatID, err = requiredID(o.raw[iExternalChatID], FieldExternalChatID, maxExternalChatID); err != nil {
 		return Webhook{}, err
 	}
-	if w.MessageID, err = requiredID(obj.raw[iMessageID], FieldMessageID, maxMessageID); err != nil {
+	if w.MessageID, err = requiredID(o.raw[iMessageID], FieldMessageID, maxMessageID); err != nil {
 		return Webhook{}, err
 	}
-	if w.MessageType, err = messageType(obj.raw[iMessageType]); err != nil {
+	if w.MessageType, err = messageType(o.raw[iMessageType]); err != nil {
 		return Webhook{}, err
 	}
-	if w.MessageText, err = messageText(obj.raw[iMessageText], w.MessageType); err != nil {
+	if w.MessageText, err = messageText(o.raw[iMessageText], w.MessageType); err != nil {
 		return Webhook{}, err
 	}
 
@@ -142,7 +155,7 @@ func ParseWebhook(body []byte) (Webhook, error) {
 		{iSuccess, &w.Success},
 		{iIsBot, &w.IsBot},
 	} {
-		v, ok := flagValue(obj.raw[f.i])
+		v, ok := flagValue(o.raw[f.i])
 		if !ok {
 			warn(fieldNames[f.i], "unrecognised flag value")
 		}
@@ -162,15 +175,15 @@ func ParseWebhook(body []byte) (Webhook, error) {
 		{iShareURL, &w.ShareURL},
 		{iWhType, &w.WhType},
 	} {
-		v, ok := textValue(obj.raw[f.i])
+		v, ok := textValue(o.raw[f.i])
 		if !ok {
-			warn(fieldNames[f.i], "expected a string or a number, got "+kindOf(obj.raw[f.i]))
+			warn(fieldNames[f.i], "expected a string or a number, got "+kindOf(o.raw[f.i]))
 		}
 		*f.dst = v
 	}
-	w.Contacts = contactsValue(obj.raw[iContacts])
+	w.Contacts = contactsValue(o.raw[iContacts])
 
-	for _, f := range obj.order {
+	for _, f := range o.order {
 		warn(fieldNames[f], "appears more than once, the last value is used")
 	}
 	return w, nil
@@ -269,79 +282,156 @@ type object struct {
 	order []int             // those fields, in the order their repeats came
 }
 
+// decodeOptions make jsontext read what encoding/json reads: duplicate
+// names (object.set tells them apart itself) and invalid UTF-8 (strings
+// decode with U+FFFD for it, and the routing fields refuse it).
+var decodeOptions = []jsontext.Options{
+	jsontext.AllowDuplicateNames(true),
+	jsontext.AllowInvalidUTF8(true),
+}
+
+// decoder reads one body. Decoders are pooled: a new jsontext.Decoder
+// and its state would be most of ParseWebhook's allocations.
+type decoder struct {
+	in  bytes.Buffer // the body itself: jsontext reads a bytes.Buffer in place
+	dec jsontext.Decoder
+}
+
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
 // scan checks that body is exactly one JSON object (nothing before or
 // after it but whitespace) and notes where the documented fields' values
-// are. It walks the object itself, rather than unmarshalling, to see
-// duplicate keys, which encoding/json silently resolves to the last one.
+// are. It reads the object member by member, rather than unmarshalling,
+// to see duplicate names, which encoding/json silently resolves to the
+// last one.
 func (o *object) scan(body []byte) error {
-	s := scanner{d: body}
-	if !s.more() {
-		return &WebhookError{Reason: "body is empty"}
-	}
-	if s.d[s.p] != '{' {
+	d := decoders.Get().(*decoder)
+	defer func() {
+		// Keep no reference to the body in the pool.
+		d.in = bytes.Buffer{}
+		d.dec.Reset(&d.in)
+		decoders.Put(d)
+	}()
+	d.in = *bytes.NewBuffer(body)
+	d.dec.Reset(&d.in, decodeOptions...)
+	switch d.dec.PeekKind() {
+	case '{':
+	case 0:
+		if _, err := d.dec.ReadToken(); err == io.EOF {
+			return &WebhookError{Reason: "body is empty"}
+		}
+		fallthrough
+	default:
 		return &WebhookError{Reason: "body must be one JSON object"}
 	}
-	s.p++
-	c, err := s.peek()
-	if err != nil {
-		return err
-	}
-	for c != '}' {
-		if c != '"' {
-			return syntaxError(c, "looking for beginning of object key string")
-		}
-		start := s.p
-		var escaped bool
-		if escaped, err = s.skipString(); err != nil {
-			return err
-		}
-		key := body[start+1 : s.p-1]
-		if err := s.skipColon(); err != nil {
-			return err
-		}
-		if _, err := s.peek(); err != nil {
-			return err
-		}
-		start = s.p
-		if err := s.skipValue(); err != nil {
-			return err
-		}
-		o.set(key, escaped, body[start:s.p])
+	return o.members(&d.dec, body, body, 0)
+}
 
-		if c, err = s.peek(); err != nil {
-			return err
-		}
-		switch c {
-		case ',':
-			s.p++
-			if c, err = s.peek(); err != nil {
-				return err
-			}
-			if c == '}' {
-				return syntaxError(c, "looking for beginning of object key string")
-			}
-		case '}':
-		default:
-			return syntaxError(c, "after object key:value pair")
-		}
+// members reads the object that dec reads from src, where src[k] is
+// body[base+k] (but for the prefix that object.reread puts before it),
+// and then checks that nothing but whitespace follows it.
+func (o *object) members(dec *jsontext.Decoder, src, body []byte, base int) error {
+	if _, err := dec.ReadToken(); err != nil { // the '{'
+		return syntaxError(src)
 	}
-	s.p++
-	if s.more() {
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return syntaxError(src)
+		}
+		i := nameIndex(name)
+		nameEnd := int(dec.InputOffset())
+		value, err := dec.ReadValue()
+		if err != nil {
+			return o.reread(src, body, base, nameEnd, i)
+		}
+		end := base + int(dec.InputOffset())
+		o.set(i, body[end-len(value):end])
+	}
+	if _, err := dec.ReadToken(); err != nil { // the '}'
+		return syntaxError(src)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return &WebhookError{Reason: "unexpected data after the JSON object"}
 	}
 	return nil
 }
 
-// set records the value of key, noting a documented field's repeat.
-func (o *object) set(key []byte, escaped bool, value []byte) {
-	var i int
-	if escaped {
-		// Rare: a key spelled with escapes is compared decoded, as
-		// encoding/json would.
-		i = fieldIndex(unquote(key))
-	} else {
-		i = fieldIndex(string(key)) // no allocation: only compared
+// rereadPrefix stands for an object up to a member's value in reread.
+// The value is an array, so that what follows it reads exactly as it
+// would after the value it stands for, an array or an object.
+const rereadPrefix = `{"":[]`
+
+// reread reads the value of a member on its own, after the decoder
+// refused it within the object (the member's name ends at src[nameEnd:]
+// and its field index is i). This is how a value nested 10,000 deep is
+// read: jsontext, like encoding/json, counts the object around it in its
+// limit of 10,000 levels, while ParseWebhook has always allowed a field
+// the whole limit. Any other error in the value is found again here. The
+// rest of the object is then read after rereadPrefix.
+func (o *object) reread(src, body []byte, base, nameEnd, i int) error {
+	start := skipSpace(src, nameEnd)
+	if start == len(src) || src[start] != ':' {
+		return syntaxError(src)
 	}
+	start = skipSpace(src, start+1)
+	dec := jsontext.NewDecoder(bytes.NewBuffer(src[start:]), decodeOptions...)
+	if _, err := dec.ReadValue(); err != nil {
+		return syntaxError(src[start:])
+	}
+	end := start + int(dec.InputOffset())
+	o.set(i, body[base+start:base+end])
+	rest := append([]byte(rereadPrefix), src[end:]...)
+	return o.members(jsontext.NewDecoder(bytes.NewBuffer(rest), decodeOptions...),
+		rest, body, base+end-len(rereadPrefix))
+}
+
+// skipSpace returns the offset of the first byte of src[i:] that is not
+// JSON whitespace, or len(src).
+func skipSpace(src []byte, i int) int {
+	for i < len(src) && (src[i] == ' ' || src[i] == '\t' || src[i] == '\r' || src[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// syntaxError describes the first syntax error in src as encoding/json
+// finds it, in its words (as ParseWebhook always has): they quote one
+// character of the input and never more. A body that ends before the
+// object does is said to end. Only a body that jsontext refused comes
+// here, so this second reading costs nothing on the common path.
+func syntaxError(src []byte) error {
+	var se *json.SyntaxError
+	switch err := json.NewDecoder(bytes.NewReader(src)).Decode(&struct{}{}); {
+	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF): // io.EOF: src is blank
+		return errBodyEnd()
+	case errors.As(err, &se):
+		return &WebhookError{Reason: "invalid JSON: " + se.Error()}
+	}
+	// encoding/json found no syntax error where jsontext did: never seen
+	// (FuzzWebhookAgainstEncodingJSON looks for it).
+	return &WebhookError{Reason: "invalid JSON"}
+}
+
+// errBodyEnd is the error for a body that ends inside the JSON object.
+func errBodyEnd() error {
+	return &WebhookError{Reason: "invalid JSON: unexpected end of body"}
+}
+
+// nameIndex returns the field index of the member name (a JSON string,
+// quotes included), or -1 for any other name.
+func nameIndex(name []byte) int {
+	if bytes.IndexByte(name, '\\') >= 0 {
+		// Rare: a name spelled with escapes is compared decoded, as
+		// encoding/json would.
+		return fieldIndex(unquote(name))
+	}
+	return fieldIndex(string(name[1 : len(name)-1])) // no allocation: only compared
+}
+
+// set records the value of the field with index i (nothing for -1),
+// noting a repeat.
+func (o *object) set(i int, value []byte) {
 	if i < 0 {
 		return
 	}
@@ -357,7 +447,7 @@ func kindOf(raw []byte) string {
 	if len(raw) == 0 {
 		return "nothing"
 	}
-	switch raw[0] {
+	switch jsontext.Value(raw).Kind() {
 	case '"':
 		return "a string"
 	case '{':
@@ -373,14 +463,12 @@ func kindOf(raw []byte) string {
 	}
 }
 
-// isNumber reports whether raw is a JSON number (the scanner has already
+// isNumber reports whether raw is a JSON number (the decoder has already
 // checked that it is valid JSON, so the first byte decides).
-func isNumber(raw []byte) bool {
-	return len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'))
-}
+func isNumber(raw []byte) bool { return jsontext.Value(raw).Kind() == '0' }
 
 // isString reports whether raw is a JSON string.
-func isString(raw []byte) bool { return len(raw) > 0 && raw[0] == '"' }
+func isString(raw []byte) bool { return jsontext.Value(raw).Kind() == '"' }
 
 // requiredID reads a routing id: a non-blank string, or a number (Bubble
 // may send numbers) kept as its literal text. Ids are opaque: the value
@@ -440,7 +528,7 @@ func messageType(raw []byte) (string, error) {
 	if t, ok := knownType(strings.ToLower(strings.TrimSpace(s))); ok {
 		return t, nil
 	}
-	return "", &WebhookError{Field: FieldMessageType, Reason: fmt.Sprintf("unknown type %q", truncate(s, 32))}
+	return "", &WebhookError{Field: FieldMessageType, Reason: fmt.Sprintf("unknown type %q", text.Shorten(s, 32))}
 }
 
 // knownType returns the message type t names, if any.
@@ -482,7 +570,7 @@ func jsonString(raw []byte) (string, error) {
 	if !utf8.Valid(raw) {
 		return "", errors.New("invalid UTF-8")
 	}
-	return unquote(raw[1 : len(raw)-1]), nil
+	return unquote(raw), nil
 }
 
 // maxWord is the longest keyword lowerWord is used for: "operator".
@@ -553,7 +641,7 @@ func flagValue(raw []byte) (v, ok bool) {
 		if word, ok := lowerWord(&buf, raw); ok {
 			return flagWord(string(word))
 		}
-		return flagWord(strings.ToLower(strings.TrimSpace(unquote(raw[1 : len(raw)-1]))))
+		return flagWord(strings.ToLower(strings.TrimSpace(unquote(raw))))
 	}
 	return false, false
 }
@@ -578,7 +666,7 @@ func textValue(raw []byte) (string, bool) {
 	case isNumber(raw):
 		return string(raw), true
 	case isString(raw):
-		return unquote(raw[1 : len(raw)-1]), true
+		return unquote(raw), true
 	}
 	return "", false
 }
@@ -589,9 +677,41 @@ func contactsValue(raw []byte) string {
 	case len(raw) == 0 || raw[0] == 'n':
 		return ""
 	case isString(raw):
-		return unquote(raw[1 : len(raw)-1])
+		return unquote(raw)
 	case raw[0] == '{' || raw[0] == '[':
 		return compact(raw)
 	}
 	return string(raw)
+}
+
+// unquote decodes raw, a JSON string (quotes included) that the decoder
+// has checked, as encoding/json does: escapes resolved, each byte of
+// invalid UTF-8 and each lone surrogate escape replaced by U+FFFD.
+func unquote(raw []byte) string {
+	if s := raw[1 : len(raw)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+		return string(s) // the common case: nothing to decode
+	}
+	var buf [256]byte
+	// The error can only be about invalid UTF-8, replaced as said above.
+	b, _ := jsontext.AppendUnquote(buf[:0], raw)
+	return string(b)
+}
+
+// compact returns a JSON array or object that the decoder has checked
+// without its insignificant whitespace, as json.Compact does: strings and
+// numbers are kept as they are written.
+func compact(raw []byte) string {
+	var buf [512]byte
+	b, err := jsontext.AppendFormat(buf[:0], raw, compactOptions...)
+	if err != nil {
+		return string(raw) // not reached: the decoder accepted raw
+	}
+	return string(b)
+}
+
+// compactOptions are those of jsontext.Value.Compact.
+var compactOptions = []jsontext.Options{
+	jsontext.AllowDuplicateNames(true),
+	jsontext.AllowInvalidUTF8(true),
+	jsontext.PreserveRawStrings(true),
 }
