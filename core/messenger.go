@@ -67,17 +67,32 @@ type Messenger interface {
 	Stop(ctx context.Context) error
 }
 
-// DeliverFunc hands one inbound user message to the core. A nil error
-// means the core has accepted the message (queued it for Selarti, or
-// recognised it as a duplicate of one it already has). Only then may the
-// adapter acknowledge it to its network: advance the Telegram update
-// offset, ack the Slack envelope, ack the webchat client. On error the
-// adapter must not acknowledge; the network (or client) will redeliver.
-// The exception is a permanent error (IsPermanent: empty or oversize
-// text, invalid UTF-8, a malformed native id): the message can never be
+// DeliverFunc hands one inbound user message to the core. A nil error means
+// the core has accepted the message (committed it to its outbox for
+// Selarti, or recognised it by Inbound.ID as a duplicate of one it already
+// has). Only then may the adapter acknowledge it to its network: advance
+// the Telegram update offset, ack the Slack envelope, ack the webchat
+// client, move its checkpoint. What the adapter does on any other error
+// depends on its network (kit/inbound has the helpers for each):
+//
+//   - A network that redelivers what was not acknowledged (Telegram, the
+//     webchat page): do not acknowledge; the network sends it again, under
+//     the same Inbound.ID, and the core drops what it already has.
+//   - A network that never redelivers (Discord's gateway): retry in the
+//     process until the core accepts it or Stop is called, and keep a
+//     checkpoint in Instance.DataDir from which the next Start fetches what
+//     was not handed over (a backfill).
+//   - A network with a short acknowledgement deadline (Slack, 3 s): give
+//     DeliverFunc a context that ends in time to acknowledge; past it, do
+//     not acknowledge, and the network's retry (the same event id) is
+//     dropped by the core if the first copy was committed late.
+//
+// The exception is a permanent error (IsPermanent: empty or oversize text,
+// invalid UTF-8, a malformed native id): the message can never be
 // accepted, so the adapter acknowledges it anyway, lest a network that
-// redelivers until acknowledged (Telegram's update offset) stall behind
-// it, and tells the user if it can. DeliverFunc is safe for concurrent use.
+// redelivers until acknowledged stall behind it, and tells the user if it
+// can. The core logs every refusal once; the adapter need not log it
+// again. DeliverFunc honours ctx and is safe for concurrent use.
 type DeliverFunc func(ctx context.Context, msg Inbound) error
 
 // HealthChecker is implemented by a Messenger that can probe its network
