@@ -19,7 +19,7 @@ fi
 engine='/core/engine$|/core/store$|/core/selarti$|github.com/labstack/echo|github.com/spf13/viper|github.com/prometheus/'
 sql='^database/sql$|^modernc.org/sqlite'
 mod=$($GO list -m)
-for pkg in $($GO list ./... | grep -E "^$mod/(core|core/messengertest|kit/.*|adapters/.*)$" | grep -v '/adapters/all$'); do
+for pkg in $($GO list ./... | grep -E "^$mod/(core|core/messengertest|kit/.*|adapters/.*|examples/.*)$" | grep -v '/adapters/all$'); do
 	forbidden="$engine|$sql"
 	case "$pkg" in */adapters/webchat) forbidden="$engine" ;; esac
 	if bad=$($GO list -deps "$pkg" | grep -E "$forbidden"); then

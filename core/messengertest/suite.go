@@ -241,6 +241,9 @@ func noAckWhenDeliverFails(t *testing.T, h Harness) {
 	if acked() {
 		t.Fatal("the network saw an ack although DeliverFunc failed: the message would be lost")
 	}
+	if n := len(c.Calls()); n > maxCallsWhileFailing {
+		t.Fatalf("%d deliveries in 300 ms while the core refuses: the adapter retries without a backoff (a busy loop)", n)
+	}
 	c.FailWith(nil)
 	eventually(t, "redelivery after the core recovers", func() bool {
 		return slices.Contains(c.Texts(), "conformance not acked")
@@ -248,6 +251,11 @@ func noAckWhenDeliverFails(t *testing.T, h Harness) {
 	eventually(t, "the ack", acked)
 	sameIDs(t, c, "conformance not acked")
 }
+
+// maxCallsWhileFailing bounds the DeliverFunc calls for one message in
+// 300 ms of refusals: a backoff of some tens of milliseconds or more
+// stays far below it, a busy loop far above.
+const maxCallsWhileFailing = 30
 
 // sameIDs checks that every call of DeliverFunc with text carried the id
 // of the one the core accepted.
