@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/richtext"
 )
 
 // Example is this adapter's commented "config:" block, as it appears in
@@ -187,12 +188,12 @@ func (c *Config) validate() error {
 	if c.ParseMode != ParseHTML && c.ParseMode != ParsePlain {
 		return fmt.Errorf("config.parse_mode: must be %q or %q, got %q", ParseHTML, ParsePlain, c.ParseMode)
 	}
-	if n := utf16Len(c.OperatorPrefix); n > 100 {
+	if n := richtext.UTF16.Len(c.OperatorPrefix); n > 100 {
 		return fmt.Errorf("config.operator_prefix: must be at most 100 characters, got %d", n)
 	}
 	for key, v := range map[string]string{"media_reply": c.MediaReply, "reject_reply": c.RejectReply} {
-		if utf16Len(v) > maxMessageLen {
-			return fmt.Errorf("config.%s: must be at most %d characters", key, maxMessageLen)
+		if richtext.UTF16.Len(v) > messageLimit.Max {
+			return fmt.Errorf("config.%s: must be at most %d characters", key, messageLimit.Max)
 		}
 	}
 	if c.TypingTimeout != 0 && (c.TypingTimeout < 5*time.Second || c.TypingTimeout > 10*time.Minute) {

@@ -2,7 +2,6 @@ package telegram
 
 import (
 	"context"
-	"github.com/switchboard-gw/switchboard/internal/testutil"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/messengertest"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	faketelegram "github.com/switchboard-gw/switchboard/test/fakes/telegram"
 )
 

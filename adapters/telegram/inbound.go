@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/kit/inbound"
 	"github.com/switchboard-gw/switchboard/kit/media"
+	"github.com/switchboard-gw/switchboard/kit/richtext"
 )
 
 // incoming is what one user message means for the adapter.
@@ -230,7 +231,7 @@ func cleanText(text string, ents []telego.MessageEntity, me *telego.User) string
 			cuts = append(cuts, [2]int{e.Offset, e.Offset + e.Length})
 		case e.Type == "bot_command" && strings.HasSuffix(et, mention):
 			end := e.Offset + e.Length
-			cuts = append(cuts, [2]int{end - utf16Len(mention), end})
+			cuts = append(cuts, [2]int{end - richtext.UTF16.Len(mention), end})
 		}
 	}
 	if len(cuts) == 0 {

@@ -12,8 +12,13 @@ import (
 
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/kit/outbound"
+	"github.com/switchboard-gw/switchboard/kit/richtext"
 	"github.com/switchboard-gw/switchboard/kit/text"
 )
+
+// messageLimit is Telegram's limit on one message: 4096 UTF-16 code
+// units of visible text, counted after entity parsing (so "&lt;" is one).
+var messageLimit = richtext.TelegramLimit
 
 // maxParts bounds the messages one answer is split into (about 40,000
 // characters). Past it the answer is cut: an assistant gone wrong must not
@@ -68,11 +73,11 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	a.noteDialog(msg.ChatID, msg.Dialog)
 	a.typing.Stop(t.chat)
 
-	prefix := ""
+	doc := richtext.Parse(msg.Text)
 	if msg.From == core.SenderOperator {
-		prefix = a.cfg.OperatorPrefix
+		doc = doc.WithPrefix(a.cfg.OperatorPrefix)
 	}
-	parts := formatParts(msg.Text, prefix, maxMessageLen)
+	parts := richtext.Split(doc, richtext.TelegramHTML{}, messageLimit)
 	if len(parts) == 0 {
 		return core.Permanent(fmt.Errorf("send message to chat %d: empty text", t.chat))
 	}
@@ -132,14 +137,14 @@ func (a *Adapter) sendFailed(msg core.Outbound, t target, err error) error {
 // plain). Should Telegram refuse the HTML ("can't parse entities"), which
 // the converter is built never to produce, the part is sent again as
 // plain text: a formatting mistake must not make a message undeliverable.
-func (a *Adapter) sendPart(ctx context.Context, chat int64, p part, reply *replyRef) error {
+func (a *Adapter) sendPart(ctx context.Context, chat int64, p richtext.Part, reply *replyRef) error {
 	if a.cfg.ParseMode == ParsePlain {
-		return a.sendMessage(ctx, chat, p.plain, "", reply)
+		return a.sendMessage(ctx, chat, p.Doc.Plain(), "", reply)
 	}
-	err := a.sendMessage(ctx, chat, p.html, telego.ModeHTML, reply)
+	err := a.sendMessage(ctx, chat, p.Text, telego.ModeHTML, reply)
 	if err != nil && isParseError(err) {
 		a.log.Warn("telegram refused the formatting, sending plain text", "chat", chat, "err", err)
-		return a.sendMessage(ctx, chat, p.plain, "", reply)
+		return a.sendMessage(ctx, chat, p.Doc.Plain(), "", reply)
 	}
 	return err
 }

@@ -1,7 +1,6 @@
 package richtext
 
 import (
-	"slices"
 	"strings"
 	"testing"
 
@@ -185,48 +184,4 @@ func TestSplit(t *testing.T) {
 			t.Fatalf("parts = %+v", parts)
 		}
 	})
-}
-
-// TestTelegramMatchesOld: TelegramHTML is byte for byte what the
-// Telegram adapter wrote before this package (oracle_test.go), and Split
-// cuts as it did wherever no element kept whole is involved.
-func TestTelegramMatchesOld(t *testing.T) {
-	g := mdGen{newRand(7)}
-	n := 3000
-	if testing.Short() {
-		n = 300
-	}
-	compared := 0
-	for i := range n {
-		md := g.doc()
-		if i%3 == 0 {
-			md = g.plainDoc()
-		}
-		d := Parse(md)
-		old := oldMarkdownTokens(md)
-		if got, want := (TelegramHTML{}).Render(d), oldRenderHTML(old); got != want {
-			t.Fatalf("doc %d: %q\n got %q\nwant %q", i, md, got, want)
-		}
-		if got, want := d.Plain(), oldPlainText(old); got != want {
-			t.Fatalf("doc %d: %q: plain\n got %q\nwant %q", i, md, got, want)
-		}
-		if slices.ContainsFunc(d.toks, func(t Token) bool { return t.Tag == Code || t.Tag == Pre || t.Tag == Link }) {
-			continue
-		}
-		compared++
-		limit := 2 + g.r.IntN(300)
-		prefix := []string{"", "👤 Operator: "}[i%2]
-		got, want := formatParts(md, prefix, limit), oldFormatParts(md, prefix, limit)
-		if len(got) != len(want) {
-			t.Fatalf("doc %d: %q, limit %d: %d parts, the old code made %d", i, md, limit, len(got), len(want))
-		}
-		for j := range got {
-			if got[j].html != want[j].html || got[j].plain != want[j].plain {
-				t.Fatalf("doc %d: %q, limit %d, part %d:\n got %+v\nwant %+v", i, md, limit, j, got[j], want[j])
-			}
-		}
-	}
-	if compared < n/4 {
-		t.Fatalf("only %d of %d docs had their split compared", compared, n)
-	}
 }
