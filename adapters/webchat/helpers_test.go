@@ -82,6 +82,7 @@ type frame struct {
 	Seq      int64  `json:"seq"`
 	From     string `json:"from"`
 	Text     string `json:"text"`
+	HTML     string `json:"html"`
 	TS       string `json:"ts"`
 	ID       string `json:"id"`
 	Code     string `json:"code"`

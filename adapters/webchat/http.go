@@ -42,6 +42,7 @@ type site struct {
 type pageData struct {
 	Title       string
 	Welcome     string
+	WelcomeHTML string // Welcome's Markdown, rendered as replies are
 	Placeholder string
 	Path        string
 	MaxBytes    int
@@ -57,6 +58,7 @@ func newSite(cfg *Config) (*site, error) {
 	err = tmpl.Execute(&page, pageData{
 		Title:       cfg.Title,
 		Welcome:     cfg.Welcome,
+		WelcomeHTML: renderReply(cfg.Welcome),
 		Placeholder: cfg.Placeholder,
 		Path:        cfg.Path,
 		MaxBytes:    cfg.MaxMessageBytes,

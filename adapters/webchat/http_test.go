@@ -129,7 +129,7 @@ func TestStaticFiles(t *testing.T) {
 		ctype    string
 		contains string
 	}{
-		{name: "script", method: "GET", path: "/chat/assets/app.js", status: 200, ctype: "text/javascript", contains: "renderMarkdown"},
+		{name: "script", method: "GET", path: "/chat/assets/app.js", status: 200, ctype: "text/javascript", contains: "copySafe"},
 		{name: "style", method: "GET", path: "/chat/assets/style.css", status: 200, ctype: "text/css", contains: "prefers-color-scheme: dark"},
 		{name: "widget", method: "GET", path: "/chat/widget.js", status: 200, ctype: "text/javascript", contains: "iframe"},
 		{name: "head", method: "HEAD", path: "/chat/", status: 200, ctype: "text/html"},

@@ -52,7 +52,10 @@ func (e *entry) frame() []byte {
 	f := messageFrame{Type: typeMessage, Seq: e.seq, From: e.from, Text: e.text, TS: formatTS(e.ts)}
 	if e.from == fromUser {
 		// Only the client's own ids go back out; Selarti's stay inside.
+		// The user's own text is shown as typed.
 		f.ID = e.id
+	} else {
+		f.HTML = renderReply(e.text)
 	}
 	return encode(f)
 }

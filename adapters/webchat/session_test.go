@@ -242,7 +242,7 @@ func TestAttachReplaysUnderLock(t *testing.T) {
 		`{"type":"welcome","session":"s","last_seq":4,"epoch":"` + ss.byID["s"].epoch + `"}`,
 	}
 	for i := 3; i <= 4; i++ {
-		want = append(want, fmt.Sprintf(`{"type":"message","seq":%d,"from":"bot","text":"%d","ts":"%s"}`, i, i-1, formatTS(now)))
+		want = append(want, fmt.Sprintf(`{"type":"message","seq":%d,"from":"bot","text":"%d","html":"%d","ts":"%s"}`, i, i-1, i-1, formatTS(now)))
 	}
 	got := c.takeQueued()
 	for i, w := range want {
@@ -578,5 +578,25 @@ func TestSessionInUseIsNeverDropped(t *testing.T) {
 	}
 	if _, ok := ss.byID["a"]; !ok {
 		t.Fatal("the session just used was dropped instead of the older one")
+	}
+}
+
+// TestReplyFramesCarryRenderedHTML: a reply's frame carries its Markdown
+// rendered by the kit's safe renderer beside the text as written; the
+// user's own message is never rendered.
+func TestReplyFramesCarryRenderedHTML(t *testing.T) {
+	var bot, user frame
+	if err := json.Unmarshal((&entry{from: fromBot, text: "**hi** <b>x</b> [a](https://e.com)"}).frame(), &bot); err != nil {
+		t.Fatal(err)
+	}
+	want := `<strong>hi</strong> &lt;b&gt;x&lt;/b&gt; <a href="https://e.com" rel="noopener noreferrer nofollow" target="_blank">a</a>`
+	if bot.HTML != want || bot.Text != "**hi** <b>x</b> [a](https://e.com)" {
+		t.Fatalf("bot frame html %q text %q, want html %q and the text as written", bot.HTML, bot.Text, want)
+	}
+	if err := json.Unmarshal((&entry{from: fromUser, id: "c1", text: "**hi**"}).frame(), &user); err != nil {
+		t.Fatal(err)
+	}
+	if user.HTML != "" {
+		t.Fatalf("user frame html %q: the user's own text is shown as typed", user.HTML)
 	}
 }

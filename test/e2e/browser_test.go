@@ -159,4 +159,22 @@ func TestBrowserOperatorMessagePushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForText(ctx, t, `Array.from(document.querySelectorAll('#messages .msg-operator .msg-text')).map(e => e.textContent).join('\n')`, "Anna here")
+
+	// An operator's text is Markdown like the assistant's, and raw HTML
+	// in it stays text: no element but those the formatting makes.
+	hostile := "Our **new** shop: <img src=x onerror=\"document.title='pwned'\"><script>document.title='pwned'</script> [here](javascript:alert(1))"
+	if err := e.sim.InjectOperator(ctxTimeout(t), chat, hostile); err != nil {
+		t.Fatal(err)
+	}
+	waitForText(ctx, t, `Array.from(document.querySelectorAll('#messages .msg-operator .msg-text')).map(e => e.textContent).join('\n')`, "<img src=x")
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const last = Array.from(document.querySelectorAll('#messages .msg-operator .msg-text')).pop();
+		return Array.from(last.querySelectorAll('*')).map(e => e.tagName).join(',') + '|' + document.title;
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tags, title, _ := strings.Cut(got, "|"); tags != "STRONG" || strings.Contains(title, "pwned") {
+		t.Fatalf("operator bubble elements %q, page title %q: want only the bold's STRONG, and nothing run", tags, title)
+	}
 }

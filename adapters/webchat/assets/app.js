@@ -2,16 +2,18 @@
 // dependencies; the WebSocket protocol is described in the adapter's
 // README.md.
 //
-// Safety: every message is put into the page as text nodes built with
-// createElement/textContent, never through innerHTML, so a message can
-// never inject HTML or script. The small Markdown subset below creates
-// elements explicitly, and links only for http, https and mailto.
+// Safety: every message is put into the page as text nodes and elements
+// built with createElement/textContent, never through innerHTML, so a
+// message can never inject HTML or script. The assistant's formatting
+// comes from the server as HTML, which is parsed inertly and rebuilt from
+// an allowlist (see copySafe); links only for http, https and mailto.
 (function () {
   'use strict';
 
   var body = document.body;
   var PATH = body.getAttribute('data-path') || '/';
   var WELCOME = body.getAttribute('data-welcome') || '';
+  var WELCOME_HTML = body.getAttribute('data-welcome-html') || '';
   var MAX_BYTES = parseInt(body.getAttribute('data-max-bytes'), 10) || 4000;
   var params = new URLSearchParams(location.search);
   var EMBED = params.get('embed') === '1';
@@ -142,7 +144,13 @@
     try { return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }); } catch (e) { return ''; }
   }
 
-  // ---- Markdown (a small, safe subset) -----------------------------------
+  // ---- the assistant's formatting -----------------------------------------
+  // The server renders the assistant's Markdown once, for every network
+  // alike (kit/richtext), into a handful of HTML elements: the message
+  // frame's "html". It is parsed here into an inert document (DOMParser
+  // runs no script and loads nothing) and rebuilt element by element from
+  // an allowlist, so that even a bug on the server could not put a script,
+  // a handler, a style or a foreign element into the page.
   function safeURL(raw) {
     var u;
     try { u = new URL(raw); } catch (e) { return null; }
@@ -150,112 +158,53 @@
     return u.href;
   }
 
-  function link(url, label) {
-    var href = safeURL(url);
-    if (!href) return null;
-    var a = el('a', null, label);
-    a.href = href;
-    a.target = '_blank';
-    a.rel = 'noopener noreferrer';
-    return a;
-  }
+  var ALLOWED = { STRONG: 1, EM: 1, S: 1, CODE: 1, PRE: 1, A: 1, BLOCKQUOTE: 1, BR: 1 };
+  var LANGUAGE = /^language-[A-Za-z0-9][A-Za-z0-9_+#.-]{0,31}$/;
 
-  // Inline: `code`, **bold**, *italic*, [label](url), bare http(s) URLs.
-  var INLINE = /`([^`\n]+)`|\*\*([^*\n]+?)\*\*|\*([^*\s](?:[^*\n]*?[^*\s])?)\*|\[([^\]\n]+)\]\(([^()\s]+)\)|(https?:\/\/[^\s<>()"]*[^\s<>()".,;:!?'])/g;
-
-  function renderInline(parent, text) {
-    var re = new RegExp(INLINE.source, 'g');
-    var last = 0;
-    var m;
-    while ((m = re.exec(text)) !== null) {
-      if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
-      var node = null;
-      if (m[1] !== undefined) {
-        node = el('code', null, m[1]);
-      } else if (m[2] !== undefined) {
-        node = el('strong');
-        renderInline(node, m[2]);
-      } else if (m[3] !== undefined) {
-        node = el('em');
-        renderInline(node, m[3]);
-      } else if (m[4] !== undefined) {
-        node = link(m[5], m[4]);
-      } else if (m[6] !== undefined) {
-        node = link(m[6], m[6]);
-      }
-      parent.appendChild(node || document.createTextNode(m[0]));
-      last = re.lastIndex;
-    }
-    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
-  }
-
-  var BULLET = /^\s*[-*•]\s+(.*)$/;
-  var NUMBERED = /^\s*\d{1,3}[.)]\s+(.*)$/;
-  var HEADING = /^#{1,6}\s+(.*)$/;
-  var FENCE = /^\s*```/;
-
-  // renderMarkdown fills container from text: code blocks, bullet and
-  // numbered lists, headings (shown bold), paragraphs with line breaks.
-  function renderMarkdown(container, text) {
-    var lines = String(text).replace(/\r\n?/g, '\n').split('\n');
-    var para = null;
-    var list = null;
-    var i = 0;
-    function endBlocks() { para = null; list = null; }
-    while (i < lines.length) {
-      var line = lines[i];
-      if (FENCE.test(line)) {
-        endBlocks();
-        var code = [];
-        i++;
-        while (i < lines.length && !FENCE.test(lines[i])) code.push(lines[i++]);
-        i++; // the closing fence (or the end of an unclosed block)
-        var pre = el('pre');
-        pre.appendChild(el('code', null, code.join('\n')));
-        container.appendChild(pre);
+  // copySafe appends to into what from holds, keeping only allowed
+  // elements (with their allowed attributes) and the text of the rest.
+  function copySafe(into, from) {
+    for (var n = from.firstChild; n; n = n.nextSibling) {
+      if (n.nodeType === 3) {
+        into.appendChild(document.createTextNode(n.nodeValue));
         continue;
       }
-      var m;
-      if ((m = BULLET.exec(line)) || (m = NUMBERED.exec(line))) {
-        var tag = BULLET.test(line) ? 'ul' : 'ol';
-        if (!list || list.tagName.toLowerCase() !== tag) {
-          para = null;
-          list = el(tag);
-          container.appendChild(list);
-        }
-        var li = el('li');
-        renderInline(li, m[1]);
-        list.appendChild(li);
-      } else if (/^\s*$/.test(line)) {
-        endBlocks();
-      } else if ((m = HEADING.exec(line))) {
-        endBlocks();
-        var h = el('p', 'md-heading');
-        var strong = el('strong');
-        renderInline(strong, m[1]);
-        h.appendChild(strong);
-        container.appendChild(h);
-      } else {
-        list = null;
-        if (!para) {
-          para = el('p');
-          container.appendChild(para);
-        } else {
-          para.appendChild(el('br'));
-        }
-        renderInline(para, line);
+      if (n.nodeType !== 1) continue;
+      if (!ALLOWED[n.tagName]) {
+        copySafe(into, n);
+        continue;
       }
-      i++;
+      var e = document.createElement(n.tagName.toLowerCase());
+      if (n.tagName === 'A') {
+        var href = safeURL(n.getAttribute('href'));
+        if (!href) {
+          copySafe(into, n);
+          continue;
+        }
+        e.href = href;
+        e.target = '_blank';
+        e.rel = 'noopener noreferrer nofollow';
+      } else if (n.tagName === 'CODE' && LANGUAGE.test(n.getAttribute('class') || '')) {
+        e.className = n.getAttribute('class');
+      }
+      copySafe(e, n);
+      into.appendChild(e);
     }
+  }
+
+  function renderHTML(container, html) {
+    copySafe(container, new DOMParser().parseFromString(String(html), 'text/html').body);
   }
 
   // ---- bubbles -----------------------------------------------------------
-  function bubble(from, text, ts, id) {
+  // bubble makes a message's bubble: the user's own text as typed, the
+  // assistant's and operator's from the server's html when there is one.
+  function bubble(from, text, ts, id, html) {
     var node = el('div', 'msg msg-' + from);
     if (id) node.setAttribute('data-id', id);
     if (from === 'operator') node.appendChild(el('div', 'msg-label', 'Operator'));
     var t = el('div', 'msg-text');
-    if (from === 'user') t.textContent = text; else renderMarkdown(t, text);
+    if (from !== 'user' && html) renderHTML(t, html); else t.textContent = text;
     node.appendChild(t);
     var meta = el('div', 'msg-meta');
     var time = el('time', 'msg-time', formatTime(ts));
@@ -360,7 +309,7 @@
       }
       replies++;
       hideTyping();
-      placeConfirmed(bubble(f.from === 'operator' ? 'operator' : 'bot', String(f.text), f.ts));
+      placeConfirmed(bubble(f.from === 'operator' ? 'operator' : 'bot', String(f.text), f.ts, null, f.html));
     });
   }
 
@@ -572,7 +521,7 @@
 
   // ---- start -------------------------------------------------------------
   if (WELCOME) {
-    var w = bubble('bot', WELCOME, null);
+    var w = bubble('bot', WELCOME, null, null, WELCOME_HTML);
     w.classList.add('msg-welcome');
     w.querySelector('.msg-meta').remove();
     els.messages.appendChild(w);
