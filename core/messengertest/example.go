@@ -36,10 +36,11 @@ type Example[C any] struct {
 
 // CheckExample checks that an adapter's example.yaml is what operators
 // read: it decodes strictly (core.DecodeConfig) to exactly the defaults,
-// it names every key of the Config, and config.yaml.example (at the root
-// of the module) shows it verbatim as the config block of an instance of
-// the kind. So an option added to the code but not to the docs, or a
-// default changed in one place only, fails a test.
+// it names every key of the Config, config.yaml.example (at the root of
+// the module) shows it verbatim as the config block of an instance of the
+// kind, and the adapter's README.md (in the package's directory, when it
+// has one) names every key as `key`. So an option added to the code but
+// not to the docs, or a default changed in one place only, fails a test.
 func CheckExample[C any](t *testing.T, ex Example[C]) {
 	t.Helper()
 	var raw map[string]any
@@ -65,6 +66,10 @@ func CheckExample[C any](t *testing.T, ex Example[C]) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("example.yaml decodes to\n%+v\nwant the defaults\n%+v", got, want)
 	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
 	typ := reflect.TypeFor[C]()
 	for i := range typ.NumField() {
 		key := typ.Field(i).Tag.Get("mapstructure")
@@ -73,6 +78,9 @@ func CheckExample[C any](t *testing.T, ex Example[C]) {
 		}
 		if !strings.Contains(string(ex.YAML), "\n"+key+":") && !strings.HasPrefix(string(ex.YAML), key+":") {
 			t.Errorf("example.yaml lacks key %q", key)
+		}
+		if readme != nil && !strings.Contains(string(readme), "`"+key+"`") {
+			t.Errorf("README.md never names key `%s`", key)
 		}
 	}
 	checkInConfigExample(t, ex.Kind, ex.YAML)
