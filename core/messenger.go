@@ -96,7 +96,7 @@ type Messenger interface {
 type DeliverFunc func(ctx context.Context, msg Inbound) error
 
 // HealthChecker is implemented by a Messenger that can probe its network
-// cheaply (getMe, auth.test). The core calls it every HealthInterval while
+// cheaply (getMe, auth.test). The core calls it every 30 s while
 // the instance runs; a failure makes /readyz answer 503 and is shown with
 // the instance, but does not stop deliveries.
 type HealthChecker interface {

@@ -6,7 +6,8 @@
 #      core/store, core/selarti) nor its heavy dependencies (echo, viper,
 #      Prometheus, a SQL driver), so that a new adapter is its network's
 #      protocol and nothing else. The webchat's own mailbox is SQLite: it
-#      may link the driver until the shared store takes its sessions.
+#      may link the driver until the shared store takes its sessions;
+#   3. an adapter never imports another one: what two need goes in kit/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -24,6 +25,11 @@ for pkg in $($GO list ./... | grep -E "^$mod/(core|core/messengertest|kit/.*|ada
 	case "$pkg" in */adapters/webchat) forbidden="$engine" ;; esac
 	if bad=$($GO list -deps "$pkg" | grep -E "$forbidden"); then
 		echo "$pkg links what an adapter must not:"; echo "$bad" | sed 's/^/  /'; fail=1
+	fi
+done
+for pkg in $($GO list ./adapters/... | grep -v '/adapters/all$'); do
+	if bad=$($GO list -deps "$pkg" | grep "^$mod/adapters/" | grep -vx "$pkg"); then
+		echo "$pkg imports another adapter:"; echo "$bad" | sed 's/^/  /'; fail=1
 	fi
 done
 exit $fail

@@ -6,12 +6,18 @@
 //	func TestConformance(t *testing.T) {
 //		messengertest.Run(t, messengertest.Harness{
 //			New: func(t *testing.T) (core.Messenger, messengertest.Network) {
-//				fake := fakemychat.New(t)             // this test's own network
-//				m, _ := mychat.New(messengertest.Instance(t, mychat.Kind, core.RawConfig{"api_url": fake.URL()}))
-//				return m, network{fake}               // UserSays, Delivered, and what else the fake can do
+//				fake := newFake(t) // this test's own network
+//				inst, _ := messengertest.Instance(t, Kind, core.RawConfig{"api_url": fake.URL(), "token": fake.Token()})
+//				m, err := New(inst)
+//				if err != nil {
+//					t.Fatal(err)
+//				}
+//				return m, network{fake} // UserSays, Delivered, and what else the fake can do
 //			},
 //		})
 //	}
+//
+// examples/mychat/mychat_test.go is a complete one.
 //
 // The suite checks the rules of core/messenger.go that hold for every
 // network: the lifecycle (Start, Stop, Stop twice, Stop after a failed

@@ -45,8 +45,10 @@ func (c *Config) validate() error {
 	if c.Token.IsZero() {
 		return errors.New("config.token: required")
 	}
-	if c.PollTimeout < time.Second {
-		return fmt.Errorf("config.poll_timeout: must be at least 1s, got %s", c.PollTimeout)
+	// The core's HTTP client gives up after 60 s; a poll needs its
+	// timeout plus time to answer.
+	if c.PollTimeout < time.Second || c.PollTimeout > 50*time.Second {
+		return fmt.Errorf("config.poll_timeout: must be between 1s and 50s, got %s", c.PollTimeout)
 	}
 	if c.ChatRateLimit <= 0 {
 		return fmt.Errorf("config.chat_rate_limit: must be above 0, got %v", c.ChatRateLimit)

@@ -16,7 +16,7 @@ import (
 	"github.com/switchboard-gw/switchboard/kit/richtext"
 )
 
-// maxMessageLen is MyChat's limit on one message, in characters. It has
+// messageLimit is MyChat's limit on one message, in characters. It has
 // no formatting, so the assistant's Markdown is sent as readable plain
 // text (richtext.PlainText: links become "text (url)").
 var messageLimit = richtext.Limit{Max: 1000, Measure: richtext.Runes, Rendered: true}
