@@ -55,6 +55,9 @@ type Item struct {
 	Lat, Lon float64
 	// Value is a dice throw's result.
 	Value int
+	// URL is where the assistant (or an operator) can open it, for
+	// networks that give one (Discord's and Slack's attachments).
+	URL string
 }
 
 // NeedsText reports whether the item's content is lost without a caption
@@ -69,17 +72,26 @@ func (k Kind) NeedsText() bool {
 	return false
 }
 
-// StandIn returns the bracketed text that stands for it.
+// StandIn returns the bracketed text that stands for it, with its URL
+// when it has one: "[file: price.pdf, https://…]".
 func StandIn(it Item) string {
+	s := standIn(it)
+	if it.URL != "" {
+		s = strings.TrimSuffix(s, "]") + ", " + it.URL + "]"
+	}
+	return s
+}
+
+func standIn(it Item) string {
 	switch it.Kind {
 	case Photo:
-		return "[photo]"
+		return labelled("photo", it.Name)
 	case Video:
 		return "[video, " + clock(it.Duration) + "]"
 	case VideoNote:
 		return "[round video message, " + clock(it.Duration) + "]"
 	case GIF:
-		return "[GIF]"
+		return labelled("GIF", it.Name)
 	case Voice:
 		return "[voice message, " + clock(it.Duration) + "]"
 	case Audio:

@@ -12,6 +12,8 @@ func TestStandIn(t *testing.T) {
 		want string
 	}{
 		{name: "photo", it: Item{Kind: Photo}, want: "[photo]"},
+		{name: "named photo with its address", it: Item{Kind: Photo, Name: "cat.png", URL: "https://cdn.example/cat.png"}, want: "[photo: cat.png, https://cdn.example/cat.png]"},
+		{name: "file with its address", it: Item{Kind: File, Name: "price.pdf", URL: "https://cdn.example/p.pdf"}, want: "[file: price.pdf, https://cdn.example/p.pdf]"},
 		{name: "video", it: Item{Kind: Video, Duration: 75 * time.Second}, want: "[video, 1:15]"},
 		{name: "round video", it: Item{Kind: VideoNote, Duration: 9 * time.Second}, want: "[round video message, 0:09]"},
 		{name: "gif", it: Item{Kind: GIF}, want: "[GIF]"},
