@@ -4,6 +4,7 @@
 package all
 
 import (
+	_ "github.com/switchboard-gw/switchboard/adapters/discord"  // discord: Discord bots (gateway session, REST)
 	_ "github.com/switchboard-gw/switchboard/adapters/telegram" // telegram: Telegram bots (Bot API, polling or webhook)
 	_ "github.com/switchboard-gw/switchboard/adapters/webchat"  // webchat: the built-in browser chat
 )

@@ -28,6 +28,7 @@ func setExampleEnv(t *testing.T) {
 	t.Setenv("SELARTI_API_KEY", "example-key")
 	t.Setenv("SELARTI_WEBHOOK_SECRET", strings.Repeat("s", 48))
 	t.Setenv("TELEGRAM_TOKEN", "123456789:AAH"+strings.Repeat("x", 32))
+	t.Setenv("DISCORD_TOKEN", "MTAx."+strings.Repeat("y", 30))
 }
 
 func TestCheckAcceptsExample(t *testing.T) {

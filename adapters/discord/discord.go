@@ -1,0 +1,365 @@
+// Package discord connects Switchboard to Discord bots, with
+// github.com/bwmarrin/discordgo as the client. Each instance is one bot
+// (one application): a gateway session receives messages (direct
+// messages always; in guilds when mentioned, in configured channels, and
+// in threads the bot started), and answers go out through the REST API,
+// rendered as Discord Markdown and split at 2,000 characters.
+//
+// Discord's gateway never sends an event again, so the adapter retries
+// each message in the process until the core accepts it, keeps a
+// checkpoint per channel in its data directory, and after a restart (or a
+// session that could not be resumed) fetches what it missed (a backfill).
+// See README.md for the chat ids and the options.
+package discord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"github.com/gorilla/websocket"
+
+	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/cache"
+	"github.com/switchboard-gw/switchboard/kit/inbound"
+	"github.com/switchboard-gw/switchboard/kit/lifecycle"
+	"github.com/switchboard-gw/switchboard/kit/outbound"
+	"github.com/switchboard-gw/switchboard/kit/typing"
+)
+
+// Kind is the adapter kind in the config ("kind: discord").
+const Kind = "discord"
+
+func init() {
+	// The gateway's protocol version: discordgo dials with ?v=<APIVersion>
+	// (its default is 9). Set once, the same for every instance; the REST
+	// version comes from api_url (see rewriter).
+	discordgo.APIVersion = "10"
+	core.Register(Kind, New)
+}
+
+// Interface guards.
+var (
+	_ core.Messenger      = (*Adapter)(nil)
+	_ core.HealthChecker  = (*Adapter)(nil)
+	_ core.DialogObserver = (*Adapter)(nil)
+)
+
+// intents are the gateway events the bot asks for: guild and channel
+// metadata (threads it owns), guild messages, direct messages, and their
+// content. Message Content is a privileged intent: it must be switched on
+// in the Developer Portal, or Discord closes the session (4014).
+const intents = discordgo.IntentsGuilds | discordgo.IntentsGuildMessages |
+	discordgo.IntentsDirectMessages | discordgo.IntentMessageContent
+
+// Bounds of what the adapter remembers (kit/cache: least recently used
+// first out).
+const (
+	maxRemembered = 100000
+	maxProgress   = 10000
+	progressTTL   = 24 * time.Hour
+	maxNotices    = 32
+	noticeTimeout = 30 * time.Second
+	// typingEvery renews "typing…", which Discord shows for 10 s.
+	typingEvery = 8 * time.Second
+	// reconnectMax caps the wait between attempts to reopen the gateway.
+	reconnectMax = 2 * time.Minute
+	// checkpointEvery is how often the checkpoint is written when it
+	// moved; a crash repeats at most that much (deduped by the core).
+	checkpointEvery = time.Second
+	checkpointFile  = "discord-checkpoint.json"
+)
+
+// Adapter is one Discord bot.
+type Adapter struct {
+	name    string
+	cfg     Config
+	log     *slog.Logger
+	http    *http.Client
+	dataDir string
+	answer  map[string]bool // cfg.Channels
+
+	typing   *typing.Indicator[string] // by channel
+	notices  *outbound.Notices
+	progress *outbound.Progress
+	replies  *cache.Cache[string, string]   // native id → the user's last message, to reply to
+	operator *cache.Cache[string, struct{}] // dialogs handed to a human: no "typing…"
+	noPerm   *cache.Cache[string, struct{}] // channels whose missing permission was logged
+
+	runs lifecycle.Runs[*runData]
+}
+
+// run is one Start..Stop run.
+type run = lifecycle.Run[*runData]
+
+// New builds a discord instance from its config. It does no I/O.
+func New(inst core.Instance) (core.Messenger, error) {
+	var cfg Config
+	cfg.setDefaults()
+	if err := core.DecodeConfig(inst.Config, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	transport := http.DefaultTransport
+	if inst.HTTP != nil && inst.HTTP.Transport != nil {
+		transport = inst.HTTP.Transport
+	}
+	rw, err := newRewriter(cfg.APIURL, transport)
+	if err != nil {
+		return nil, fmt.Errorf("config.api_url: %w", err)
+	}
+	a := &Adapter{
+		name:     inst.Name,
+		cfg:      cfg,
+		log:      inst.Logger,
+		http:     &http.Client{Transport: rw}, // each request is bounded by its context
+		dataDir:  inst.DataDir,
+		answer:   make(map[string]bool),
+		notices:  outbound.NewNotices(maxNotices),
+		progress: outbound.NewProgress(maxProgress, progressTTL),
+		replies:  cache.New[string, string](maxRemembered, 0),
+		operator: cache.New[string, struct{}](maxRemembered, 0),
+		noPerm:   cache.New[string, struct{}](maxRemembered, time.Hour),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	for _, id := range cfg.Channels {
+		a.answer[id] = true
+	}
+	a.typing = typing.New(a.sendTyping, typing.Options{Timeout: cfg.TypingTimeout, Every: typingEvery})
+	return a, nil
+}
+
+// newSession makes the discordgo session of one run: its REST calls go
+// through the instance's client (and so to api_url), it reports 429s
+// instead of sleeping on them (the outbox waits, see classifySend), it
+// delivers events one at a time in the gateway's order (SyncEvents), and
+// it does not reconnect by itself: reconnect does, with backoff and
+// jitter, and stops at Stop. discordgo's own logging is off; the adapter
+// logs what happens from its events.
+func (a *Adapter) newSession() (*discordgo.Session, error) {
+	s, err := discordgo.New("Bot " + a.cfg.Token.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	s.Client = a.http
+	dialer := *websocket.DefaultDialer
+	dialer.HandshakeTimeout = a.cfg.RequestTimeout
+	s.Dialer = &dialer
+	s.Identify.Intents = intents
+	s.SyncEvents = true
+	s.ShouldReconnectOnError = false
+	s.ShouldRetryOnRateLimit = false
+	s.MaxRestRetries = 0 // a failed request goes back to the outbox, which retries with backoff
+	s.StateEnabled = false
+	s.LogLevel = discordgo.LogError - 1
+	return s, nil
+}
+
+// Start checks the token (GET /users/@me), opens the checkpoint, and
+// opens the gateway session; the backfill of what was missed since the
+// checkpoint starts with the session's READY. A token Discord refuses is
+// a permanent error; anything else is retried by the core.
+func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
+	if deliver == nil {
+		return errors.New("start discord: nil deliver func")
+	}
+	if a.runs.Current() != nil {
+		return fmt.Errorf("start discord: %w", lifecycle.ErrStarted)
+	}
+	if a.dataDir == "" {
+		return core.Permanent(errors.New("start discord: no data directory (core.Instance.DataDir is empty): the checkpoint needs one"))
+	}
+	s, err := a.newSession()
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	me, err := s.User("@me", discordgo.WithContext(cctx))
+	cancel()
+	if err != nil {
+		if isTokenRefused(err) {
+			return core.Permanent(fmt.Errorf("check bot token: Discord refused it, fix config.token: %w", err))
+		}
+		return fmt.Errorf("check bot token: %w", err)
+	}
+	cp, err := inbound.OpenCheckpoint(filepath.Join(a.dataDir, checkpointFile), 0)
+	if errors.Is(err, inbound.ErrCorruptCheckpoint) {
+		// Nothing to backfill from; the gateway still works.
+		a.log.Error("checkpoint unreadable, starting without it: messages sent while the gateway was down are not fetched", "err", err)
+		cp, err = inbound.OpenCheckpoint(filepath.Join(a.dataDir, checkpointFile+".new"), 0)
+	}
+	if err != nil {
+		return fmt.Errorf("start discord: %w", err)
+	}
+	d := newRunData(s, me, deliver, cp)
+	r, err := a.runs.Begin(d)
+	if err != nil {
+		return fmt.Errorf("start discord: %w", err)
+	}
+	a.addHandlers(r)
+	if err := a.open(ctx, s); err != nil {
+		_, _ = a.runs.End(context.Background(), nil)
+		switch {
+		case isTokenRefused(err):
+			return core.Permanent(fmt.Errorf("open gateway: Discord refused the token: %w", err))
+		case intentsRefused(err):
+			return core.Permanent(fmt.Errorf("open gateway: Discord refused the Message Content intent; switch it on in the Developer Portal (Bot → Privileged Gateway Intents): %w", err))
+		}
+		return fmt.Errorf("open gateway: %w", err)
+	}
+	r.Go(func(ctx context.Context) { a.reconnect(ctx, r) })
+	r.Go(func(ctx context.Context) { a.backfillLoop(ctx, r) })
+	r.Go(func(ctx context.Context) {
+		cp.FlushEvery(ctx, checkpointEvery, func(err error) { a.log.Warn("write checkpoint", "err", err) })
+	})
+	a.log.Info("started", "bot", me.Username, "bot_id", me.ID, "respond_to", a.cfg.RespondTo,
+		"channels", len(a.cfg.Channels), "reply_in_thread", a.cfg.ReplyInThread)
+	return nil
+}
+
+// open opens the gateway session, bounded by ctx (discordgo's Open takes
+// none: it is given until ctx ends, then the session is closed).
+func (a *Adapter) open(ctx context.Context, s *discordgo.Session) error {
+	done := make(chan error, 1)
+	go func() { done <- s.Open() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		go func() {
+			if <-done == nil {
+				_ = s.Close()
+			}
+		}()
+		return ctx.Err()
+	}
+}
+
+// Stop closes the gateway session and waits for the conversations, the
+// backfill and the last checkpoint write, or until ctx is done.
+func (a *Adapter) Stop(ctx context.Context) error {
+	r, err := a.runs.End(ctx, func(r *run) {
+		// Close sends a close frame and waits a second for Discord; the
+		// session stays resumable on Discord's side for a while, but this
+		// process forgets it: the next Start identifies afresh and
+		// backfills.
+		_ = r.Data.s.Close()
+	})
+	if err == nil && r != nil {
+		err = a.typing.Wait(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("stop discord: %w", err)
+	}
+	if r != nil {
+		a.log.Info("stopped")
+	}
+	return nil
+}
+
+// CheckHealth fails while the gateway session is down, and asks Discord
+// who the bot is (GET /users/@me), which fails when Discord is
+// unreachable or the token was revoked.
+func (a *Adapter) CheckHealth(ctx context.Context) error {
+	r := a.runs.Current()
+	if r == nil {
+		return core.ErrNotConnected
+	}
+	if since, down := r.Data.downSince(); down {
+		return fmt.Errorf("gateway session down since %s", since.Format(time.RFC3339))
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	if _, err := r.Data.s.User("@me", discordgo.WithContext(cctx)); err != nil {
+		return fmt.Errorf("get bot user: %w", err)
+	}
+	return nil
+}
+
+// DialogChanged follows Selarti's hand-over to a human: while a human has
+// the dialog, "typing…" is not shown (a human may take minutes), and it
+// stops at once.
+func (a *Adapter) DialogChanged(_ context.Context, ev core.DialogEvent) error {
+	a.noteDialog(ev.ChatID, ev.Current)
+	if ev.Current.Operator || ev.Current.Closed {
+		if t, err := parseTarget(ev.ChatID); err == nil {
+			a.typing.Stop(t.channel)
+		}
+	}
+	return nil
+}
+
+func (a *Adapter) noteDialog(native string, d core.DialogState) {
+	if d.Operator && !d.Closed {
+		a.operator.Put(native, struct{}{})
+	} else {
+		a.operator.Remove(native)
+	}
+}
+
+// runData is what one run holds besides its context.
+type runData struct {
+	s       *discordgo.Session
+	me      *discordgo.User
+	deliver core.DeliverFunc
+	cp      *inbound.Checkpoint
+	marks   inbound.Watermark
+
+	disconnected chan struct{} // a Disconnect event: reconnect wakes up
+	readied      chan struct{} // a READY (a new session): backfill wakes up
+
+	mu          sync.Mutex
+	down        time.Time // when the session dropped; zero while it is up
+	backfilling bool      // live messages wait in held meanwhile
+	held        []*discordgo.Message
+	lastQueued  map[string]uint64        // channel → newest message id queued
+	convs       map[string]*conversation // by conversation key
+	threads     map[string]string        // "channel:user" → the thread the bot started for it
+	own         map[string]bool          // threads the bot started
+	names       map[string]string        // channel and role ids → names, for mentions
+}
+
+func newRunData(s *discordgo.Session, me *discordgo.User, deliver core.DeliverFunc, cp *inbound.Checkpoint) *runData {
+	d := &runData{
+		s: s, me: me, deliver: deliver, cp: cp,
+		disconnected: make(chan struct{}, 1),
+		readied:      make(chan struct{}, 1),
+		lastQueued:   map[string]uint64{},
+		convs:        map[string]*conversation{},
+		threads:      map[string]string{},
+		own:          map[string]bool{},
+		names:        map[string]string{},
+	}
+	for _, k := range cp.Keys() {
+		if key, ok := threadKey(k); ok {
+			thread, _ := cp.Get(k)
+			d.threads[key] = thread
+			d.own[thread] = true
+		}
+	}
+	return d
+}
+
+// name returns the name of a channel or role id, "" if unknown.
+func (d *runData) name(id string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.names[id]
+}
+
+// downSince reports whether the session is down, and since when.
+func (d *runData) downSince() (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.down, !d.down.IsZero()
+}
