@@ -323,3 +323,34 @@ func TestSendIsIdempotent(t *testing.T) {
 		t.Fatalf("nonce %q", n)
 	}
 }
+
+// TestEdits: an edited message is ignored, unless answer_edits, when it
+// reaches the assistant as a new message under its own id.
+func TestEdits(t *testing.T) {
+	for _, answer := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ignored", true: "answered"}[answer], func(t *testing.T) {
+			h := newHarness(t, map[string]any{"answer_edits": answer})
+			h.start(h.a)
+			ann := h.user(1)
+			dm := h.bot.DMChannel(ann)
+			m := h.srv.UserSays(dm.ID, ann, "price of the lamp?")
+			eventually(t, "delivered", func() bool { return len(h.core.Accepted()) == 1 })
+			if _, err := h.srv.EditMessage(dm.ID, m.ID, "price of the speaker?"); err != nil {
+				t.Fatal(err)
+			}
+			h.srv.UserSays(dm.ID, ann, "thanks")
+			want := []string{"price of the lamp?", "thanks"}
+			if answer {
+				want = []string{"price of the lamp?", "price of the speaker?", "thanks"}
+			}
+			eventually(t, "the later messages", func() bool { return len(h.core.Accepted()) == len(want) })
+			time.Sleep(100 * time.Millisecond)
+			if got := h.core.Texts(); !slices.Equal(got, want) {
+				t.Fatalf("delivered %q, want %q", got, want)
+			}
+			if answer && !strings.HasPrefix(h.core.Accepted()[1].ID, m.ID+"/edit/") {
+				t.Fatalf("the edit's id %q is not its own", h.core.Accepted()[1].ID)
+			}
+		})
+	}
+}

@@ -84,6 +84,9 @@ func (a *Adapter) backfill(ctx context.Context, r *run) int {
 			if m.GuildID == "" {
 				m.GuildID = guild
 			}
+			// A message missed while down is new to the assistant, even if
+			// its author edited it since: it goes as sent now.
+			m.EditedTimestamp = nil
 			a.take(r, m)
 		}
 	}

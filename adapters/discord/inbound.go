@@ -107,7 +107,11 @@ func (a *Adapter) take(r *run, m *discordgo.Message) {
 		return
 	}
 	d.lastQueued[m.ChannelID] = max(d.lastQueued[m.ChannelID], id)
-	d.marks.Begin(m.ChannelID, m.ID)
+	if m.EditedTimestamp == nil {
+		// An edit is not part of the channel's stream of new messages:
+		// the checkpoint neither waits for it nor moves back to it.
+		d.marks.Begin(m.ChannelID, m.ID)
+	}
 	if m.GuildID != "" {
 		d.cp.Set(guildPrefix+m.ChannelID, m.GuildID)
 	}
@@ -232,8 +236,10 @@ func (a *Adapter) handle(ctx context.Context, r *run, m *discordgo.Message, star
 	default:
 		return false
 	}
-	if mark, moved := d.marks.Done(m.ChannelID, m.ID); moved {
-		d.cp.Set(positionPrefix+m.ChannelID, mark)
+	if m.EditedTimestamp == nil {
+		if mark, moved := d.marks.Done(m.ChannelID, m.ID); moved {
+			d.cp.Set(positionPrefix+m.ChannelID, mark)
+		}
 	}
 	return true
 }

@@ -245,3 +245,73 @@ func TestDiscordRetryAfter(t *testing.T) {
 		t.Fatalf("%d answers, want 1", n)
 	}
 }
+
+// TestDiscordTwoInstancesTwoHosts: two bots on two fake Discords in one
+// gateway each reach their own host (discordgo's endpoints are process
+// globals, so each instance rewrites them itself), with their own tasks.
+func TestDiscordTwoInstancesTwoHosts(t *testing.T) {
+	var fakes []*dcFake
+	var adapters []engine.AdapterConfig
+	for i, name := range []string{"dc-a", "dc-b"} {
+		srv, err := fakediscord.New(fakediscord.Options{HeartbeatInterval: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		bot, err := srv.AddBot(fakediscord.TestToken(i+1), name+"_bot")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := srv.AddGuild("Shop "+name, bot)
+		fakes = append(fakes, &dcFake{srv: srv, bot: bot, guild: g, general: g.AddChannel("general")})
+		adapters = append(adapters, engine.AdapterConfig{Name: name, Kind: discord.Kind, TaskID: "task-" + name,
+			Config: map[string]any{"token": bot.Token(), "api_url": srv.URL(), "typing_timeout": "0s"}})
+	}
+	e := newEnv(t, envOptions{adapters: adapters, kinds: []kind{{discord.Kind, discord.New}}})
+	for i, f := range fakes {
+		u := f.user("Ann")
+		dm := f.bot.DMChannel(u)
+		f.srv.UserSays(dm.ID, u, fmt.Sprintf("question %d", i))
+		if err := f.bot.WaitSent(ctxTimeout(t), dm.ID, 1); err != nil {
+			t.Fatalf("bot %d: %v", i, err)
+		}
+	}
+	if err := e.sim.WaitIdle(ctxTimeout(t)); err != nil {
+		t.Fatal(err)
+	}
+	byTask := map[string]string{}
+	for _, r := range e.sim.Received() {
+		byTask[r.TaskID] = strings.SplitN(r.ChatID, ":", 2)[0] + "|" + r.Text
+	}
+	if byTask["task-dc-a"] != "dc-a|question 0" || byTask["task-dc-b"] != "dc-b|question 1" || len(byTask) != 2 {
+		t.Fatalf("selarti saw %v", byTask)
+	}
+	for i, f := range fakes {
+		if n := len(f.bot.Calls()); n == 0 {
+			t.Fatalf("fake %d saw no call", i)
+		}
+	}
+}
+
+// TestDiscordReplyInThread: with reply_in_thread, a mention starts a
+// thread for its author, Selarti's chat is the thread, and the answer
+// goes there.
+func TestDiscordReplyInThread(t *testing.T) {
+	e, f := newDiscordEnv(t, map[string]any{"reply_in_thread": true})
+	ann := f.user("Ann")
+	m := f.srv.UserSays(f.general.ID, ann, f.mention("hello"))
+	eventually(t, "a thread", func() bool { return len(f.bot.Threads()) == 1 })
+	thread := f.bot.Threads()[0].ID
+	if thread != m.ID {
+		t.Fatalf("thread %s, want one started from the message %s", thread, m.ID)
+	}
+	if err := f.bot.WaitSent(ctxTimeout(t), thread, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.sim.Received()[0].ChatID; got != "dc:"+thread {
+		t.Fatalf("selarti chat %q, want the thread", got)
+	}
+	if n := len(f.sent(f.general.ID)); n != 0 {
+		t.Fatalf("%d answers in the channel itself", n)
+	}
+}
