@@ -85,12 +85,12 @@ type Adapter struct {
 	dataDir string
 	answer  map[string]bool // cfg.Channels
 
-	typing   *typing.Indicator[string] // by channel
-	notices  *outbound.Notices
-	progress *outbound.Progress
-	replies  *cache.Cache[string, string]   // native id → the user's last message, to reply to
-	operator *cache.Cache[string, struct{}] // dialogs handed to a human: no "typing…"
-	noPerm   *cache.Cache[string, struct{}] // channels whose missing permission was logged
+	typing    *typing.Indicator[string] // by channel
+	notices   *outbound.Notices
+	progress  *outbound.Progress
+	replies   *cache.Cache[string, string]   // native id → the user's last message, to reply to
+	handovers *typing.Handovers              // dialogs handed to a human: no "typing…"
+	noPerm    *cache.Cache[string, struct{}] // channels whose missing permission was logged
 
 	runs lifecycle.Runs[*runData]
 }
@@ -117,17 +117,17 @@ func New(inst core.Instance) (core.Messenger, error) {
 		return nil, fmt.Errorf("config.api_url: %w", err)
 	}
 	a := &Adapter{
-		name:     inst.Name,
-		cfg:      cfg,
-		log:      inst.Logger,
-		http:     &http.Client{Transport: rw}, // each request is bounded by its context
-		dataDir:  inst.DataDir,
-		answer:   make(map[string]bool),
-		notices:  outbound.NewNotices(maxNotices),
-		progress: outbound.NewProgress(maxProgress, progressTTL),
-		replies:  cache.New[string, string](maxRemembered, 0),
-		operator: cache.New[string, struct{}](maxRemembered, 0),
-		noPerm:   cache.New[string, struct{}](maxRemembered, time.Hour),
+		name:      inst.Name,
+		cfg:       cfg,
+		log:       inst.Logger,
+		http:      &http.Client{Transport: rw}, // each request is bounded by its context
+		dataDir:   inst.DataDir,
+		answer:    make(map[string]bool),
+		notices:   outbound.NewNotices(maxNotices),
+		progress:  outbound.NewProgress(maxProgress, progressTTL),
+		replies:   cache.New[string, string](maxRemembered, 0),
+		handovers: typing.NewHandovers(maxRemembered),
+		noPerm:    cache.New[string, struct{}](maxRemembered, time.Hour),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -290,21 +290,13 @@ func (a *Adapter) CheckHealth(ctx context.Context) error {
 // the dialog, "typing…" is not shown (a human may take minutes), and it
 // stops at once.
 func (a *Adapter) DialogChanged(_ context.Context, ev core.DialogEvent) error {
-	a.noteDialog(ev.ChatID, ev.Current)
-	if ev.Current.Operator || ev.Current.Closed {
+	stop := a.handovers.Note(ev.ChatID, ev.Current)
+	if stop {
 		if t, err := parseTarget(ev.ChatID); err == nil {
 			a.typing.Stop(t.channel)
 		}
 	}
 	return nil
-}
-
-func (a *Adapter) noteDialog(native string, d core.DialogState) {
-	if d.Operator && !d.Closed {
-		a.operator.Put(native, struct{}{})
-	} else {
-		a.operator.Remove(native)
-	}
 }
 
 // runData is what one run holds besides its context.

@@ -228,7 +228,7 @@ func (a *Adapter) handle(ctx context.Context, r *run, m *discordgo.Message, star
 	switch {
 	case err == nil:
 		a.notify(r, native, notice)
-		if !a.operator.Has(native) {
+		if !a.handovers.Human(native) {
 			a.typing.Start(ctx, targetChannel(native))
 		}
 	case core.IsPermanent(err):

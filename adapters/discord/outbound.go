@@ -45,7 +45,7 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	if r == nil {
 		return fmt.Errorf("send message to %s: %w", t.native(), core.ErrNotConnected)
 	}
-	a.noteDialog(msg.ChatID, msg.Dialog)
+	a.handovers.Note(msg.ChatID, msg.Dialog)
 	a.typing.Stop(t.channel)
 	doc := richtext.Parse(msg.Text)
 	if msg.From == core.SenderOperator {

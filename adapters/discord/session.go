@@ -8,6 +8,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/cenkalti/backoff/v5"
+	"github.com/switchboard-gw/switchboard/kit/lifecycle"
 )
 
 // addHandlers wires the session's events to the run. With SyncEvents the
@@ -102,7 +103,7 @@ func (a *Adapter) reconnect(ctx context.Context, r *run) {
 			}
 			wait := b.NextBackOff()
 			a.log.Warn("gateway session dropped, reconnecting", "wait", wait, "err", err)
-			sleep(ctx, wait)
+			lifecycle.Sleep(ctx, wait)
 		}
 	}
 }
@@ -135,16 +136,6 @@ func wake(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
 	default:
-	}
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
 	}
 }
 

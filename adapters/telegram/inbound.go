@@ -50,7 +50,7 @@ func (a *Adapter) handleUpdate(ctx context.Context, r *run, u telego.Update) err
 	case err == nil:
 		a.log.Debug("update delivered", "update_id", u.UpdateID, "chat", in.msg.ChatID, "id", in.msg.ID, "bytes", len(in.msg.Text))
 		a.notify(r, in, in.notice)
-		if !a.operator.Has(in.msg.ChatID) {
+		if !a.handovers.Human(in.msg.ChatID) {
 			a.typing.Start(r.Context(), in.chat)
 		}
 		return nil

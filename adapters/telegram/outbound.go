@@ -70,7 +70,7 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 	if _, blocked := a.blocked.Get(t.chat); blocked {
 		return core.Permanent(fmt.Errorf("send message to chat %d: %w", t.chat, errBlocked))
 	}
-	a.noteDialog(msg.ChatID, msg.Dialog)
+	a.handovers.Note(msg.ChatID, msg.Dialog)
 	a.typing.Stop(t.chat)
 
 	doc := richtext.Parse(msg.Text)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/mymmrac/telego"
+	"github.com/switchboard-gw/switchboard/kit/lifecycle"
 )
 
 // Backoff of the polling loop after a failed getUpdates or an update the
@@ -51,7 +52,7 @@ func (a *Adapter) poll(r *run) {
 				wait = ra
 			}
 			a.logPollError(err, wait)
-			sleep(ctx, wait)
+			lifecycle.Sleep(ctx, wait)
 			continue
 		}
 		b.Reset()
@@ -66,7 +67,7 @@ func (a *Adapter) poll(r *run) {
 				// The core has logged why; this says what happens next.
 				wait := db.NextBackOff()
 				a.log.Debug("update not accepted, will fetch it again", "update_id", u.UpdateID, "wait", wait, "err", err)
-				sleep(ctx, wait)
+				lifecycle.Sleep(ctx, wait)
 				break
 			}
 			db.Reset()
@@ -94,15 +95,5 @@ func (a *Adapter) logPollError(err error, wait time.Duration) {
 		a.log.Error("telegram refused the bot token; was it revoked in @BotFather?", "wait", wait, "err", err)
 	default:
 		a.log.Warn("poll for updates failed", "wait", wait, "err", err)
-	}
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
 	}
 }

@@ -80,13 +80,13 @@ type Adapter struct {
 	hookURL    string      // where Telegram posts, in webhook mode
 	hookSecret core.Secret // the secret_token Telegram sends back
 
-	limits   *ratelimit.Limiter[int64]
-	typing   *typing.Indicator[int64]
-	notices  *outbound.Notices
-	progress *outbound.Progress             // split messages: parts already sent
-	blocked  *cache.Cache[int64, time.Time] // chats that refused the bot: fail fast
-	replies  *cache.Cache[string, replyRef] // group dialogs: the message to answer
-	operator *cache.Cache[string, struct{}] // dialogs handed to a human: no "typing…"
+	limits    *ratelimit.Limiter[int64]
+	typing    *typing.Indicator[int64]
+	notices   *outbound.Notices
+	progress  *outbound.Progress             // split messages: parts already sent
+	blocked   *cache.Cache[int64, time.Time] // chats that refused the bot: fail fast
+	replies   *cache.Cache[string, replyRef] // group dialogs: the message to answer
+	handovers *typing.Handovers              // dialogs handed to a human: no "typing…"
 
 	runs lifecycle.Runs[runData]
 }
@@ -117,16 +117,16 @@ func New(inst core.Instance) (core.Messenger, error) {
 		return nil, err
 	}
 	a := &Adapter{
-		name:     inst.Name,
-		cfg:      cfg,
-		log:      inst.Logger,
-		prefix:   "/telegram/" + inst.Name + "/",
-		limits:   newLimiter(&cfg),
-		notices:  outbound.NewNotices(maxNotices),
-		progress: outbound.NewProgress(maxProgress, progressTTL),
-		blocked:  cache.New[int64, time.Time](maxRemembered, 0),
-		replies:  cache.New[string, replyRef](maxRemembered, 0),
-		operator: cache.New[string, struct{}](maxRemembered, 0),
+		name:      inst.Name,
+		cfg:       cfg,
+		log:       inst.Logger,
+		prefix:    "/telegram/" + inst.Name + "/",
+		limits:    newLimiter(&cfg),
+		notices:   outbound.NewNotices(maxNotices),
+		progress:  outbound.NewProgress(maxProgress, progressTTL),
+		blocked:   cache.New[int64, time.Time](maxRemembered, 0),
+		replies:   cache.New[string, replyRef](maxRemembered, 0),
+		handovers: typing.NewHandovers(maxRemembered),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -252,21 +252,13 @@ func (a *Adapter) CheckHealth(ctx context.Context) error {
 // (a human may take minutes), and it stops at once when the dialog is
 // handed over or closed.
 func (a *Adapter) DialogChanged(_ context.Context, ev core.DialogEvent) error {
-	a.noteDialog(ev.ChatID, ev.Current)
-	if ev.Current.Operator || ev.Current.Closed {
+	stop := a.handovers.Note(ev.ChatID, ev.Current)
+	if stop {
 		if t, err := parseTarget(ev.ChatID); err == nil {
 			a.typing.Stop(t.chat)
 		}
 	}
 	return nil
-}
-
-func (a *Adapter) noteDialog(native string, d core.DialogState) {
-	if d.Operator && !d.Closed {
-		a.operator.Put(native, struct{}{})
-	} else {
-		a.operator.Remove(native)
-	}
 }
 
 // HTTPPrefix returns "/telegram/<instance name>/". The webhook is

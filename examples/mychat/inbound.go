@@ -40,7 +40,7 @@ func (a *Adapter) poll(ctx context.Context, r *lifecycle.Run[runData]) {
 			if ctx.Err() == nil {
 				wait := fetchWait.NextBackOff()
 				a.log.Warn("fetch updates", "wait", wait, "err", err)
-				sleep(ctx, wait)
+				lifecycle.Sleep(ctx, wait)
 			}
 			continue
 		}
@@ -49,7 +49,7 @@ func (a *Adapter) poll(ctx context.Context, r *lifecycle.Run[runData]) {
 			if err := a.handle(ctx, r, u); err != nil {
 				// Not accepted: do not acknowledge. The core has logged
 				// why; wait before the next poll fetches it again.
-				sleep(ctx, deliverWait.NextBackOff())
+				lifecycle.Sleep(ctx, deliverWait.NextBackOff())
 				break
 			}
 			deliverWait.Reset()
@@ -96,14 +96,4 @@ func (a *Adapter) fetch(ctx context.Context, offset int64) ([]update, error) {
 		return nil, fmt.Errorf("get updates: decode: %w", err)
 	}
 	return updates, nil
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

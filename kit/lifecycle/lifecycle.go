@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // ErrStarted is Begin's error while a run is in progress.
@@ -150,4 +151,17 @@ func (run *Run[T]) add() bool {
 	}
 	run.wg.Add(1)
 	return true
+}
+
+// Sleep waits for d or until ctx is done, and reports whether the whole
+// d passed: the wait of a retry loop that must end with the run.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -103,3 +103,15 @@ func TestNoWorkAfterEnd(t *testing.T) {
 	}
 	time.Sleep(10 * time.Millisecond)
 }
+
+func TestSleep(t *testing.T) {
+	if !Sleep(context.Background(), time.Millisecond) {
+		t.Fatal("a short sleep did not pass")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if Sleep(ctx, time.Hour) || time.Since(start) > time.Second {
+		t.Fatal("Sleep outlived its context")
+	}
+}

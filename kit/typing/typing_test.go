@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/internal/testutil"
 )
 
@@ -126,4 +127,20 @@ func contextWithTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func TestHandovers(t *testing.T) {
+	h := NewHandovers(10)
+	if h.Human("c") {
+		t.Fatal("a new dialog is a human's")
+	}
+	if !h.Note("c", core.DialogState{Operator: true}) || !h.Human("c") {
+		t.Fatal("an operator's dialog not noted")
+	}
+	if !h.Note("c", core.DialogState{Operator: true, Closed: true}) || h.Human("c") {
+		t.Fatal("a closed dialog still a human's, or typing not stopped")
+	}
+	if h.Note("c", core.DialogState{}) || h.Human("c") {
+		t.Fatal("the bot's dialog again: typing stopped, or still a human's")
+	}
 }
