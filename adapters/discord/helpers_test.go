@@ -71,16 +71,7 @@ func (h *harness) build(raw core.RawConfig) *Adapter {
 // start starts a with the harness's core and stops it at cleanup.
 func (h *harness) start(a *Adapter) {
 	h.t.Helper()
-	if err := a.Start(ctxTimeout(h.t), h.core.Deliver); err != nil {
-		h.t.Fatalf("start: %v", err)
-	}
-	h.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Stop(ctx); err != nil {
-			h.t.Errorf("stop: %v", err)
-		}
-	})
+	messengertest.Start(h.t, a, h.core.Deliver)
 }
 
 func ctxTimeout(t *testing.T) context.Context {

@@ -81,15 +81,23 @@ func started(t *testing.T, h Harness, c *Core) (core.Messenger, Network) {
 
 func start(t *testing.T, m core.Messenger, c *Core) {
 	t.Helper()
+	Start(t, m, c.Deliver)
+}
+
+// Start starts m with deliver (a Core's Deliver, usually) within ten
+// seconds, failing the test if it cannot, and stops it when the test ends,
+// reporting an error from Stop.
+func Start(t testing.TB, m core.Messenger, deliver core.DeliverFunc) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := m.Start(ctx, c.Deliver); err != nil {
+	if err := m.Start(ctx, deliver); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(func() { stop(t, m) })
 }
 
-func stop(t *testing.T, m core.Messenger) {
+func stop(t testing.TB, m core.Messenger) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
