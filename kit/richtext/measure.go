@@ -101,6 +101,11 @@ var (
 	// DiscordLimit: 2000 characters of message content, Markdown
 	// included.
 	DiscordLimit = Limit{Max: 2000, Measure: Runes, Rendered: true}
+	// SlackLimit: 4000 characters of mrkdwn, escapes and markup included.
+	// Slack takes up to 40,000 and truncates beyond, but recommends
+	// staying under 4,000: a longer message is shown folded, and some
+	// clients and notifications cut it.
+	SlackLimit = Limit{Max: 4000, Measure: Runes, Rendered: true}
 )
 
 // minRendered is the least Max of a Limit on the rendered string: the
