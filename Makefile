@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzWebhookAgainstEncodingJSON$$' -fuzztime=$(or $(FUZZTIME),100000x) ./core/selarti/
 	$(GO) test -run='^$$' -fuzz='^FuzzClientFrame$$' -fuzztime=$(or $(FUZZTIME),15000x) ./adapters/webchat/
 	$(GO) test -run='^$$' -fuzz='^FuzzInbound$$' -fuzztime=$(or $(FUZZTIME),90000x) ./adapters/discord/
+	$(GO) test -run='^$$' -fuzz='^FuzzInbound$$' -fuzztime=$(or $(FUZZTIME),150000x) ./adapters/slack/
 	$(GO) test -run='^$$' -fuzz='^FuzzTelegramHTML$$' -fuzztime=$(or $(FUZZTIME),130000x) ./kit/richtext/
 	$(GO) test -run='^$$' -fuzz='^FuzzDiscordMarkdown$$' -fuzztime=$(or $(FUZZTIME),150000x) ./kit/richtext/
 	$(GO) test -run='^$$' -fuzz='^FuzzSlackMrkdwn$$' -fuzztime=$(or $(FUZZTIME),160000x) ./kit/richtext/

@@ -5,6 +5,7 @@ package all
 
 import (
 	_ "github.com/switchboard-gw/switchboard/adapters/discord"  // discord: Discord bots (gateway session, REST)
+	_ "github.com/switchboard-gw/switchboard/adapters/slack"    // slack: Slack apps (Socket Mode or the Events API, Web API)
 	_ "github.com/switchboard-gw/switchboard/adapters/telegram" // telegram: Telegram bots (Bot API, polling or webhook)
 	_ "github.com/switchboard-gw/switchboard/adapters/webchat"  // webchat: the built-in browser chat
 )

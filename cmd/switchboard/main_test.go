@@ -29,6 +29,9 @@ func setExampleEnv(t *testing.T) {
 	t.Setenv("SELARTI_WEBHOOK_SECRET", strings.Repeat("s", 48))
 	t.Setenv("TELEGRAM_TOKEN", "123456789:AAH"+strings.Repeat("x", 32))
 	t.Setenv("DISCORD_TOKEN", "MTAx."+strings.Repeat("y", 30))
+	t.Setenv("SLACK_BOT_TOKEN", "xoxb-1-2-"+strings.Repeat("z", 24))
+	t.Setenv("SLACK_APP_TOKEN", "xapp-1-A1-2-"+strings.Repeat("f", 32))
+	t.Setenv("SLACK_SIGNING_SECRET", strings.Repeat("e", 32))
 }
 
 func TestCheckAcceptsExample(t *testing.T) {
