@@ -6,9 +6,18 @@ import "time"
 type Inbound struct {
 	// ChatID is the native chat id (a Telegram chat id, a webchat session).
 	ChatID string
-	// ID is the network's id for this message, unique within the
-	// instance (Telegram update_id, webchat client message id). The core
-	// uses it to drop redeliveries. Empty means "no dedupe possible".
+	// ID is the network's id for this message, the same on every
+	// redelivery and unique within the instance: the core drops a message
+	// whose ID it already has from any chat of the instance as a
+	// redelivery. Where the network numbers messages per chat, put the
+	// chat in the ID: Telegram's is "<chat id>/<message id>", Slack's
+	// "<channel>/<ts>", the webchat's "<digest of the session>/<client
+	// message id>"; a Discord message id is unique by itself. The core does
+	// not add the chat for the adapter, so that an adapter whose chat for
+	// a message depends on its config (Telegram's per-user dialogs in
+	// groups) still recognises a redelivery after that config changed.
+	// Like the chat id, it is shown in logs: keep secrets out of it (a
+	// digest, as the webchat does). Empty means "no dedupe possible".
 	ID string
 	// Text is the message text. Media the assistant cannot take is turned
 	// into a readable stand-in by the adapter.
@@ -17,6 +26,14 @@ type Inbound struct {
 	User User
 	// ReceivedAt is when the network received the message; zero means now.
 	ReceivedAt time.Time
+	// Retry says the user asked to send this message again after the core
+	// reported it undelivered (see DeliveryObserver): when the core holds
+	// a message with this ID as a dead letter, it queues that message
+	// again, in its place in the chat's order, instead of dropping the
+	// handover as a duplicate. Without Retry a dead letter stays dead
+	// however often the network redelivers it, so that only a user's
+	// deliberate act (or an operator's `deadletters retry`) repeats it.
+	Retry bool
 }
 
 // User is what a network tells about the sender of a message. Every field

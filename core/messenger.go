@@ -18,6 +18,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 )
 
 // Messenger is one running connection to one chat network, owned by one
@@ -34,7 +35,9 @@ import (
 //
 // Ids: a Messenger only ever sees native chat ids (a Telegram chat id, a
 // webchat session id). The core adds and strips the "<instance>:" prefix;
-// no adapter parses namespaced ids.
+// no adapter parses namespaced ids. A Messenger whose native ids are
+// secrets says so with PrivateChatIDs, and the core then never shows one
+// in full.
 //
 // Errors returned by Send decide what the core does with the message:
 //
@@ -111,6 +114,62 @@ type DialogObserver interface {
 	DialogChanged(ctx context.Context, ev DialogEvent) error
 }
 
+// ExclusiveReceiver is implemented by a Messenger whose inbound
+// connection the network allows only once per bot at a time: Telegram's
+// long polling (a second getUpdates ends the first with 409 Conflict), a
+// Discord gateway session. Several gateway replicas may share one store;
+// each starts every instance, so that Send works on any of them, but only
+// the replica holding the instance's lease in the store receives. With
+// one gateway process (the embedded store), that process always holds it.
+//
+// When Exclusive reports true, Start prepares what Send needs and checks
+// the credentials, and must not receive: the core calls Receive once
+// Start succeeded, on the lease holder only. Receive opens the inbound
+// connection and passes user messages to deliver until ctx ends (the
+// lease was lost, or the instance stops); it then closes the connection
+// and returns nil. Any other return is a failure: the core calls Receive
+// again after a backoff while it holds the lease. Receive never runs
+// twice at once, and Stop is called only after it returned. Exclusive
+// decides per configuration (Telegram in webhook mode says false: every
+// replica serves the webhook); when false, Receive is never called and
+// Start receives as any Messenger does.
+type ExclusiveReceiver interface {
+	Exclusive() bool
+	Receive(ctx context.Context, deliver DeliverFunc) error
+}
+
+// PrivateChatIDs is implemented by a Messenger whose native chat ids are
+// secrets: whoever knows one can act as the user or read the
+// conversation (a webchat session id is a bearer credential). When it
+// returns true, the core never shows one of the instance's chat ids in
+// full: its logs, the admin API and `switchboard deadletters` show the
+// instance and ShortChatID of the native id ("web:3f9a2c…"), and replace
+// the id with that in the error texts they show. Dead letters are still
+// acted on by their numeric id. Selarti receives the full id as chat_id:
+// it routes its replies back by it.
+//
+// What the core cannot see is the adapter's job: its own log lines show
+// at most ShortChatID of an id, and its Inbound.ID and error texts do not
+// contain one. The core asks once, right after the Factory returned, and
+// treats the chats of an instance it has not built (disabled, or gone
+// from the config) as private.
+type PrivateChatIDs interface {
+	PrivateChatIDs() bool
+}
+
+// ShortChatID is what the core shows of a private native chat id (see
+// PrivateChatIDs): its first six characters and "…", or fewer for a short
+// id, never more than a third of it.
+func ShortChatID(native string) string {
+	n := min(6, utf8.RuneCountInString(native)/3)
+	i := 0
+	for range n {
+		_, size := utf8.DecodeRuneInString(native[i:])
+		i += size
+	}
+	return native[:i] + "…"
+}
+
 // HTTPService is implemented by a Messenger that serves HTTP on the
 // gateway's listener (the webchat page, a Telegram webhook). The core
 // mounts Handler under HTTPPrefix, which must start and end with "/" and
@@ -147,6 +206,13 @@ type Instance struct {
 	// creates it before Start (never during `switchboard check`), so use
 	// it from Start on.
 	DataDir string
+	// Metrics counts what the adapter refuses (see Metrics); nil in a
+	// hand-built Instance: use MetricsOf.
+	Metrics Metrics
+	// Journals is this instance's conversation storage in the gateway's
+	// shared store, when several gateway replicas share one (see
+	// Journals); nil when the gateway runs alone on its embedded store.
+	Journals Journals
 }
 
 // RawConfig is an adapter's undecoded config block.

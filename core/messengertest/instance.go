@@ -33,6 +33,7 @@ func Instance(t testing.TB, kind string, raw core.RawConfig) (core.Instance, *Lo
 		Logger:  log.With("adapter", kind, "instance", "test"),
 		HTTP:    &http.Client{Timeout: 30 * time.Second},
 		DataDir: t.TempDir(),
+		Metrics: &Metrics{},
 	}, logs
 }
 
@@ -58,3 +59,27 @@ func (l *Logs) String() string {
 
 // Contains reports whether s was logged.
 func (l *Logs) Contains(s string) bool { return strings.Contains(l.String(), s) }
+
+// Metrics records what an adapter counts through core.Metrics; Instance
+// gives every instance one (inst.Metrics.(*messengertest.Metrics)).
+type Metrics struct {
+	mu       sync.Mutex
+	rejected map[string]int
+}
+
+// Rejected implements core.Metrics.
+func (m *Metrics) Rejected(reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rejected == nil {
+		m.rejected = make(map[string]int)
+	}
+	m.rejected[reason]++
+}
+
+// RejectedCount returns how many times Rejected(reason) was called.
+func (m *Metrics) RejectedCount(reason string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rejected[reason]
+}

@@ -60,6 +60,7 @@ func Run(t *testing.T, h Harness) {
 			backfilledAfterRestart(t, h)
 		})
 	}
+	t.Run("ReceivesOnlyInReceive", func(t *testing.T) { receivesOnlyInReceive(t, h) })
 	t.Run("OwnMessagesIgnored", func(t *testing.T) { ownMessagesIgnored(t, h) })
 	t.Run("ConcurrentSend", func(t *testing.T) { concurrentSend(t, h) })
 	t.Run("CancelledContext", func(t *testing.T) { cancelledContext(t, h) })
@@ -86,7 +87,9 @@ func start(t *testing.T, m core.Messenger, c *Core) {
 
 // Start starts m with deliver (a Core's Deliver, usually) within ten
 // seconds, failing the test if it cannot, and stops it when the test ends,
-// reporting an error from Stop.
+// reporting an error from Stop. A Messenger that is an exclusive receiver
+// (core.ExclusiveReceiver) also gets its Receive, as the core calls it on
+// the replica holding the lease; stopping it ends Receive first.
 func Start(t testing.TB, m core.Messenger, deliver core.DeliverFunc) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -94,11 +97,52 @@ func Start(t testing.TB, m core.Messenger, deliver core.DeliverFunc) {
 	if err := m.Start(ctx, deliver); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	if rx, ok := m.(core.ExclusiveReceiver); ok && rx.Exclusive() {
+		receive(rx, deliver)
+	}
 	t.Cleanup(func() { stop(t, m) })
+}
+
+// receiving holds the Receive running for each exclusive receiver the
+// suite started, so that stop can end it before Stop, as the core does.
+var receiving sync.Map // core.ExclusiveReceiver → *receiveRun
+
+// receiveRun is one Receive in a goroutine.
+type receiveRun struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func receive(rx core.ExclusiveReceiver, deliver core.DeliverFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &receiveRun{cancel: cancel, done: make(chan error, 1)}
+	receiving.Store(rx, run)
+	go func() { run.done <- rx.Receive(ctx, deliver) }()
+}
+
+// endReceive ends the Receive of m, if one runs, and checks it returned
+// nil in time.
+func endReceive(t testing.TB, m core.Messenger) {
+	t.Helper()
+	v, ok := receiving.LoadAndDelete(m)
+	if !ok {
+		return
+	}
+	run := v.(*receiveRun)
+	run.cancel()
+	select {
+	case err := <-run.done:
+		if err != nil {
+			t.Errorf("Receive returned %v when its context ended, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Receive did not return within 10 s of its context ending")
+	}
 }
 
 func stop(t testing.TB, m core.Messenger) {
 	t.Helper()
+	endReceive(t, m)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := m.Stop(ctx); err != nil {
@@ -175,6 +219,50 @@ func startAgainAfterStop(t *testing.T, h Harness) {
 			t.Fatalf("the first run's message came again in the second under another id %q", in.ID)
 		}
 	}
+}
+
+// receivesOnlyInReceive: an exclusive receiver's Start must not receive
+// (on a replica that does not hold the lease, it would take the bot's one
+// connection from the replica that does), while Send works at once. What
+// a user writes while no Receive runs comes through the next Receive, as
+// on a takeover: by the network's redelivery, or by the adapter's
+// backfill from its checkpoint. Others skip.
+func receivesOnlyInReceive(t *testing.T, h Harness) {
+	m, net := h.New(t)
+	rx, ok := m.(core.ExclusiveReceiver)
+	if !ok || !rx.Exclusive() {
+		t.Skip("not an exclusive receiver")
+	}
+	c := &Core{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Start(ctx, c.Deliver); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { stop(t, m) })
+	standingBy := func(text string) string {
+		t.Helper()
+		chat, _ := net.UserSays(t, 0, text)
+		time.Sleep(300 * time.Millisecond)
+		if slices.Contains(c.Texts(), text) {
+			t.Fatalf("%q was delivered while no Receive ran: Start must not receive", text)
+		}
+		return chat
+	}
+	chat := standingBy("before the first receive")
+	if err := send(m, chat, "standby-1", "sent while standing by"); err != nil {
+		t.Fatalf("Send before Receive: %v; a standby replica must send", err)
+	}
+	deliveredOnce(t, net, chat, "sent while standing by")
+
+	receive(rx, c.Deliver)
+	says(t, net, c, 0, "while receiving")
+	endReceive(t, m)
+	standingBy("while another replica receives")
+	receive(rx, c.Deliver)
+	eventually(t, "the message written between two Receives delivered by the second", func() bool {
+		return slices.Contains(c.Texts(), "while another replica receives")
+	})
 }
 
 func sendBeforeStart(t *testing.T, h Harness) {
