@@ -153,6 +153,21 @@ func (run *Run[T]) add() bool {
 	return true
 }
 
+// Every calls fn every d until ctx is done (not at once: the first call
+// comes after d): the loop of a janitor, a probe or a sweep.
+func Every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
 // Sleep waits for d or until ctx is done, and reports whether the whole
 // d passed: the wait of a retry loop that must end with the run.
 func Sleep(ctx context.Context, d time.Duration) bool {

@@ -115,3 +115,26 @@ func TestSleep(t *testing.T) {
 		t.Fatal("Sleep outlived its context")
 	}
 }
+
+func TestEvery(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := make(chan struct{}, 10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Every(ctx, 5*time.Millisecond, func() { calls <- struct{}{} })
+	}()
+	for range 3 {
+		select {
+		case <-calls:
+		case <-time.After(5 * time.Second):
+			t.Fatal("fn not called every interval")
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Every did not return when ctx ended")
+	}
+}

@@ -38,8 +38,8 @@ func TestAllowRefusalTakesNothing(t *testing.T) {
 		t.Fatal("the overall limit of 1 let a second message through")
 	}
 	// b's own bucket must still be full: only the overall one is empty.
-	if b := l.bucket("b"); b.Tokens() < 0.99 {
-		t.Fatalf("b's bucket holds %.2f tokens after a refusal, want 1", b.Tokens())
+	if b := l.bucket("b"); b.lim.Tokens() < 0.99 {
+		t.Fatalf("b's bucket holds %.2f tokens after a refusal, want 1", b.lim.Tokens())
 	}
 }
 
@@ -111,5 +111,78 @@ func BenchmarkAllowManyKeys(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		l.Allow(i % 20000)
+	}
+}
+
+// TestRefund: an event that was allowed but did not happen (the send
+// failed) gives its token back, to the key's bucket and the overall one;
+// a bucket never holds more than its burst, refunds included.
+func TestRefund(t *testing.T) {
+	l := New(Options[string]{
+		PerKey: func(string) (rate.Limit, int) { return rate.Every(time.Hour), 2 },
+		Global: rate.Every(time.Hour), GlobalBurst: 3,
+	})
+	if !l.Allow("a") || !l.Allow("a") || l.Allow("a") {
+		t.Fatal("want a burst of 2 for a")
+	}
+	l.Refund("a")
+	l.Refund("a")
+	if !l.Allow("a") || !l.Allow("a") {
+		t.Fatal("two refunded events refused")
+	}
+	if l.Allow("a") {
+		t.Fatal("a third event allowed after two refunds of two")
+	}
+	// The overall bucket got both tokens back too: of its burst of 3 it
+	// has let 5 events through, 2 of them refunded.
+	if !l.Allow("b") {
+		t.Fatal("the overall bucket kept the refunded tokens")
+	}
+	if l.Allow("c") {
+		t.Fatal("the overall burst of 3 let a fourth event through")
+	}
+
+	// Refunds never fill a bucket past its burst.
+	l = New(Options[string]{PerKey: func(string) (rate.Limit, int) { return rate.Every(time.Hour), 2 }})
+	l.Allow("a")
+	for range 5 {
+		l.Refund("a")
+	}
+	for i := range 3 {
+		if got, want := l.Allow("a"), i < 2; got != want {
+			t.Fatalf("event %d after refunds: allowed %v, want %v (burst 2)", i+1, got, want)
+		}
+	}
+	// Refunding a key never seen does nothing: its bucket is full.
+	l.Refund("new")
+	if !l.Allow("new") || !l.Allow("new") || l.Allow("new") {
+		t.Fatal("a refund to a new key changed its burst of 2")
+	}
+}
+
+// TestRefundMadeUpByRefill: a refund that the bucket's refill has made up
+// for since is not added on top of it.
+func TestRefundMadeUpByRefill(t *testing.T) {
+	l := New(Options[string]{PerKey: func(string) (rate.Limit, int) { return rate.Every(20 * time.Millisecond), 1 }})
+	if !l.Allow("a") {
+		t.Fatal("first event refused")
+	}
+	l.Refund("a")
+	time.Sleep(50 * time.Millisecond) // the bucket refills its one token
+	if !l.Allow("a") || l.Allow("a") {
+		t.Fatal("want exactly one event: the refund and the refill are the same token")
+	}
+}
+
+func TestWaitSpendsRefund(t *testing.T) {
+	l := New(Options[string]{PerKey: func(string) (rate.Limit, int) { return rate.Every(time.Hour), 1 }})
+	if err := l.Wait(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	l.Refund("a")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := l.Wait(ctx, "a"); err != nil {
+		t.Fatalf("Wait after a refund: %v, want the refunded token at once", err)
 	}
 }
