@@ -18,7 +18,7 @@ if bad=$($GO list -deps ./core/... | grep '/adapters/'); then
 fi
 
 engine='/core/engine$|/core/store$|/core/selarti$|github.com/labstack/echo|github.com/spf13/viper|github.com/prometheus/'
-sql='^database/sql$|^modernc.org/sqlite'
+sql='^database/sql$|^modernc.org/sqlite|^github.com/jackc/pgx'
 mod=$($GO list -m)
 for pkg in $($GO list ./... | grep -E "^$mod/(core|core/messengertest|kit/.*|adapters/.*|examples/.*)$" | grep -v '/adapters/all$'); do
 	forbidden="$engine|$sql"

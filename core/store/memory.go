@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -28,6 +29,12 @@ type Memory struct {
 	dead    map[int64]struct{}       // dead letters, for DeadLetters
 	counts  map[Direction]*memCounts // per-state counts, for Stats
 	chats   map[string]*memChat
+	leases  map[string]memLease
+
+	// journals are the instances' core.Journals (memory_journal.go), by
+	// instance; journalsDone is closed by Close, to end their watchers.
+	journals     map[string]*memJournalSet
+	journalsDone chan struct{}
 }
 
 // dedupeKey is where Memory looks up a DedupeKey: keys are per direction.
@@ -58,6 +65,10 @@ func NewMemory() *Memory {
 		dead:    make(map[int64]struct{}),
 		counts:  make(map[Direction]*memCounts),
 		chats:   make(map[string]*memChat),
+		leases:  make(map[string]memLease),
+
+		journals:     make(map[string]*memJournalSet),
+		journalsDone: make(chan struct{}),
 	}
 	for _, dir := range Directions {
 		s.counts[dir] = &memCounts{}
@@ -143,8 +154,13 @@ func (s *Memory) Claim(ctx context.Context, dir Direction, now time.Time, lease 
 	}
 	defer s.mu.Unlock()
 
+	ids, expired := s.pending.claim(dir, nanos(now), nanos(now)+int64(lease), limit)
+	for _, l := range expired {
+		// Its attempt may have reached the far side (see Store).
+		s.msgs[l.id].InDoubt = true
+	}
 	var out []Message
-	for _, id := range s.pending.claim(dir, nanos(now), nanos(now)+int64(lease), limit) {
+	for _, id := range ids {
 		out = append(out, clone(s.msgs[id]))
 	}
 	return out, nil
@@ -180,6 +196,27 @@ func (s *Memory) Retry(ctx context.Context, id int64, next time.Time, lastErr st
 	m.Attempts++
 	m.NextAt = next
 	m.LastError = lastErr
+	m.InDoubt = false
+	s.pending.retry(id, nanos(next))
+	return nil
+}
+
+// Defer implements Store.
+func (s *Memory) Defer(ctx context.Context, id int64, next time.Time, inDoubt bool, note string) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("defer message %d: %w", id, err)
+	}
+	defer s.mu.Unlock()
+
+	m := s.msgs[id]
+	if m == nil || m.State != Pending {
+		return fmt.Errorf("defer message %d: %w", id, ErrNotFound)
+	}
+	m.NextAt = next
+	m.InDoubt = inDoubt
+	if note != "" {
+		m.LastError = note
+	}
 	s.pending.retry(id, nanos(next))
 	return nil
 }
@@ -226,6 +263,30 @@ func (s *Memory) DeadLetters(ctx context.Context, limit int) ([]Message, error) 
 	return out, nil
 }
 
+// DeliveredSince implements Store.
+func (s *Memory) DeliveredSince(ctx context.Context, dir Direction, chat string, since time.Time, limit int) ([]Message, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, fmt.Errorf("list delivered messages: %w", err)
+	}
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.msgs {
+		if m.Dir == dir && m.Chat == chat && m.State == Delivered && !m.CreatedAt.Before(since) {
+			out = append(out, clone(m))
+		}
+	}
+	slices.SortFunc(out, func(a, b Message) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	if limit >= 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
 // Get implements Store.
 func (s *Memory) Get(ctx context.Context, id int64) (Message, error) {
 	if err := s.lock(ctx); err != nil {
@@ -238,6 +299,20 @@ func (s *Memory) Get(ctx context.Context, id int64) (Message, error) {
 		return Message{}, fmt.Errorf("get message %d: %w", id, ErrNotFound)
 	}
 	return clone(m), nil
+}
+
+// FindByKey implements Store.
+func (s *Memory) FindByKey(ctx context.Context, dir Direction, key string) (Message, error) {
+	if err := s.lock(ctx); err != nil {
+		return Message{}, fmt.Errorf("find message by key: %w", err)
+	}
+	defer s.mu.Unlock()
+
+	id, ok := s.dedupe[dedupeKey{dir, key}]
+	if key == "" || !ok || s.msgs[id] == nil {
+		return Message{}, fmt.Errorf("find message by key: %w", ErrNotFound)
+	}
+	return clone(s.msgs[id]), nil
 }
 
 // Replay implements Store.
@@ -360,10 +435,14 @@ func (s *Memory) Prune(ctx context.Context, cutoff, chatsBefore time.Time) (int,
 func (s *Memory) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed {
+		close(s.journalsDone)
+	}
 	s.closed = true
 	// Let the garbage collector have the messages even if the store value
 	// is kept.
 	s.msgs, s.pending, s.dedupe, s.dead, s.chats = nil, nil, nil, nil, nil
+	s.journals = nil
 	return nil
 }
 

@@ -28,6 +28,11 @@ type pendingTimes struct {
 	key     chatKey
 	created int64 // CreatedAt, unix nanos
 	next    int64 // NextAt, unix nanos; 0 when due at once
+	// doubted: claim reported a lease of the message that ran out, and
+	// no Retry or Defer has ended an attempt since, so the message is in
+	// doubt already and the next such lease needs no report (a store
+	// would write InDoubt again for nothing).
+	doubted bool
 }
 
 func newPendingIndex() *pendingIndex {
@@ -72,22 +77,54 @@ func (x *pendingIndex) add(id int64, dir Direction, chat string, created, next, 
 
 // claim leases up to limit heads of dir due at now (unix nanos) until
 // until, due the longest first (see Store.Claim), and returns their ids
-// in ascending order.
-func (x *pendingIndex) claim(dir Direction, now, until int64, limit int) []int64 {
+// in ascending order. expired is the leases that ran out in the chats it
+// took (no Delivered, Retry, Defer or Kill ended them): their messages
+// may have reached the far side, and the store marks them InDoubt. The
+// message holding such a lease is usually the head claimed again, but
+// not always (Replay may have put an older one before it). A message
+// reported once is not reported again until Retry or Defer (see
+// pendingTimes.doubted).
+func (x *pendingIndex) claim(dir Direction, now, until int64, limit int) (ids []int64, expired []chatLease) {
 	d := x.due[dir]
-	var ids []int64
 	for len(ids) < limit {
 		q := d.next(now)
 		if q == nil {
 			break
 		}
 		d.drop(q)
+		if p, ok := x.msgs[q.leaseID]; ok && !p.doubted {
+			p.doubted = true
+			x.msgs[q.leaseID] = p
+			expired = append(expired, chatLease{q.leaseID, q.leaseUntil})
+		}
 		q.leaseID, q.leaseUntil = q.ids[0], until
 		x.place(q)
 		ids = append(ids, q.leaseID)
 	}
 	slices.Sort(ids)
-	return ids
+	return ids, expired
+}
+
+// chatLease is a chat's lease: the message holding it, and until when
+// (unix nanos).
+type chatLease struct {
+	id, until int64
+}
+
+// unclaim undoes claim, for a store that could not complete the claim:
+// the chats of ids are leased again as they were before, and the next
+// claim reports the expired leases again.
+func (x *pendingIndex) unclaim(ids []int64, expired []chatLease) {
+	for _, id := range ids {
+		x.setLease(id, 0)
+	}
+	for _, l := range expired {
+		x.setLease(l.id, l.until)
+		if p, ok := x.msgs[l.id]; ok {
+			p.doubted = false
+			x.msgs[l.id] = p
+		}
+	}
 }
 
 // remove takes a message out of the pending ones (Delivered, Kill),
@@ -115,6 +152,7 @@ func (x *pendingIndex) retry(id int64, next int64) bool {
 		return false
 	}
 	p.next = next
+	p.doubted = false // Retry clears InDoubt; Defer may
 	x.msgs[id] = p
 	q := x.queues[p.key]
 	x.due[p.key.dir].drop(q)

@@ -39,6 +39,8 @@ type SQLite struct {
 	// looks for changes another process made (see refreshIfDue).
 	dataVersion int64
 	nextRefresh atomic.Int64
+	// inDoubtAtOpen: see recoverFromCrash.
+	inDoubtAtOpen int64
 
 	// mu makes Close wait for the calls in progress: the lock file must not
 	// be released while a transaction may still write.
@@ -51,7 +53,10 @@ var errInUse = errors.New("in use by another process")
 
 // OpenSQLite opens (creating it and its directory if missing) the store at
 // path, upgrades its schema, and loads the claim order of the pending
-// messages, with no lease: those an earlier process held are released. It fails, without changing the file, when another process has
+// messages, with no lease: those an earlier process held are released.
+// When that process did not Close the store (it crashed), the due head of
+// each chat to Selarti is marked InDoubt first, since it may have been in
+// flight. It fails, without changing the file, when another process has
 // it open, when the file is not a SQLite database or is corrupt, and when
 // its schema is newer than this binary.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
@@ -137,6 +142,11 @@ func openSQLite(ctx context.Context, path string, shared bool) (*SQLite, error) 
 	if err := migrate(ctx, db); err != nil {
 		return nil, err
 	}
+	if !shared {
+		if err := s.recoverFromCrash(ctx, db); err != nil {
+			return nil, err
+		}
+	}
 	wstmts, err := sqlitedb.PrepareAll(ctx, db, writeQueries)
 	if err != nil {
 		return nil, err
@@ -156,6 +166,66 @@ func openSQLite(ctx context.Context, path string, shared bool) (*SQLite, error) 
 	s.commits = sqlitedb.NewCommitter(db, wstmts)
 	ok = true
 	return s, nil
+}
+
+// Statements of the clean-shutdown marker (see the meta table in
+// migrations/0004_in_doubt.sql).
+const (
+	cleanSQL    = "SELECT value FROM meta WHERE key = 'clean'"
+	setCleanSQL = `INSERT INTO meta (key, value) VALUES ('clean', ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+	// inDoubtSQL marks the due head of every chat with messages to Selarti:
+	// after a crash, any of them may have been in flight. Only heads are
+	// ever leased, and a head waiting for its retry time was not.
+	inDoubtSQL = `UPDATE messages SET in_doubt = 1
+		WHERE next_at <= ? AND id IN (
+			SELECT MIN(id) FROM messages WHERE dir = 'to_selarti' AND state = 'pending' GROUP BY chat)`
+)
+
+// recoverFromCrash runs at an owner's open, before anything else writes:
+// when the last process to own the store did not close it (it crashed, or
+// the machine did), the messages that may have been in flight are marked
+// in doubt. Then the store is marked open, in one durable transaction.
+func (s *SQLite) recoverFromCrash(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("recover from crash: %w", err)
+	}
+	defer tx.Rollback()
+	var clean int64
+	err = tx.QueryRowContext(ctx, cleanSQL).Scan(&clean)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("recover from crash: %w", err)
+	}
+	// No marker: a store older than the marker, or a new one (which has
+	// nothing to mark). Either way, marking is the safe side.
+	if clean != 1 {
+		res, err := tx.ExecContext(ctx, inDoubtSQL, nanos(time.Now()))
+		if err != nil {
+			return fmt.Errorf("recover from crash: mark in-doubt messages: %w", err)
+		}
+		s.inDoubtAtOpen, _ = res.RowsAffected()
+	}
+	if _, err := tx.ExecContext(ctx, setCleanSQL, 0); err != nil {
+		return fmt.Errorf("recover from crash: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("recover from crash: %w", err)
+	}
+	return nil
+}
+
+// InDoubtAtOpen is how many messages the open found in doubt after a
+// crash (see recoverFromCrash), for the start-up log.
+func (s *SQLite) InDoubtAtOpen() int64 { return s.inDoubtAtOpen }
+
+// markClean records a clean shutdown, durably: the next open has nothing
+// to recover. Close calls it before it closes the database.
+func (s *SQLite) markClean(ctx context.Context) error {
+	return s.writeThen(ctx, true, func(t *txn) error {
+		_, err := t.Exec(setCleanSQL, 1)
+		return err
+	}, nil)
 }
 
 // check runs PRAGMA quick_check, which reads the whole file: a corrupt
@@ -212,6 +282,15 @@ func (s *SQLite) loadPending(ctx context.Context, db *sql.DB) error {
 // committer, closes the database (the last connection checkpoints the WAL)
 // and releases the lock.
 func (s *SQLite) Close() error {
+	var markErr error
+	if s.lock != nil { // the owner, not an admin tool beside it
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		markErr = s.markClean(ctx)
+		cancel()
+		if errors.Is(markErr, ErrClosed) {
+			markErr = nil // closed already
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -226,6 +305,9 @@ func (s *SQLite) Close() error {
 	}
 	if lerr := s.closeLock(); err == nil {
 		err = lerr
+	}
+	if err == nil && markErr != nil {
+		err = fmt.Errorf("record the clean shutdown (the next start checks for messages in doubt): %w", markErr)
 	}
 	if err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)

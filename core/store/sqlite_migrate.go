@@ -27,11 +27,16 @@ type migration struct {
 	sql     string
 }
 
-// migrations returns the embedded migrations in version order. It checks
-// that versions run 1, 2, 3... with no gap or duplicate, so that a
-// misnamed file fails every test rather than a user's upgrade.
+// migrations returns the embedded SQLite migrations in version order.
 func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	return loadMigrations(migrationFiles, "migrations")
+}
+
+// loadMigrations returns the migrations in dir of fsys in version order.
+// It checks that versions run 1, 2, 3... with no gap or duplicate, so
+// that a misnamed file fails every test rather than a user's upgrade.
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	names, err := fs.Glob(fsys, dir+"/*.sql")
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +48,7 @@ func migrations() ([]migration, error) {
 		if !ok || err != nil || v <= 0 {
 			return nil, fmt.Errorf("migration %s: name must start with a positive version and '_'", base)
 		}
-		text, err := migrationFiles.ReadFile(name)
+		text, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, err
 		}

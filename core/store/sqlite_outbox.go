@@ -14,7 +14,7 @@ import (
 // partial index only when the query's WHERE names the same literal.
 
 // msgCols are the columns scanMessage reads, in order.
-const msgCols = "id, dir, chat, dedupe_key, payload, state, attempts, created_at, next_at, last_error"
+const msgCols = "id, dir, chat, dedupe_key, payload, state, attempts, created_at, next_at, last_error, in_doubt"
 
 // rowScanner is a *sql.Row or *sql.Rows.
 type rowScanner interface {
@@ -25,7 +25,7 @@ func scanMessage(r rowScanner) (Message, error) {
 	var m Message
 	var created, next int64
 	if err := r.Scan(&m.ID, &m.Dir, &m.Chat, &m.DedupeKey, &m.Payload, &m.State,
-		&m.Attempts, &created, &next, &m.LastError); err != nil {
+		&m.Attempts, &created, &next, &m.LastError, &m.InDoubt); err != nil {
 		return Message{}, err
 	}
 	m.CreatedAt = fromNanos(created)
@@ -52,13 +52,19 @@ const (
 	// The ends of attempts and Replay return what the pending index needs.
 	deliveredSQL = `UPDATE messages SET state = 'delivered'
 		WHERE id = ? AND state = 'pending' RETURNING id`
-	retrySQL = `UPDATE messages SET attempts = attempts + 1, next_at = ?, last_error = ?
+	retrySQL = `UPDATE messages SET attempts = attempts + 1, next_at = ?, last_error = ?, in_doubt = 0
+		WHERE id = ? AND state = 'pending' RETURNING id`
+	// deferSQL keeps the last error when the note is empty.
+	deferSQL = `UPDATE messages SET next_at = ?, in_doubt = ?,
+			last_error = CASE WHEN ? = '' THEN last_error ELSE ? END
 		WHERE id = ? AND state = 'pending' RETURNING id`
 	killSQL = `UPDATE messages SET state = 'dead', attempts = attempts + 1, last_error = ?
 		WHERE id = ? AND state = 'pending' RETURNING id`
 	replaySQL = `UPDATE messages SET state = 'pending', attempts = 0, next_at = 0
 		WHERE id = ? AND state = 'dead' RETURNING dir, chat, created_at`
 	dropSQL = "DELETE FROM messages WHERE id = ? AND state = 'dead'"
+	// inDoubtByIDSQL marks a message whose lease ran out (see Claim).
+	inDoubtByIDSQL = "UPDATE messages SET in_doubt = 1 WHERE id = ? AND state = 'pending' AND in_doubt = 0"
 
 	// pendingSQL reads one direction's pending messages for the pending
 	// index, along messages_dir_state_created.
@@ -81,7 +87,7 @@ const touchEvery = time.Hour
 // writeQueries are prepared at open.
 var writeQueries = []string{
 	insertMessageSQL, touchChatSQL,
-	deliveredSQL, retrySQL, killSQL, replaySQL, dropSQL,
+	deliveredSQL, retrySQL, deferSQL, killSQL, replaySQL, dropSQL, inDoubtByIDSQL,
 	pendingSQL, dataVersionSQL,
 	setFlagsSQL, pruneMessagesSQL, pruneChatsSQL, forgetChatsSQL,
 	"SAVEPOINT w", "ROLLBACK TO w", "RELEASE w",
@@ -90,6 +96,7 @@ var writeQueries = []string{
 // Read statements, prepared on the read connections.
 const (
 	getMessageSQL   = "SELECT " + msgCols + " FROM messages WHERE id = ?"
+	findByKeySQL    = "SELECT " + msgCols + " FROM messages WHERE dir = ? AND dedupe_key = ? AND dedupe_key <> ''"
 	deadLettersSQL  = "SELECT " + msgCols + " FROM messages WHERE state = 'dead' ORDER BY id LIMIT ?"
 	statsPendingSQL = `SELECT COUNT(*), COALESCE(MIN(created_at), 0) FROM messages
 		WHERE dir = ? AND state = 'pending'`
@@ -97,7 +104,13 @@ const (
 	chatSQL      = "SELECT last_seen, dialog_flags FROM chats WHERE chat = ?"
 )
 
-var readQueries = []string{getMessageSQL, deadLettersSQL, statsPendingSQL, statsDeadSQL, chatSQL}
+// deliveredSinceSQL walks messages_dir_state_created over the span, which
+// is short (a minute or so), rather than index every message by chat.
+const deliveredSinceSQL = "SELECT " + msgCols + ` FROM messages
+	WHERE dir = ? AND state = 'delivered' AND created_at >= ? AND chat = ?
+	ORDER BY created_at DESC, id DESC LIMIT ?`
+
+var readQueries = []string{getMessageSQL, findByKeySQL, deadLettersSQL, statsPendingSQL, statsDeadSQL, chatSQL, deliveredSinceSQL}
 
 // Enqueue implements Store.
 func (s *SQLite) Enqueue(ctx context.Context, m *Message) (bool, error) {
@@ -163,8 +176,11 @@ func (s *SQLite) enqueue(ctx context.Context, m *Message, leaseUntil int64) (dup
 	return dup, claimed, nil
 }
 
-// Claim implements Store. It writes nothing: the leases live in the
-// pending index. Only the messages are read, on the read connections.
+// Claim implements Store. The leases live in the pending index, so it
+// writes nothing, except when a lease it finds ran out: then the message
+// that held it is marked InDoubt (see Store), in a commit that does not
+// wait for the disk (a crash marks the due heads anyway, see OpenSQLite).
+// The messages are read on the read connections.
 func (s *SQLite) Claim(ctx context.Context, dir Direction, now time.Time, lease time.Duration, limit int) ([]Message, error) {
 	if err := checkClaim(dir, lease); err != nil {
 		return nil, fmt.Errorf("claim messages: %w", err)
@@ -181,18 +197,34 @@ func (s *SQLite) Claim(ctx context.Context, dir Direction, now time.Time, lease 
 		return nil, fmt.Errorf("claim messages: %w", err)
 	}
 	s.imu.Lock()
-	ids := s.pending.claim(dir, nanos(now), nanos(now)+int64(lease), limit)
+	ids, expired := s.pending.claim(dir, nanos(now), nanos(now)+int64(lease), limit)
 	s.imu.Unlock()
+	// Nothing is returned on an error: every chat goes back as it was.
+	unclaim := func() {
+		s.imu.Lock()
+		s.pending.unclaim(ids, expired)
+		s.imu.Unlock()
+	}
+	if len(expired) > 0 {
+		// Through the committer directly: use is held already.
+		err := s.commits.WriteThen(ctx, false, func(t *txn) error {
+			for _, l := range expired {
+				if _, err := t.Exec(inDoubtByIDSQL, l.id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, nil)
+		if err != nil {
+			unclaim()
+			return nil, fmt.Errorf("claim messages: mark the messages whose lease ran out in doubt: %w", err)
+		}
+	}
 	out := make([]Message, 0, len(ids))
 	for _, id := range ids {
 		m, err := scanMessage(s.rstmts[getMessageSQL].QueryRowContext(ctx, id))
 		if err != nil {
-			// Nothing is returned: give every lease back.
-			s.imu.Lock()
-			for _, id := range ids {
-				s.pending.setLease(id, 0)
-			}
-			s.imu.Unlock()
+			unclaim()
 			return nil, fmt.Errorf("claim messages: read message %d: %w", id, err)
 		}
 		out = append(out, m)
@@ -213,6 +245,15 @@ func (s *SQLite) Retry(ctx context.Context, id int64, next time.Time, lastErr st
 	err := s.endAttempt(ctx, id, func() { s.pending.retry(id, nanos(next)) }, retrySQL, nanos(next), lastErr, id)
 	if err != nil {
 		return fmt.Errorf("retry message %d: %w", id, err)
+	}
+	return nil
+}
+
+// Defer implements Store.
+func (s *SQLite) Defer(ctx context.Context, id int64, next time.Time, inDoubt bool, note string) error {
+	err := s.endAttempt(ctx, id, func() { s.pending.retry(id, nanos(next)) }, deferSQL, nanos(next), inDoubt, note, note, id)
+	if err != nil {
+		return fmt.Errorf("defer message %d: %w", id, err)
 	}
 	return nil
 }
@@ -294,6 +335,20 @@ func (s *SQLite) DeadLetters(ctx context.Context, limit int) ([]Message, error) 
 	return out, nil
 }
 
+// DeliveredSince implements Store.
+func (s *SQLite) DeliveredSince(ctx context.Context, dir Direction, chat string, since time.Time, limit int) ([]Message, error) {
+	done, err := s.use()
+	if err != nil {
+		return nil, fmt.Errorf("list delivered messages: %w", err)
+	}
+	defer done()
+	out, err := queryMessages(ctx, s.rstmts[deliveredSinceSQL], dir, nanos(since), chat, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list delivered messages: %w", err)
+	}
+	return out, nil
+}
+
 // Get implements Store.
 func (s *SQLite) Get(ctx context.Context, id int64) (Message, error) {
 	done, err := s.use()
@@ -307,6 +362,23 @@ func (s *SQLite) Get(ctx context.Context, id int64) (Message, error) {
 	}
 	if err != nil {
 		return Message{}, fmt.Errorf("get message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// FindByKey implements Store.
+func (s *SQLite) FindByKey(ctx context.Context, dir Direction, key string) (Message, error) {
+	done, err := s.use()
+	if err != nil {
+		return Message{}, fmt.Errorf("find message by key: %w", err)
+	}
+	defer done()
+	m, err := scanMessage(s.rstmts[findByKeySQL].QueryRowContext(ctx, string(dir), key))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("find message by key: %w", err)
 	}
 	return m, nil
 }

@@ -92,6 +92,56 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	}
 }
 
+// After a crash, the due head of each chat to Selarti may have been in
+// flight: reopening marks exactly those in doubt. After a clean shutdown
+// nothing new is.
+func TestSQLiteCrashMarksDueHeadsInDoubt(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s := openSQLite(t, path)
+	add := func(dir store.Direction, chat string) store.Message {
+		m := store.Message{Dir: dir, Chat: chat}
+		if _, err := s.Enqueue(ctx, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a1, a2 := add(store.ToSelarti, "a"), add(store.ToSelarti, "a")
+	b1 := add(store.ToSelarti, "b")
+	c1 := add(store.ToUser, "c")
+	now := time.Now()
+	if got, err := s.Claim(ctx, store.ToSelarti, now, time.Hour, 10); err != nil || len(got) != 2 {
+		t.Fatalf("Claim = %v, %v", got, err)
+	}
+	mustNil(t, s.Retry(ctx, b1.ID, now.Add(time.Hour), "later")) // waiting: not in flight
+	mustNil(t, store.Abandon(s))
+
+	s = openSQLite(t, path)
+	if n := s.InDoubtAtOpen(); n != 1 {
+		t.Errorf("InDoubtAtOpen = %d, want 1", n)
+	}
+	for _, c := range []struct {
+		m    store.Message
+		want bool
+	}{{a1, true}, {a2, false}, {b1, false}, {c1, false}} {
+		got, err := s.Get(ctx, c.m.ID)
+		if err != nil || got.InDoubt != c.want {
+			t.Errorf("message %d (%s %s) after the crash: InDoubt %v, %v; want %v", c.m.ID, c.m.Dir, c.m.Chat, got.InDoubt, err, c.want)
+		}
+	}
+	// In doubt stays in doubt across a clean restart; nothing else joins it.
+	mustNil(t, s.Close())
+	s = openSQLite(t, path)
+	defer s.Close()
+	if n := s.InDoubtAtOpen(); n != 0 {
+		t.Errorf("InDoubtAtOpen after a clean shutdown = %d, want 0", n)
+	}
+	got, err := s.Claim(ctx, store.ToSelarti, now, time.Hour, 10)
+	if err != nil || len(got) != 1 || got[0].ID != a1.ID || !got[0].InDoubt {
+		t.Fatalf("Claim after a clean restart = %+v, %v; want message %d, in doubt", got, err, a1.ID)
+	}
+}
+
 func TestSQLiteReopenReleasesLeases(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "store.db")
@@ -336,8 +386,8 @@ func TestSQLiteMigrations(t *testing.T) {
 		mustNil(t, rows.Err())
 		return vs
 	}
-	if got := versions(); !slices.Equal(got, []int{1, 2, 3}) {
-		t.Fatalf("schema_migrations after three opens: %v, want [1 2 3]", got)
+	if got := versions(); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Fatalf("schema_migrations after three opens: %v, want [1 2 3 4]", got)
 	}
 
 	// A newer binary has been here.

@@ -2,9 +2,9 @@
 // from a user or from Selarti is written here before it is acknowledged,
 // and workers deliver it from here. The Store interface is what the router
 // depends on; Memory is an in-process implementation for tests, SQLite the
-// embedded default. A networked store for several replicas (PostgreSQL)
-// implements the same interface: the lease model below is what makes that
-// possible without changing the router.
+// embedded default, Postgres the networked store that several replicas
+// share: the lease model below is what makes that possible without
+// changing the router.
 package store
 
 import (
@@ -49,6 +49,12 @@ type Message struct {
 	CreatedAt time.Time // when Enqueue accepted it
 	NextAt    time.Time // not to be attempted before this
 	LastError string    // the last attempt's error, for retries and dead letters
+	// InDoubt says the last attempt may have reached the far side without
+	// its result being recorded: it timed out after the request went out
+	// (see Defer), its lease ran out (see Store), or it was in flight when
+	// the process died (see OpenSQLite). The router then looks for proof
+	// of delivery before it sends the message again.
+	InDoubt bool
 }
 
 // Stats is a snapshot of one outbox.
@@ -82,11 +88,21 @@ var ErrClosed = errors.New("store is closed")
 // speed, within a chat only.
 //
 // Leases: Claim leases the heads it returns until now+lease. Delivered,
-// Retry and Kill end the lease. A lease that runs out (its worker died)
-// makes the message claimable again: delivery is at least once, and the
-// dedupe keys make redelivery harmless where the far side dedupes. An
-// embedded store, owned by one process, releases every lease when it is
-// opened, so that a restart after a crash does not wait for them to run out.
+// Retry, Defer and Kill end the lease. A lease that runs out (its worker
+// died) makes the message claimable again: delivery is at least once, and
+// the dedupe keys make redelivery harmless where the far side dedupes.
+// The message whose lease ran out is marked InDoubt (stored, and set on
+// the message Claim returns) when Claim takes its chat again, since the
+// attempt may have reached the far side before its worker died; that
+// message is the head Claim takes, unless Replay put an older one before
+// it. A lease that ends as it should never marks anything. An embedded
+// store, owned by one process, releases every lease when it is opened, so
+// that a restart after a crash does not wait for them to run out; after a
+// crash it marks the heads that were due InDoubt, since any of them may
+// have been in flight (only heads are ever leased). A store that several
+// processes share (Postgres) keeps the leases in the database: they
+// outlive the process that took them, and a replica that died holds its
+// chats until its leases run out.
 type Store interface {
 	// Enqueue records m durably (committed before it returns) as pending,
 	// and sets m.ID, m.State and m.CreatedAt (to now when zero); a zero
@@ -120,8 +136,8 @@ type Store interface {
 	// must be positive; a limit <= 0 returns nothing.
 	Claim(ctx context.Context, dir Direction, now time.Time, lease time.Duration, limit int) ([]Message, error)
 
-	// Delivered marks a pending message delivered. Delivered, Retry and
-	// Kill return ErrNotFound for a message that is not pending (already
+	// Delivered marks a pending message delivered. Delivered, Retry, Defer
+	// and Kill return ErrNotFound for a message that is not pending (already
 	// delivered after a lease ran out and another worker took it, for
 	// example). A durable store may commit these three without waiting
 	// for the disk: they survive the process crashing, and a power cut
@@ -131,6 +147,14 @@ type Store interface {
 	Delivered(ctx context.Context, id int64) error
 	// Retry records a failed attempt: Attempts+1, NextAt = next, LastError.
 	Retry(ctx context.Context, id int64, next time.Time, lastErr string) error
+	// Defer ends the lease of a pending message without counting a failed
+	// attempt, for a wait that is not the message's fault: its adapter
+	// instance is not running, or its last attempt's outcome is unknown
+	// and the router waits for proof of delivery. It sets NextAt = next
+	// and InDoubt = inDoubt, and LastError = note unless note is empty.
+	// Retry clears InDoubt: a failure that was answered proves the message
+	// was not taken.
+	Defer(ctx context.Context, id int64, next time.Time, inDoubt bool, note string) error
 	// Kill moves a pending message to the dead letters with its last error,
 	// counting the failed attempt.
 	Kill(ctx context.Context, id int64, lastErr string) error
@@ -138,8 +162,16 @@ type Store interface {
 	// DeadLetters lists up to limit dead messages of both directions,
 	// oldest (lowest ID) first.
 	DeadLetters(ctx context.Context, limit int) ([]Message, error)
+	// DeliveredSince returns up to limit delivered messages of chat in dir
+	// created at or after since, newest first. The echo reconciliation
+	// reads it after a restart, rarely and over a short span.
+	DeliveredSince(ctx context.Context, dir Direction, chat string, since time.Time, limit int) ([]Message, error)
 	// Get returns one message in any state.
 	Get(ctx context.Context, id int64) (Message, error)
+	// FindByKey returns the kept message of dir with DedupeKey key, in
+	// any state, or ErrNotFound. The router uses it when a user asks to
+	// send a dead letter again (core.Inbound.Retry).
+	FindByKey(ctx context.Context, dir Direction, key string) (Message, error)
 	// Replay makes a dead message pending again, due at once (zero
 	// NextAt), with its attempts reset and its LastError kept. It keeps
 	// its ID, so it goes back to its place in its chat's order.
@@ -172,4 +204,32 @@ type Store interface {
 	// Calls after Close return ErrClosed; Close itself may be called
 	// again and then returns nil.
 	Close() error
+}
+
+// Leaser is implemented by a store that several gateway replicas share:
+// named leases, each held by one owner until it expires, for what must
+// run on one replica at a time (an adapter's exclusive inbound connection,
+// see core.ExclusiveReceiver). Postgres implements it; a store owned by
+// one process (SQLite) does not: that process holds every lease.
+type Leaser interface {
+	// AcquireLease takes lease name for owner until now+ttl if it is free,
+	// expired or already owner's (then it is renewed), and reports whether
+	// owner holds it. prev is the owner it was taken from when it had
+	// expired in another owner's hands ("" otherwise): a takeover.
+	AcquireLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (held bool, prev string, err error)
+	// ReleaseLease ends owner's lease on name at once, so that another
+	// owner may take it without waiting for it to expire. It does
+	// nothing when owner does not hold it.
+	ReleaseLease(ctx context.Context, name, owner string) error
+}
+
+// Heads is implemented by a store that several gateway replicas share:
+// the chat's head as the store has it, whichever replica has it leased.
+// Selarti's echo of a user message comes to any replica, often not the
+// one that sent it; that replica looks here for the message the echo
+// proves delivered (see the router's settleByEcho).
+type Heads interface {
+	// Head returns the oldest pending message of chat in dir, leased or
+	// not, or ErrNotFound when the chat has none.
+	Head(ctx context.Context, dir Direction, chat string) (Message, error)
 }

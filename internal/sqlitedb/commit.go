@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Group commit. Every write goes through one goroutine, the committer,
@@ -42,7 +43,8 @@ const (
 
 // request is one call's write, waiting for the committer.
 type request struct {
-	fn      func(t *Tx) error
+	fn      func(t *Tx) error // nil for a checkpoint
+	ckpt    bool
 	then    func() // optional: after the commit, in the committer
 	durable bool
 	state   atomic.Int32
@@ -164,7 +166,15 @@ func (c *Committer) WriteThen(ctx context.Context, durable bool, fn func(t *Tx) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &request{fn: fn, then: then, durable: durable, done: make(chan error, 1)}
+	return c.submit(ctx, &request{fn: fn, then: then, durable: durable, done: make(chan error, 1)})
+}
+
+// submit queues r for the committer and waits for its outcome (see
+// WriteThen).
+func (c *Committer) submit(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case c.writes <- r:
 	case <-ctx.Done():
@@ -188,6 +198,57 @@ func (c *Committer) WriteThen(ctx context.Context, durable bool, fn func(t *Tx) 
 		}
 		return <-r.done
 	}
+}
+
+// ErrCheckpointBusy is what Checkpoint returns when a reader (another
+// process's, say) kept it from copying the whole WAL into the database
+// within the busy timeout: the WAL is left as it was, and the next
+// checkpoint tries again.
+var ErrCheckpointBusy = errors.New("checkpoint incomplete: a reader is using the WAL")
+
+// Checkpoint copies the WAL into the database file and truncates the WAL
+// to zero bytes (PRAGMA wal_checkpoint(TRUNCATE)). It runs in the
+// committer, between two commits, so none of our writes is in progress;
+// it waits for readers up to the busy timeout, holding the writes queued
+// behind it meanwhile. SQLite's own checkpoints (every 1000 pages) reuse
+// the WAL from its start but never shrink it below journal_size_limit
+// (see OpenWriter), and cannot finish while readers keep it in use; this
+// one gives the space back, say after old messages were deleted. A
+// checkpoint that fails (the database file cannot grow on a full disk)
+// loses nothing: the WAL keeps what it held.
+func (c *Committer) Checkpoint(ctx context.Context) error {
+	return c.submit(ctx, &request{ckpt: true, done: make(chan error, 1)})
+}
+
+// checkpointBusyTimeout is how long a Checkpoint waits for readers to
+// leave the WAL; the writes queued behind it wait as long. Our own reads
+// take milliseconds; a reader that stays longer (a sqlite3 shell in a
+// transaction) makes this checkpoint give up rather than stall the
+// gateway's writes for the whole busy timeout.
+const checkpointBusyTimeout = 200 * time.Millisecond
+
+// checkpoint runs a Checkpoint, on the committer's goroutine.
+func (c *Committer) checkpoint() error {
+	if c.broken != nil {
+		return c.broken
+	}
+	ctx := context.Background()
+	if _, err := c.db.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", checkpointBusyTimeout.Milliseconds())); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	defer func() {
+		if _, err := c.db.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds())); err != nil {
+			c.broken = fmt.Errorf("store needs reopening: restore busy_timeout: %w", err)
+		}
+	}()
+	var busy, walFrames, copied int
+	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &walFrames, &copied); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("%w (%d of %d frames copied)", ErrCheckpointBusy, copied, walFrames)
+	}
+	return nil
 }
 
 // loop is the committer. It runs until stop is closed.
@@ -222,11 +283,14 @@ func (c *Committer) loop() {
 // correct.
 func (c *Committer) commit(batch []*request) {
 	lazy, durable := c.lazy[:0], c.durable[:0]
+	var ckpts []*request
 	for _, r := range batch {
 		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
 			continue // its caller gave up and returned
 		}
-		if r.durable {
+		if r.ckpt {
+			ckpts = append(ckpts, r)
+		} else if r.durable {
 			durable = append(durable, r)
 		} else {
 			lazy = append(lazy, r)
@@ -234,6 +298,9 @@ func (c *Committer) commit(batch []*request) {
 	}
 	c.commitPart(lazy, false)
 	c.commitPart(durable, true)
+	for _, r := range ckpts {
+		r.done <- c.checkpoint()
+	}
 	clear(lazy)
 	clear(durable)
 	c.lazy, c.durable = lazy, durable

@@ -5,9 +5,20 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 )
+
+// busyTimeout is how long a write waits for another process's lock.
+const busyTimeout = 5 * time.Second
+
+// WALSizeLimit is the size a WAL is cut back to (journal_size_limit)
+// when a checkpoint lets SQLite start it over: twice what SQLite's own
+// checkpoints (every 1000 pages of 4 KiB) let it grow to between two of
+// them, so that the usual WAL is reused as it is and only a grown one is
+// cut.
+const WALSizeLimit = 8 << 20
 
 // OpenWriter opens the write connection to the database file at path (an
 // absolute path that PrepareFile has checked) and pings it. extra are more
@@ -27,9 +38,16 @@ import (
 //   - busy_timeout: a sqlite3 shell an operator opens on the file makes us
 //     wait rather than fail;
 //   - _txlock=immediate: a transaction takes the write lock when it
-//     begins, so it never fails half-way on a lock upgrade.
+//     begins, so it never fails half-way on a lock upgrade;
+//   - journal_size_limit=WALSizeLimit: SQLite never shrinks a WAL on its
+//     own, so one that grew (a burst, a reader that held checkpoints off)
+//     would keep its size on disk for ever, and on a small disk take
+//     back the room that deleting old rows freed. With the limit, the WAL
+//     is cut to it each time a checkpoint lets it start over; Committer.
+//     Checkpoint cuts it to nothing.
 func OpenWriter(ctx context.Context, path string, extra ...string) (*sql.DB, error) {
-	params := append([]string{"_txlock=immediate", "_busy_timeout=5000"}, extra...)
+	params := append([]string{"_txlock=immediate", fmt.Sprintf("_busy_timeout=%d", busyTimeout.Milliseconds()),
+		fmt.Sprintf("_pragma=journal_size_limit(%d)", WALSizeLimit)}, extra...)
 	params = append(params, "_synchronous=FULL")
 	db, err := sql.Open("sqlite", path+"?"+strings.Join(params, "&"))
 	if err != nil {

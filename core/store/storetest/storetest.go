@@ -41,11 +41,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DirectionsAreSeparate", testDirections},
 		{"RetryHoldsBackChat", testRetryHoldsBack},
 		{"RetryDueAtOnce", testRetryDue},
+		{"DeferCountsNoAttempt", testDefer},
+		{"DeliveredSince", testDeliveredSince},
 		{"EnqueueWithFutureNextAt", testFutureNextAt},
 		{"LeaseExpiry", testLeaseExpiry},
+		{"LeaseExpiryBehindReplay", testLeaseExpiryBehindReplay},
 		{"KillDeadLettersReplay", testKillReplay},
 		{"ReplayBeforeLeasedHead", testReplayBeforeLeased},
 		{"Drop", testDrop},
+		{"FindByKey", testFindByKey},
 		{"NotFound", testNotFound},
 		{"Stats", testStats},
 		{"EnqueueClaim", testEnqueueClaim},
@@ -465,6 +469,86 @@ func testRetryDue(t *testing.T, st store.Store) {
 	wantIDs(t, "claim after a retry due in the past", claim(t, st, now, 1), a1)
 }
 
+// testDefer: Defer holds a chat back like Retry, but counts no attempt,
+// sets InDoubt, keeps the last error unless given a note, and a later
+// Retry (an answered failure) clears InDoubt.
+func testDefer(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	a1 := enqueue(t, st, msg{chat: "a"})
+	a2 := enqueue(t, st, msg{chat: "a"})
+	wantIDs(t, "claim", claim(t, st, now, 10), a1)
+	must(t, "Retry", st.Retry(ctx, a1.ID, now, "boom"))
+	wantIDs(t, "claim after the retry", claim(t, st, now, 10), a1)
+
+	next := now.Add(time.Minute)
+	must(t, "Defer", st.Defer(ctx, a1.ID, next, true, "outcome unknown"))
+	got := get(t, st, a1.ID)
+	if got.State != store.Pending || got.Attempts != 1 || !got.InDoubt || got.LastError != "outcome unknown" || !got.NextAt.Equal(next) {
+		t.Fatalf("after Defer: %+v; want pending, still 1 attempt, in doubt, the note, NextAt %v", got, next)
+	}
+	wantIDs(t, "claim before the deferred head is due", claim(t, st, now, 10))
+	again := claim(t, st, next, 10)
+	wantIDs(t, "claim when it is due", again, a1)
+	if !again[0].InDoubt {
+		t.Fatalf("claimed %+v, want it in doubt", again[0])
+	}
+	must(t, "Defer without a note", st.Defer(ctx, a1.ID, next, true, ""))
+	if got := get(t, st, a1.ID); got.LastError != "outcome unknown" || got.Attempts != 1 {
+		t.Fatalf("after a Defer without a note: %+v; want the last error kept", got)
+	}
+	wantIDs(t, "claim", claim(t, st, next, 10), a1)
+	must(t, "Retry", st.Retry(ctx, a1.ID, next, "answered 503"))
+	if got := get(t, st, a1.ID); got.InDoubt || got.Attempts != 2 {
+		t.Fatalf("after Retry: %+v; want 2 attempts, no longer in doubt", got)
+	}
+	wantIDs(t, "claim", claim(t, st, next, 10), a1)
+	must(t, "Defer not in doubt", st.Defer(ctx, a1.ID, next, false, "instance not running"))
+	if got := get(t, st, a1.ID); got.InDoubt || got.Attempts != 2 {
+		t.Fatalf("after Defer(inDoubt false): %+v", got)
+	}
+	wantIDs(t, "claim", claim(t, st, next, 10), a1)
+	must(t, "Delivered", st.Delivered(ctx, a1.ID))
+	wantIDs(t, "claim after a1 delivered", claim(t, st, next, 10), a2)
+}
+
+func testDeliveredSince(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour)
+	old := enqueue(t, st, msg{chat: "a", created: base})
+	a1 := enqueue(t, st, msg{chat: "a", created: base.Add(time.Minute)})
+	a2 := enqueue(t, st, msg{chat: "a", created: base.Add(2 * time.Minute)})
+	a3 := enqueue(t, st, msg{chat: "a", created: base.Add(3 * time.Minute)}) // stays pending
+	b1 := enqueue(t, st, msg{chat: "b", created: base.Add(time.Minute)})
+	u1 := enqueue(t, st, msg{dir: store.ToSelarti, chat: "a", created: base.Add(time.Minute)})
+	wantIDs(t, "claim", claim(t, st, time.Now(), 10), old, b1)
+	must(t, "Delivered", st.Delivered(ctx, b1.ID))
+	for _, m := range []store.Message{old, a1, a2} {
+		must(t, "Delivered", st.Delivered(ctx, m.ID))
+		wantIDs(t, "claim", claim(t, st, time.Now(), 10), nextOf(m, a1, a2, a3))
+	}
+	_ = u1
+	got, err := st.DeliveredSince(ctx, store.ToUser, "a", base.Add(time.Minute), 10)
+	must(t, "DeliveredSince", err)
+	wantIDs(t, "delivered since, newest first", got, a2, a1)
+	got, err = st.DeliveredSince(ctx, store.ToUser, "a", base, 1)
+	must(t, "DeliveredSince", err)
+	wantIDs(t, "with a limit", got, a2)
+	got, err = st.DeliveredSince(ctx, store.ToSelarti, "a", base, 10)
+	must(t, "DeliveredSince", err)
+	wantIDs(t, "the other direction (pending)", got)
+}
+
+// nextOf returns the message after m in l.
+func nextOf(m store.Message, l ...store.Message) store.Message {
+	for i, x := range l {
+		if x.ID == m.ID && i+1 < len(l) {
+			return l[i+1]
+		}
+	}
+	return l[0]
+}
+
 func testFutureNextAt(t *testing.T, st store.Store) {
 	now := time.Now()
 	later := enqueue(t, st, msg{chat: "a", next: now.Add(time.Hour)})
@@ -486,20 +570,72 @@ func testLeaseExpiry(t *testing.T, st store.Store) {
 	got, err := st.Claim(ctx, store.ToUser, now, time.Minute, 10)
 	must(t, "Claim", err)
 	wantIDs(t, "claim", got, a1)
+	if got[0].InDoubt {
+		t.Fatalf("first claim %+v: in doubt, want not", got[0])
+	}
 	wantIDs(t, "claim within the lease", claim(t, st, now.Add(59*time.Second), 10))
 	// The worker died: the lease runs out and another worker takes a1,
-	// not a2.
+	// not a2. a1's attempt may have reached the far side: it is in doubt.
 	again := claim(t, st, now.Add(61*time.Second), 10)
 	wantIDs(t, "claim after the lease", again, a1)
-	if again[0].State != store.Pending || again[0].Attempts != 0 {
-		t.Fatalf("reclaimed %+v, want pending with no attempts counted", again[0])
+	if again[0].State != store.Pending || again[0].Attempts != 0 || !again[0].InDoubt {
+		t.Fatalf("reclaimed %+v, want pending, in doubt, with no attempts counted", again[0])
+	}
+	if m := get(t, st, a1.ID); !m.InDoubt {
+		t.Fatalf("Get after the lease ran out: %+v, want it in doubt", m)
 	}
 	wantIDs(t, "claim within the new lease", claim(t, st, now.Add(90*time.Second), 10))
 	must(t, "Delivered", st.Delivered(ctx, a1.ID))
 	if err := st.Delivered(ctx, a1.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second Delivered = %v, want ErrNotFound", err)
 	}
-	wantIDs(t, "claim after delivered", claim(t, st, now.Add(90*time.Second), 10), a2)
+	// a2 was never leased, a1's lease ended as it should: neither marks a2.
+	next := claim(t, st, now.Add(90*time.Second), 10)
+	wantIDs(t, "claim after delivered", next, a2)
+	if next[0].InDoubt {
+		t.Fatalf("claimed %+v after its chat's lease ended: in doubt, want not", next[0])
+	}
+	// A lease ended by Retry marks nothing either, and a retried message
+	// whose next lease runs out is in doubt again.
+	must(t, "Retry", st.Retry(ctx, a2.ID, now.Add(90*time.Second), "boom"))
+	retried := claim(t, st, now.Add(90*time.Second), 10)
+	wantIDs(t, "claim after Retry", retried, a2)
+	if retried[0].InDoubt {
+		t.Fatalf("claimed %+v after Retry: in doubt, want not", retried[0])
+	}
+	wantIDs(t, "claim after the retried lease", claim(t, st, now.Add(151*time.Second), 10), a2)
+	if m := get(t, st, a2.ID); !m.InDoubt || m.Attempts != 1 {
+		t.Fatalf("after its second lease ran out: %+v, want in doubt, 1 attempt", m)
+	}
+}
+
+// testLeaseExpiryBehindReplay: Replay put a1 back before a2 while a2 was
+// leased, and a2's worker died. The chat is claimable once a2's lease runs
+// out, with a1 (never attempted) as its head: a2 is the one in doubt.
+func testLeaseExpiryBehindReplay(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	a1 := enqueue(t, st, msg{chat: "a"})
+	a2 := enqueue(t, st, msg{chat: "a"})
+	wantIDs(t, "claim", claim(t, st, now, 10), a1)
+	must(t, "Kill", st.Kill(ctx, a1.ID, "fatal"))
+	wantIDs(t, "claim a2", claim(t, st, now, 10), a2)
+	must(t, "Replay", st.Replay(ctx, a1.ID))
+	wantIDs(t, "claim within a2's lease", claim(t, st, now.Add(59*time.Second), 10))
+	got := claim(t, st, now.Add(61*time.Second), 10)
+	wantIDs(t, "claim after a2's lease", got, a1)
+	if got[0].InDoubt {
+		t.Fatalf("claimed %+v: in doubt, but it was not being attempted", got[0])
+	}
+	if m := get(t, st, a2.ID); !m.InDoubt {
+		t.Fatalf("a2 after its lease ran out: %+v, want in doubt", m)
+	}
+	must(t, "Delivered", st.Delivered(ctx, a1.ID))
+	got = claim(t, st, now.Add(61*time.Second), 10)
+	wantIDs(t, "claim after a1 delivered", got, a2)
+	if !got[0].InDoubt {
+		t.Fatalf("claimed %+v, want it in doubt", got[0])
+	}
 }
 
 func testKillReplay(t *testing.T, st store.Store) {
@@ -577,6 +713,44 @@ func testDrop(t *testing.T, st store.Store) {
 	}
 }
 
+// testFindByKey: a kept message is found by its direction and key in
+// every state, and nothing else is.
+func testFindByKey(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	now := time.Now()
+	in := enqueue(t, st, msg{dir: store.ToSelarti, chat: "a", key: "k1"})
+	out := enqueue(t, st, msg{dir: store.ToUser, chat: "a", key: "k1"})
+	enqueue(t, st, msg{dir: store.ToSelarti, chat: "a"}) // no key
+	find := func(dir store.Direction, key string) (store.Message, error) {
+		t.Helper()
+		return st.FindByKey(ctx, dir, key)
+	}
+	for _, want := range []store.Message{in, out} {
+		got, err := find(want.Dir, "k1")
+		must(t, "FindByKey", err)
+		if got.ID != want.ID || got.State != store.Pending || got.Chat != "a" {
+			t.Fatalf("FindByKey(%s, k1) = %+v, want message %d pending", want.Dir, got, want.ID)
+		}
+	}
+	wantIDs(t, "claim", claimDir(t, st, store.ToSelarti, now, 10), in)
+	must(t, "Kill", st.Kill(ctx, in.ID, "fatal"))
+	if got, err := find(store.ToSelarti, "k1"); err != nil || got.ID != in.ID || got.State != store.Dead || got.LastError != "fatal" {
+		t.Fatalf("FindByKey of the dead letter = %+v, %v; want it dead with its error", got, err)
+	}
+	for _, tt := range []struct {
+		dir store.Direction
+		key string
+	}{{store.ToSelarti, "k2"}, {store.ToSelarti, ""}, {store.ToUser, "K1"}} {
+		if _, err := find(tt.dir, tt.key); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("FindByKey(%s, %q) = %v, want ErrNotFound", tt.dir, tt.key, err)
+		}
+	}
+	must(t, "Drop", st.Drop(ctx, in.ID))
+	if _, err := find(store.ToSelarti, "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("FindByKey after Drop = %v, want ErrNotFound", err)
+	}
+}
+
 func testNotFound(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	pending := enqueue(t, st, msg{chat: "p"})
@@ -600,6 +774,9 @@ func testNotFound(t *testing.T, st store.Store) {
 		{"Delivered dead", func() error { return st.Delivered(ctx, dead.ID) }},
 		{"Retry delivered", func() error { return st.Retry(ctx, delivered.ID, time.Now(), "x") }},
 		{"Retry dead", func() error { return st.Retry(ctx, dead.ID, time.Now(), "x") }},
+		{"Defer unknown", func() error { return st.Defer(ctx, unknown, time.Now(), true, "x") }},
+		{"Defer delivered", func() error { return st.Defer(ctx, delivered.ID, time.Now(), true, "x") }},
+		{"Defer dead", func() error { return st.Defer(ctx, dead.ID, time.Now(), false, "") }},
 		{"Kill delivered", func() error { return st.Kill(ctx, delivered.ID, "x") }},
 		{"Kill dead", func() error { return st.Kill(ctx, dead.ID, "x") }},
 		{"Replay pending", func() error { return st.Replay(ctx, pending.ID) }},
@@ -1011,6 +1188,7 @@ func testClosed(t *testing.T, st store.Store) {
 		{"Kill", func() error { return st.Kill(ctx, m.ID, "x") }},
 		{"DeadLetters", func() error { _, err := st.DeadLetters(ctx, 1); return err }},
 		{"Get", func() error { _, err := st.Get(ctx, m.ID); return err }},
+		{"FindByKey", func() error { _, err := st.FindByKey(ctx, store.ToUser, "k"); return err }},
 		{"Replay", func() error { return st.Replay(ctx, m.ID) }},
 		{"Drop", func() error { return st.Drop(ctx, m.ID) }},
 		{"Stats", func() error { _, err := st.Stats(ctx, store.ToUser); return err }},
@@ -1108,7 +1286,9 @@ func testEnqueueClaim(t *testing.T, st store.Store) {
 		t.Fatal("EnqueueClaim on an idle chat did not claim")
 	}
 	wantIDs(t, "Claim before the lease ends", claim(t, st, now.Add(500*time.Millisecond), 10))
-	wantIDs(t, "Claim after the lease ends", claim(t, st, now.Add(2*time.Second), 10), short)
+	if again := claim(t, st, now.Add(2*time.Second), 10); len(again) != 1 || again[0].ID != short.ID || !again[0].InDoubt {
+		t.Fatalf("Claim after the lease ends = %+v, want message %d in doubt", again, short.ID)
+	}
 
 	// A failed attempt holds the chat back like any claimed head's.
 	failing, _, _ := enqueueClaim(msg{chat: "failing"}, lease)
