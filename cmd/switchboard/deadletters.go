@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,14 +37,14 @@ its place in its chat's order; the running gateway delivers it at once.`,
 		Short: "List dead letters, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd.Context(), path, func(st store.Store) error {
+			return withStore(cmd, path, func(st store.Store, privacy engine.ChatPrivacy) error {
 				dead, err := st.DeadLetters(cmd.Context(), limit)
 				if err != nil {
 					return err
 				}
 				views := make([]engine.MessageView, 0, len(dead))
 				for _, m := range dead {
-					views = append(views, engine.ViewMessage(m))
+					views = append(views, engine.ViewMessage(m, privacy))
 				}
 				if asJSON {
 					return writeJSON(cmd.OutOrStdout(), views)
@@ -64,12 +65,12 @@ its place in its chat's order; the running gateway delivers it at once.`,
 			if err != nil {
 				return err
 			}
-			return withStore(cmd.Context(), path, func(st store.Store) error {
+			return withStore(cmd, path, func(st store.Store, privacy engine.ChatPrivacy) error {
 				m, err := st.Get(cmd.Context(), id)
 				if err != nil {
 					return fmt.Errorf("message %d: %w", id, err)
 				}
-				return writeJSON(cmd.OutOrStdout(), engine.ViewMessage(m))
+				return writeJSON(cmd.OutOrStdout(), engine.ViewMessage(m, privacy))
 			})
 		},
 	}
@@ -79,7 +80,7 @@ its place in its chat's order; the running gateway delivers it at once.`,
 			Short: short,
 			Args:  cobra.MinimumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return withStore(cmd.Context(), path, func(st store.Store) error {
+				return withStore(cmd, path, func(st store.Store, _ engine.ChatPrivacy) error {
 					var errs []error
 					for _, a := range args {
 						id, err := parseID(a)
@@ -105,21 +106,44 @@ its place in its chat's order; the running gateway delivers it at once.`,
 	return cmd
 }
 
-// withStore opens the configured store beside its owner and runs fn.
-func withStore(ctx context.Context, configPath string, fn func(store.Store) error) error {
+// withStore opens the configured store beside its owner and runs fn with
+// it and with the chat privacy of the config's instances, so that chat
+// ids are shown as the gateway shows them.
+func withStore(cmd *cobra.Command, configPath string, fn func(store.Store, engine.ChatPrivacy) error) error {
+	ctx := cmd.Context()
 	cfg, err := engine.LoadConfig(configPath)
 	if err != nil {
 		return fmt.Errorf("config %s: %w", configPath, err)
 	}
-	if cfg.Store.Driver != "sqlite" {
-		return fmt.Errorf("store.driver is %q: only the sqlite store keeps dead letters on disk", cfg.Store.Driver)
+	privacy := chatPrivacy(cfg, cmd.ErrOrStderr())
+	var st store.Store
+	switch cfg.Store.Driver {
+	case "sqlite":
+		st, err = store.OpenSQLiteShared(ctx, filepath.Join(cfg.Store.Path, engine.StoreFile))
+	case "postgres":
+		// The database the replicas share: any replica then claims a
+		// replayed message.
+		st, err = store.OpenPostgres(ctx, cfg.Store.DSN.Reveal())
+	default:
+		return fmt.Errorf("store.driver is %q: only the sqlite and postgres stores keep dead letters", cfg.Store.Driver)
 	}
-	st, err := store.OpenSQLiteShared(ctx, filepath.Join(cfg.Store.Path, engine.StoreFile))
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	return fn(st)
+	return fn(st, privacy)
+}
+
+// chatPrivacy builds the config's adapter instances, as `switchboard
+// check` does (no I/O), to learn whose chat ids are secrets. If that
+// fails, every chat id is shown shortened.
+func chatPrivacy(cfg *engine.Config, errOut io.Writer) engine.ChatPrivacy {
+	gw, err := engine.New(cfg, engine.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Fprintf(errOut, "note: every chat id is shown shortened: the adapters could not be built: %v\n", err)
+		return engine.ChatPrivacy{}
+	}
+	return gw.ChatPrivacy()
 }
 
 func parseID(s string) (int64, error) {

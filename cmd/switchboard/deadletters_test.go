@@ -13,9 +13,27 @@ import (
 
 	"github.com/switchboard-gw/switchboard/core/engine"
 	"github.com/switchboard-gw/switchboard/core/store"
+	"github.com/switchboard-gw/switchboard/internal/pgtest"
 )
 
+// TestDeadLettersCommands runs the commands beside a store that stays
+// open, as a running gateway's would: the embedded one, and the one
+// replicas share.
 func TestDeadLettersCommands(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		testDeadLetters(t, "", func(dir string) (store.Store, error) {
+			return store.OpenSQLite(context.Background(), filepath.Join(dir, "data", engine.StoreFile))
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := pgtest.DSN(t)
+		testDeadLetters(t, fmt.Sprintf("  driver: postgres\n  dsn: %q\n", dsn), func(string) (store.Store, error) {
+			return store.OpenPostgres(context.Background(), dsn)
+		})
+	})
+}
+
+func testDeadLetters(t *testing.T, storeConfig string, open func(dir string) (store.Store, error)) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.yaml")
@@ -24,22 +42,35 @@ selarti:
   api_key: k
   webhook_secret: 0123456789abcdef0123456789abcdef
 store:
-  path: %q
-`, filepath.Join(dir, "data"))
+%s  path: %q
+adapters:
+  - name: web
+    kind: webchat
+    task_id: t1
+  - name: tg
+    kind: telegram
+    task_id: t2
+    config:
+      token: "123456:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+`, storeConfig, filepath.Join(dir, "data"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	// A store with two dead letters, as a gateway would leave it; it stays
 	// open, as a running gateway's would.
-	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "data", engine.StoreFile))
+	st, err := open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	var ids []int64
-	for i, text := range []string{`{"id":"m1","t":"first reply","f":"bot","d":0}`, `{"id":"m2","t":"second reply","f":"operator","d":2}`} {
-		m := &store.Message{Dir: store.ToUser, Chat: fmt.Sprintf("web:s%d", i), DedupeKey: fmt.Sprint("k", i), Payload: []byte(text)}
+	// A webchat chat, whose session id is a credential, a Telegram chat,
+	// and one of an instance gone from the config.
+	const session = "Q2hhdCB3aXRoIHVzIQxyzA"
+	chats := []string{"web:" + session, "tg:42", "old:" + session}
+	for i, text := range []string{`{"id":"m1","t":"first reply","f":"bot","d":0}`, `{"id":"m2","t":"second reply","f":"operator","d":2}`, `{"id":"m3","t":"third reply","f":"bot","d":0}`} {
+		m := &store.Message{Dir: store.ToUser, Chat: chats[i], DedupeKey: fmt.Sprint("k", i), Payload: []byte(text)}
 		if _, err := st.Enqueue(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -48,8 +79,8 @@ store:
 	if _, err := st.Claim(ctx, store.ToUser, time.Now(), time.Minute, 10); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range ids {
-		if err := st.Kill(ctx, id, "permanent: bot was blocked by the user"); err != nil {
+	for i, id := range ids {
+		if err := st.Kill(ctx, id, "permanent: chat "+strings.TrimPrefix(chats[i], "web:")+": bot was blocked by the user"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,10 +89,21 @@ store:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"web:s0", "web:s1", "first reply", "blocked by the user"} {
+	for _, want := range []string{"web:Q2hhdC…", "tg:42", "old:Q2hhdC…", "first reply", "blocked by the user"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list output lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, session) {
+		t.Errorf("list shows a full session id:\n%s", out)
+	}
+	out, err = run("deadletters", "list", "--json", "-c", cfgPath)
+	if err != nil || strings.Contains(out, session) || !strings.Contains(out, `"chat": "web:Q2hhdC…"`) || !strings.Contains(out, `"last_error": "permanent: chat Q2hhdC…: bot`) {
+		t.Errorf("list --json (%v) shows a session id, or not the short one:\n%s", err, out)
+	}
+	out, err = run("deadletters", "show", fmt.Sprint(ids[0]), "-c", cfgPath)
+	if err != nil || strings.Contains(out, session) || !strings.Contains(out, "web:Q2hhdC…") {
+		t.Errorf("show (%v) shows a session id, or not the short one:\n%s", err, out)
 	}
 
 	out, err = run("deadletters", "show", fmt.Sprint(ids[1]), "-c", cfgPath)

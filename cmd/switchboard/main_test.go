@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,6 +93,8 @@ adapters:
 		{name: "unknown adapter key", body: base + "    config:\n      titel: x\n", want: "config.titel"},
 		{name: "missing api key", body: strings.Replace(base, "  api_key: k\n", "", 1), want: "selarti.api_key"},
 		{name: "unknown kind", body: strings.Replace(base, "kind: webchat", "kind: telegrm", 1), want: `unknown adapter kind "telegrm"`},
+		{name: "unbraced environment variable", body: strings.Replace(base, "api_key: k", "api_key: $SELARTI_API_KEY", 1), want: `key selarti.api_key: "$SELARTI_API_KEY" looks like an environment variable, but only the braced form is expanded: write "${SELARTI_API_KEY}"`},
+		{name: "base url with a password, not http", body: strings.Replace(base, "selarti:\n", "selarti:\n  base_url: ftp://u:hunter2@selarti.example\n", 1), want: `key selarti.base_url: "ftp://u:xxxxx@selarti.example" must be an http or https URL`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,9 +102,12 @@ adapters:
 			if err := os.WriteFile(p, []byte(tt.body), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := run("check", "-c", p)
+			out, err := run("check", "-c", p)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("check error = %v, want one naming %q", err, tt.want)
+			}
+			if strings.Contains(out+err.Error(), "hunter2") {
+				t.Fatalf("check shows a password: %q, %v", out, err)
 			}
 		})
 	}
@@ -111,5 +117,42 @@ func TestVersion(t *testing.T) {
 	out, err := run("version")
 	if err != nil || !strings.HasPrefix(out, "switchboard ") {
 		t.Fatalf("version = %q, %v", out, err)
+	}
+}
+
+// "config loaded" and check's output never show the credentials of a URL.
+func TestURLCredentialsNeverShown(t *testing.T) {
+	body := `
+server:
+  public_url: https://gw:pub-hunter2@gw.example.com
+selarti:
+  base_url: https://alice:hunter2@selarti.example/api/1.1
+  api_key: k
+  webhook_secret: 0123456789abcdef0123456789abcdef
+adapters:
+  - name: web
+    kind: webchat
+    task_id: t
+`
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run("check", "-c", p)
+	if err != nil || !strings.Contains(out, "OK") {
+		t.Fatalf("check = %q, %v", out, err)
+	}
+	var logs bytes.Buffer
+	cfg, err := loadAndBuild(p, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logEffectiveConfig(slog.New(slog.NewJSONHandler(&logs, nil)), cfg)
+	all := out + logs.String()
+	if strings.Contains(all, "hunter2") {
+		t.Fatalf("a password shows:\n%s", all)
+	}
+	if !strings.Contains(logs.String(), `"selarti_base_url":"https://alice:xxxxx@selarti.example/api/1.1"`) {
+		t.Fatalf("config loaded does not show the redacted base url:\n%s", logs.String())
 	}
 }

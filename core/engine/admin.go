@@ -33,11 +33,14 @@ type MessageView struct {
 }
 
 // ViewMessage decodes a stored message for display. A payload that does
-// not decode is shown as such rather than hidden.
-func ViewMessage(m store.Message) MessageView {
+// not decode is shown as such rather than hidden. The chat id, and its
+// native id in the last error, are shown as p shows them: shortened for
+// an instance whose chat ids are secrets (the webchat's); the message's
+// ID is what an operator acts on.
+func ViewMessage(m store.Message, p ChatPrivacy) MessageView {
 	v := MessageView{
-		ID: m.ID, Direction: directionLabel(m.Dir), Chat: m.Chat, State: string(m.State),
-		Attempts: m.Attempts, CreatedAt: m.CreatedAt, LastError: m.LastError,
+		ID: m.ID, Direction: directionLabel(m.Dir), Chat: p.Show(m.Chat), State: string(m.State),
+		Attempts: m.Attempts, CreatedAt: m.CreatedAt, LastError: p.Scrub(m.Chat, m.LastError),
 	}
 	if m.State == store.Pending {
 		v.NextAttemptAt = m.NextAt
@@ -71,8 +74,9 @@ const maxAdminList = 1000
 // figures. Changing things (replay, drop) is the CLI's job, run by someone
 // with access to the data directory.
 type adminAPI struct {
-	token core.Secret
-	store func() store.Store
+	token   core.Secret
+	store   func() store.Store
+	privacy ChatPrivacy
 }
 
 func (a *adminAPI) mount(e *echo.Echo) {
@@ -114,7 +118,7 @@ func (a *adminAPI) list(c echo.Context) error {
 	}
 	out := make([]MessageView, 0, len(dead))
 	for _, m := range dead {
-		out = append(out, ViewMessage(m))
+		out = append(out, ViewMessage(m, a.privacy))
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -126,12 +130,14 @@ func (a *adminAPI) show(c echo.Context) error {
 	}
 	m, err := a.store().Get(c.Request().Context(), id)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return echo.NewHTTPError(http.StatusNotFound, "no such message")
+	case errors.Is(err, store.ErrNotFound) || (err == nil && m.State != store.Dead):
+		// Only dead letters: the endpoint is not a way to read every
+		// conversation the store keeps.
+		return echo.NewHTTPError(http.StatusNotFound, "no such dead letter")
 	case err != nil:
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "store: "+err.Error())
 	}
-	return c.JSON(http.StatusOK, ViewMessage(m))
+	return c.JSON(http.StatusOK, ViewMessage(m, a.privacy))
 }
 
 func (a *adminAPI) outbox(c echo.Context) error {

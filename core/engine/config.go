@@ -8,12 +8,14 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/viper"
 
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/selarti"
 	"github.com/switchboard-gw/switchboard/internal/strictdecode"
+	"github.com/switchboard-gw/switchboard/kit/clientip"
 )
 
 // MinWebhookSecretLen is the shortest webhook secret the gateway accepts.
@@ -32,7 +34,21 @@ type Config struct {
 	Delivery DeliveryConfig  `mapstructure:"delivery"`
 	Log      LogConfig       `mapstructure:"log"`
 	Admin    AdminConfig     `mapstructure:"admin"`
+	Replica  ReplicaConfig   `mapstructure:"replica"`
 	Adapters []AdapterConfig `mapstructure:"adapters"`
+}
+
+// ReplicaConfig is this process among gateway replicas sharing one store.
+// With the embedded store (one process) it changes nothing.
+type ReplicaConfig struct {
+	// ID names this replica in leases, logs and metrics; unique among the
+	// replicas. Default: <hostname>-<pid>.
+	ID string `mapstructure:"id"`
+	// LeaseTTL is how long a replica holds an instance's receive lease
+	// (core.ExclusiveReceiver) without renewing it, which it does every
+	// third of it. It bounds a takeover after a replica dies: at most
+	// LeaseTTL plus a third.
+	LeaseTTL time.Duration `mapstructure:"lease_ttl"`
 }
 
 // ServerConfig is the gateway's one HTTP listener.
@@ -46,6 +62,31 @@ type ServerConfig struct {
 	PublicURL string `mapstructure:"public_url"`
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// TrustedProxies are the reverse proxies, as CIDR prefixes or single
+	// addresses, whose X-Forwarded-For and X-Real-IP headers are believed
+	// to name the client. Empty (the default): every client is its TCP
+	// peer, and those headers are ignored, since anyone can send them.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, headers and body, on
+	// every route; a client that sends slower is cut off. WebSockets are
+	// not bound by it once upgraded.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// WriteTimeout bounds handling a request and writing its response,
+	// from the end of its headers.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// IdleTimeout is how long a kept-alive connection may wait for its
+	// next request.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxConns caps the connections open at once (WebSockets included);
+	// beyond it new ones get a 503 and are closed. It is also lowered to
+	// fit the process's open-file limit.
+	MaxConns int `mapstructure:"max_conns"`
+	// MaxConnsPerIP caps the connections open at once from one client
+	// address (an IPv6 client by its /64); trusted proxies are exempt.
+	// 0 turns the cap off.
+	MaxConnsPerIP int `mapstructure:"max_conns_per_ip"`
 }
 
 // SelartiConfig is how the gateway talks to Selarti and how Selarti talks
@@ -65,6 +106,13 @@ type SelartiConfig struct {
 	RetryBudget time.Duration `mapstructure:"retry_budget"`
 	// WebhookMaxBytes limits the size of a webhook body.
 	WebhookMaxBytes int64 `mapstructure:"webhook_max_bytes"`
+	// EchoWindow is how long a user message whose send has an unknown
+	// outcome (timed out after it went out, or in flight at a crash)
+	// waits for Selarti's echo of it on the "All messages" webhook before
+	// it is sent again; the echo proves delivery. 0 turns this off (at
+	// least once: such a message is sent again at once). Not used when
+	// Wire.IdempotencyKeyField is set: Selarti then drops repeats itself.
+	EchoWindow time.Duration `mapstructure:"echo_window"`
 	// Wire overrides Selarti's API paths and field names (see selarti.Wire);
 	// only for when Selarti changes them.
 	Wire selarti.Wire `mapstructure:"wire"`
@@ -72,10 +120,18 @@ type SelartiConfig struct {
 
 // StoreConfig is where the durable outbox lives.
 type StoreConfig struct {
-	// Driver is "sqlite" (default: one file under Path) or "memory"
-	// (nothing survives a restart; for tests and experiments).
+	// Driver is "sqlite" (default: one file under Path, one gateway
+	// process), "postgres" (a PostgreSQL database that several gateway
+	// replicas share, at DSN) or "memory" (nothing survives a restart;
+	// for tests and experiments).
 	Driver string `mapstructure:"driver"`
-	// Path is the data directory.
+	// DSN is the PostgreSQL connection string (driver postgres), as a URL
+	// ("postgres://user:password@host:5432/db?sslmode=verify-full") or
+	// keyword/value pairs; pool settings such as pool_max_conns go in it
+	// too. It is a secret: it usually holds a password.
+	DSN core.Secret `mapstructure:"dsn"`
+	// Path is the data directory: the SQLite store, and a folder per
+	// adapter instance, with every driver. Each replica has its own.
 	Path string `mapstructure:"path"`
 	// Retention is how long delivered messages are kept (for dedupe and
 	// inspection) before they are pruned.
@@ -129,6 +185,11 @@ type AdapterConfig struct {
 	TaskID string `mapstructure:"task_id"`
 	// Enabled, when false, keeps the instance in the file but off.
 	Enabled *bool `mapstructure:"enabled"`
+	// UndeliveredNotice, when set, is sent to a user whose message to
+	// Selarti became a dead letter, on networks whose adapter cannot show
+	// that itself (the webchat marks the message "not delivered"). Off
+	// (empty) by default; written in the users' language.
+	UndeliveredNotice string `mapstructure:"undelivered_notice"`
 	// Config is the kind's own options, decoded by the adapter.
 	Config map[string]any `mapstructure:"config"`
 }
@@ -140,28 +201,39 @@ func (a AdapterConfig) IsEnabled() bool { return a.Enabled == nil || *a.Enabled 
 // makes SWITCHBOARD_* environment overrides work: viper only looks up the
 // environment for keys it knows.
 var defaults = map[string]any{
-	"server.listen":             ":8080",
-	"server.public_url":         "",
-	"server.shutdown_timeout":   "15s",
-	"selarti.base_url":          "https://selarti.com/api/1.1",
-	"selarti.api_key":           "",
-	"selarti.webhook_secret":    "",
-	"selarti.timeout":           "10s",
-	"selarti.retry_budget":      "20s",
-	"selarti.webhook_max_bytes": 256 << 10,
-	"store.driver":              "sqlite",
-	"store.path":                "./data",
-	"store.retention":           "168h",
-	"store.chat_retention":      "2160h",
-	"delivery.workers":          16,
-	"delivery.max_attempts":     50,
-	"delivery.max_age":          "24h",
-	"delivery.backoff_initial":  "1s",
-	"delivery.backoff_max":      "5m",
-	"delivery.attempt_timeout":  "60s",
-	"admin.token":               "",
-	"log.level":                 "info",
-	"log.format":                "json",
+	"server.listen":              ":8080",
+	"server.public_url":          "",
+	"server.shutdown_timeout":    "15s",
+	"server.trusted_proxies":     []string{},
+	"server.read_header_timeout": "10s",
+	"server.read_timeout":        "30s",
+	"server.write_timeout":       "60s",
+	"server.idle_timeout":        "120s",
+	"server.max_conns":           10000,
+	"server.max_conns_per_ip":    256,
+	"selarti.base_url":           "https://selarti.com/api/1.1",
+	"selarti.api_key":            "",
+	"selarti.webhook_secret":     "",
+	"selarti.timeout":            "10s",
+	"selarti.retry_budget":       "20s",
+	"selarti.webhook_max_bytes":  256 << 10,
+	"selarti.echo_window":        "5s",
+	"replica.id":                 "",
+	"replica.lease_ttl":          "6s",
+	"store.driver":               "sqlite",
+	"store.dsn":                  "",
+	"store.path":                 "./data",
+	"store.retention":            "168h",
+	"store.chat_retention":       "2160h",
+	"delivery.workers":           16,
+	"delivery.max_attempts":      50,
+	"delivery.max_age":           "24h",
+	"delivery.backoff_initial":   "1s",
+	"delivery.backoff_max":       "5m",
+	"delivery.attempt_timeout":   "60s",
+	"admin.token":                "",
+	"log.level":                  "info",
+	"log.format":                 "json",
 }
 
 // LoadConfig reads a YAML config file, expands ${ENV_VAR} references in
@@ -226,12 +298,25 @@ func decodeViper(v *viper.Viper) (*Config, error) {
 // secret containing a bare "$" is left alone.
 var envRefRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
+// bareEnvRefRE matches a value that is nothing but an unbraced reference,
+// "$SELARTI_API_KEY": surely meant as ${SELARTI_API_KEY}, which is what
+// is expanded. Taken literally, the gateway would run with the variable's
+// name as its API key, and `check` would not notice.
+var bareEnvRefRE = regexp.MustCompile(`^\$([A-Z_][A-Z0-9_]*)$`)
+
 // expandEnv replaces ${NAME} in every string of a decoded YAML tree. An
 // unset variable is an error naming the key: a secret that silently
-// became "" would fail much later and far less clearly.
+// became "" would fail much later and far less clearly. So is a value
+// that is exactly $NAME (see bareEnvRefRE); a "$" anywhere else is kept
+// as written, since secrets and passwords may contain one. A value that
+// really is "$NAME" can still be had by putting it in a variable and
+// writing ${VAR}: expanded text is not looked at again.
 func expandEnv(node any, key string) (any, error) {
 	switch n := node.(type) {
 	case string:
+		if m := bareEnvRefRE.FindStringSubmatch(strings.TrimSpace(n)); m != nil {
+			return nil, fmt.Errorf("key %s: %q looks like an environment variable, but only the braced form is expanded: write \"${%s}\"", key, strings.TrimSpace(n), m[1])
+		}
 		var missing string
 		out := envRefRE.ReplaceAllStringFunc(n, func(ref string) string {
 			name := envRefRE.FindStringSubmatch(ref)[1]
@@ -307,8 +392,32 @@ func (c *Config) Validate() error {
 		}
 	}
 	positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
+	positive("server.read_header_timeout", c.Server.ReadHeaderTimeout)
+	positive("server.read_timeout", c.Server.ReadTimeout)
+	positive("server.write_timeout", c.Server.WriteTimeout)
+	positive("server.idle_timeout", c.Server.IdleTimeout)
+	if c.Server.ReadHeaderTimeout > c.Server.ReadTimeout {
+		bad("server.read_header_timeout", "must not be more than server.read_timeout")
+	}
+	if c.Server.MaxConns < 1 {
+		bad("server.max_conns", "must be at least 1")
+	}
+	if c.Server.MaxConnsPerIP < 0 {
+		bad("server.max_conns_per_ip", "must be 0 (no cap) or more")
+	}
+	for i, p := range c.Server.TrustedProxies {
+		if _, err := clientip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
+		}
+	}
 	positive("selarti.timeout", c.Selarti.Timeout)
 	positive("selarti.retry_budget", c.Selarti.RetryBudget)
+	if c.Replica.LeaseTTL < 300*time.Millisecond {
+		bad("replica.lease_ttl", "must be at least 300ms")
+	}
+	if c.Selarti.EchoWindow < 0 {
+		bad("selarti.echo_window", "must not be negative (0 turns echo reconciliation off)")
+	}
 	positive("store.retention", c.Store.Retention)
 	positive("store.chat_retention", c.Store.ChatRetention)
 	positive("delivery.max_age", c.Delivery.MaxAge)
@@ -325,9 +434,19 @@ func (c *Config) Validate() error {
 		if c.Store.Path == "" {
 			bad("store.path", "required with driver sqlite")
 		}
+	case "postgres":
+		if c.Store.DSN.IsZero() {
+			bad("store.dsn", "required with driver postgres")
+		}
+		if c.Store.Path == "" {
+			bad("store.path", "required: adapters keep files there with every driver")
+		}
 	case "memory":
 	default:
-		bad("store.driver", "must be \"sqlite\" or \"memory\", not %q", c.Store.Driver)
+		bad("store.driver", "must be \"sqlite\", \"postgres\" or \"memory\", not %q", c.Store.Driver)
+	}
+	if c.Store.Driver != "postgres" && !c.Store.DSN.IsZero() {
+		bad("store.dsn", "only used with driver postgres (store.driver is %q)", c.Store.Driver)
 	}
 	if c.Delivery.Workers < 1 || c.Delivery.Workers > 1024 {
 		bad("delivery.workers", "must be between 1 and 1024")
@@ -360,6 +479,9 @@ func (c *Config) Validate() error {
 		if a.Kind == "" {
 			bad(key+".kind", "required")
 		}
+		if n := a.UndeliveredNotice; !utf8.ValidString(n) || len(n) > maxUndeliveredNotice {
+			bad(key+".undelivered_notice", "at most %d bytes of UTF-8 text", maxUndeliveredNotice)
+		}
 		if a.TaskID == "" {
 			bad(key+".task_id", "required (the Selarti task id, from the ID column of Tasks)")
 		}
@@ -367,13 +489,19 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// checkHTTPURL's errors show s with its credentials redacted: url.Parse's
+// own errors quote the whole string.
 func checkHTTPURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("not a URL: %w", err)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("%q is not a URL: %w", core.RedactURL(s), err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q must be an http or https URL", s)
+		return fmt.Errorf("%q must be an http or https URL", core.RedactURL(s))
 	}
 	return nil
 }

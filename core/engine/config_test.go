@@ -96,6 +96,13 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 			want: []string{"selarti.webhook_secret", "too short"},
 		},
 		{
+			name: "oversize undelivered notice",
+			edit: func(s string) string {
+				return strings.Replace(s, "    kind: webchat\n", "    kind: webchat\n    undelivered_notice: \""+strings.Repeat("x", 1001)+"\"\n", 1)
+			},
+			want: []string{"adapters[0].undelivered_notice", "at most 1000 bytes"},
+		},
+		{
 			name: "missing task id",
 			edit: func(s string) string {
 				return strings.Replace(s, "    task_id: \"1721129985149x478019552540622850\"\n", "", 1)
@@ -123,6 +130,55 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 			name: "bad store driver",
 			edit: func(s string) string { return s + "store:\n  driver: redis\n" },
 			want: []string{"store.driver"},
+		},
+		{
+			name: "postgres without a dsn",
+			edit: func(s string) string { return s + "store:\n  driver: postgres\n" },
+			want: []string{"store.dsn", "required with driver postgres"},
+		},
+		{
+			name: "a dsn without postgres",
+			edit: func(s string) string { return s + "store:\n  dsn: postgres://u:pw@db/x\n" },
+			want: []string{"store.dsn", "only used with driver postgres"},
+		},
+		{
+			name: "unbraced environment variable",
+			edit: func(s string) string { return strings.Replace(s, `api_key: "key-123"`, `api_key: $SELARTI_API_KEY`, 1) },
+			want: []string{"key selarti.api_key", `"$SELARTI_API_KEY" looks like an environment variable`, `write "${SELARTI_API_KEY}"`},
+		},
+		{
+			name: "unbraced environment variable in an adapter block",
+			edit: func(s string) string { return strings.Replace(s, "title: Hello", "title: \"$WEB_TITLE\"", 1) },
+			want: []string{"key adapters[0].config.title", "${WEB_TITLE}"},
+		},
+		{
+			name: "bad trusted proxy",
+			edit: func(s string) string {
+				return strings.Replace(s, "server:\n", "server:\n  trusted_proxies: [10.0.0.0/8, proxy.example.com]\n", 1)
+			},
+			want: []string{"server.trusted_proxies[1]", "proxy.example.com", "not a CIDR prefix"},
+		},
+		{
+			name: "header timeout above the read timeout",
+			edit: func(s string) string {
+				return strings.Replace(s, "server:\n", "server:\n  read_timeout: 5s\n  read_header_timeout: 10s\n", 1)
+			},
+			want: []string{"server.read_header_timeout", "server.read_timeout"},
+		},
+		{
+			name: "no read timeout",
+			edit: func(s string) string { return strings.Replace(s, "server:\n", "server:\n  read_timeout: 0s\n", 1) },
+			want: []string{"server.read_timeout", "positive"},
+		},
+		{
+			name: "no connections",
+			edit: func(s string) string { return strings.Replace(s, "server:\n", "server:\n  max_conns: 0\n", 1) },
+			want: []string{"server.max_conns", "at least 1"},
+		},
+		{
+			name: "negative per-address cap",
+			edit: func(s string) string { return strings.Replace(s, "server:\n", "server:\n  max_conns_per_ip: -1\n", 1) },
+			want: []string{"server.max_conns_per_ip"},
 		},
 	}
 	for _, tt := range tests {
@@ -196,5 +252,63 @@ func TestNewRefusesAnInvalidConfig(t *testing.T) {
 	cfg.Selarti.WebhookSecret = "short"
 	if _, err := New(cfg, Options{Registry: core.NewRegistry()}); err == nil || !strings.Contains(err.Error(), "selarti.webhook_secret") {
 		t.Fatalf("New with a short webhook secret = %v, want a refusal naming the key", err)
+	}
+}
+
+func TestLoadConfigServerDefaults(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Server
+	if got.ReadHeaderTimeout != 10*time.Second || got.ReadTimeout != 30*time.Second || got.WriteTimeout != time.Minute ||
+		got.IdleTimeout != 2*time.Minute || got.MaxConns != 10000 || got.MaxConnsPerIP != 256 || len(got.TrustedProxies) != 0 {
+		t.Fatalf("server defaults = %+v", got)
+	}
+	t.Setenv("SWITCHBOARD_SERVER_TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.1")
+	cfg, err = LoadConfig(writeConfig(t, validYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Server.TrustedProxies; len(p) != 2 || p[0] != "10.0.0.0/8" || p[1] != "192.0.2.1" {
+		t.Fatalf("trusted_proxies from the environment = %q", p)
+	}
+}
+
+// Only a value that is nothing but $NAME is refused: a "$" elsewhere is
+// kept, and ${NAME} whose value is "$NAME" is taken as it is.
+func TestLoadConfigDollarSigns(t *testing.T) {
+	t.Setenv("TEST_LITERAL_KEY", "$NOT_EXPANDED")
+	tests := []struct{ name, value, want string }{
+		{name: "a dollar inside a secret", value: `"pa$$WORD-1"`, want: "pa$$WORD-1"},
+		{name: "a dollar and text", value: `"$KEY and more"`, want: "$KEY and more"},
+		{name: "lowercase after the dollar", value: `"$key"`, want: "$key"},
+		{name: "a lone dollar", value: `"$"`, want: "$"},
+		{name: "braced, with a dollar in its value", value: `"${TEST_LITERAL_KEY}"`, want: "$NOT_EXPANDED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := strings.Replace(validYAML, `api_key: "key-123"`, "api_key: "+tt.value, 1)
+			cfg, err := LoadConfig(writeConfig(t, body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Selarti.APIKey.Reveal(); got != tt.want {
+				t.Fatalf("api_key = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrorsRedactURLCredentials(t *testing.T) {
+	for _, url := range []string{"ftp://user:hunter2@selarti.example/api", "https://user:hunter2@[selarti/api"} {
+		body := strings.Replace(validYAML, "selarti:\n", "selarti:\n  base_url: \""+url+"\"\n", 1)
+		_, err := LoadConfig(writeConfig(t, body))
+		if err == nil || !strings.Contains(err.Error(), "selarti.base_url") {
+			t.Fatalf("%s: error = %v, want one naming selarti.base_url", url, err)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("the error shows the password: %v", err)
+		}
 	}
 }

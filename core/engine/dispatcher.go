@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -32,7 +33,9 @@ type dispatcher struct {
 	workers  int
 	log      *slog.Logger
 	metrics  *Metrics
-	onResult func(m store.Message, err error) // optional; after the store knows
+	onResult func(m store.Message, res attemptResult) // optional; after the store knows
+	// onDelivered, optional, runs once the store has m delivered.
+	onDelivered func(m store.Message)
 
 	wake chan struct{}
 	// slots holds one token per attempt running or reserved: at most
@@ -45,6 +48,14 @@ type dispatcher struct {
 	mu      sync.Mutex
 	work    context.Context // the attempts' context, from run
 	running bool
+}
+
+// attemptResult is what became of one attempt, for onResult.
+type attemptResult struct {
+	err      error
+	outcome  string    // OutcomeDelivered, OutcomeRetry, OutcomeDeferred or OutcomeDead
+	next     time.Time // when the message is due again (retry and deferral)
+	recorded bool      // the store has the result (it is not, on a store failure or when settled already)
 }
 
 // retryPolicy decides when a failed message is tried again, and when it
@@ -181,9 +192,12 @@ func (d *dispatcher) process(ctx context.Context, m store.Message) {
 	actx, cancel := context.WithTimeout(ctx, d.policy.attemptTimeout)
 	err := d.safeAttempt(actx, m)
 	cancel()
-	if err != nil && ctx.Err() != nil {
+	var df *deferral
+	isDeferral := errors.As(err, &df)
+	if err != nil && ctx.Err() != nil && !(isDeferral && df.inDoubt) {
 		// Shutting down: the attempt was cut short, not failed. Leave the
-		// message leased; the store releases it at the next start.
+		// message leased; the store releases it at the next start. One
+		// that may have reached the far side is recorded as in doubt.
 		return
 	}
 	// Record the result even if shutdown starts now: a delivered message
@@ -193,12 +207,31 @@ func (d *dispatcher) process(ctx context.Context, m store.Message) {
 	inst := instanceOf(m)
 	label := directionLabel(d.dir)
 	var serr error
+	res := attemptResult{err: err}
 	switch {
 	case err == nil:
+		res.outcome = OutcomeDelivered
 		serr = d.store.Delivered(sctx, m.ID)
 		d.metrics.message(label, inst, OutcomeDelivered)
 		d.log.Debug("delivered", "chat", m.Chat, "seq", m.ID, "attempts", m.Attempts+1)
+	case isDeferral && !df.inDoubt && time.Since(m.CreatedAt) >= d.policy.maxAge:
+		res.outcome = OutcomeDead
+		serr = d.store.Kill(sctx, m.ID, df.Error())
+		d.metrics.message(label, inst, OutcomeDead)
+		d.log.Error("message dead-lettered", "chat", m.Chat, "seq", m.ID, "age", time.Since(m.CreatedAt).Round(time.Second), "err", df)
+	case isDeferral:
+		until := df.until
+		if until.IsZero() {
+			// Not a failure, so the attempts do not grow: the wait stays
+			// that of the next attempt.
+			until = time.Now().Add(d.policy.backoff(m.Attempts + 1))
+		}
+		res.outcome, res.next = OutcomeDeferred, until
+		serr = d.store.Defer(sctx, m.ID, until, df.inDoubt, df.note())
+		d.metrics.message(label, inst, OutcomeDeferred)
+		d.log.Debug("delivery deferred", "chat", m.Chat, "seq", m.ID, "until", until, "in_doubt", df.inDoubt, "reason", df.reason)
 	case d.giveUp(m, err):
+		res.outcome = OutcomeDead
 		serr = d.store.Kill(sctx, m.ID, err.Error())
 		d.metrics.message(label, inst, OutcomeDead)
 		d.log.Error("message dead-lettered", "chat", m.Chat, "seq", m.ID, "attempts", m.Attempts+1, "err", err)
@@ -207,17 +240,50 @@ func (d *dispatcher) process(ctx context.Context, m store.Message) {
 		if ra, ok := core.RetryAfter(err); ok && ra > wait {
 			wait = ra
 		}
-		serr = d.store.Retry(sctx, m.ID, time.Now().Add(wait), err.Error())
+		res.outcome, res.next = OutcomeRetry, time.Now().Add(wait)
+		serr = d.store.Retry(sctx, m.ID, res.next, err.Error())
 		d.metrics.message(label, inst, OutcomeRetry)
 		d.log.Warn("delivery failed, will retry", "chat", m.Chat, "seq", m.ID, "attempts", m.Attempts+1, "wait", wait, "err", err)
 	}
-	if serr != nil {
+	switch {
+	case errors.Is(serr, store.ErrNotFound):
+		// Settled already: Selarti's echo proved it delivered while the
+		// attempt ran (see echoReconciler), or its lease ran out and
+		// another attempt finished it.
+		d.log.Debug("delivery result not recorded: settled already", "chat", m.Chat, "seq", m.ID)
+	case serr != nil:
 		// The lease runs out and the message is tried again: at least once.
 		d.log.Error("record delivery result", "chat", m.Chat, "seq", m.ID, "err", serr)
+	case err == nil && d.onDelivered != nil:
+		d.onDelivered(m)
 	}
+	res.recorded = serr == nil
 	if d.onResult != nil {
-		d.onResult(m, err)
+		d.onResult(m, res)
 	}
+}
+
+// deferral is an attempt's answer "not now, and not a failure": the
+// message waits until until (zero: the dispatcher's backoff) without
+// counting an attempt, so that neither a slow adapter restart nor a wait
+// for Selarti's echo moves it towards max_attempts. delivery.max_age
+// still applies to the first kind.
+type deferral struct {
+	until   time.Time
+	inDoubt bool  // the last attempt may have reached the far side
+	reason  error // why; kept as the message's last error when it says more
+}
+
+func (d *deferral) Error() string { return "deferred: " + d.reason.Error() }
+func (d *deferral) Unwrap() error { return d.reason }
+
+// note is what the store keeps as the last error: the reason, except for
+// the routine waits for an echo, which keep the error that caused them.
+func (d *deferral) note() string {
+	if errors.Is(d.reason, errAwaitingEcho) {
+		return ""
+	}
+	return d.reason.Error()
 }
 
 // safeAttempt runs the attempt, turning a panic in an adapter into an

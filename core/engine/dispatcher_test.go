@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +91,64 @@ func TestDispatcherReserve(t *testing.T) {
 	<-done
 	if got, _ := st.Get(context.Background(), m.ID); got.State != store.Delivered {
 		t.Fatalf("message state %s after run, want delivered", got.State)
+	}
+}
+
+// A deferral (the instance not running, or a wait for Selarti's echo) is
+// not a failed attempt: however many there are, max_attempts is never
+// reached, and a later failure counts from zero. max_age still applies.
+func TestDispatcherDeferralCountsNoAttempt(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st := store.NewMemory()
+	defer st.Close()
+	policy := retryPolicy{initial: time.Millisecond, max: time.Millisecond, maxAttempts: 2, maxAge: time.Hour, attemptTimeout: time.Minute}
+	d := newDispatcher(store.ToUser, st, nil, policy, 1, log, newMetrics(func() store.Store { return st }))
+	ctx := context.Background()
+
+	m := store.Message{Dir: store.ToUser, Chat: "c"}
+	if _, err := st.Enqueue(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	claimOne := func() store.Message {
+		t.Helper()
+		var got []store.Message
+		waitFor(t, "the message due again", func() bool {
+			var err error
+			got, err = st.Claim(ctx, store.ToUser, time.Now(), time.Minute, 1)
+			return err == nil && len(got) == 1
+		})
+		return got[0]
+	}
+	notRunning := &deferral{reason: errors.New("instance web is starting: not connected")}
+	d.attempt = func(context.Context, store.Message) error { return notRunning }
+	for range 5 {
+		d.process(ctx, claimOne())
+	}
+	got, _ := st.Get(ctx, m.ID)
+	if got.State != store.Pending || got.Attempts != 0 || got.InDoubt || !strings.Contains(got.LastError, "not connected") {
+		t.Fatalf("after 5 deferrals: %+v; want pending, 0 attempts, the reason kept", got)
+	}
+
+	d.attempt = func(context.Context, store.Message) error { return errors.New("network down") }
+	d.process(ctx, claimOne())
+	if got, _ := st.Get(ctx, m.ID); got.State != store.Pending || got.Attempts != 1 {
+		t.Fatalf("after one failure: %+v; want pending with 1 attempt", got)
+	}
+
+	// The echo wait keeps the error that caused it and marks the doubt.
+	d.attempt = func(context.Context, store.Message) error {
+		return &deferral{until: time.Now(), inDoubt: true, reason: errAwaitingEcho}
+	}
+	d.process(ctx, claimOne())
+	if got, _ := st.Get(ctx, m.ID); !got.InDoubt || got.LastError != "network down" || got.Attempts != 1 {
+		t.Fatalf("after an echo wait: %+v; want in doubt, the last error kept, 1 attempt", got)
+	}
+
+	// Too old: a deferral that is not an echo wait dead-letters it.
+	d.policy.maxAge = 0
+	d.attempt = func(context.Context, store.Message) error { return notRunning }
+	d.process(ctx, claimOne())
+	if got, _ := st.Get(ctx, m.ID); got.State != store.Dead {
+		t.Fatalf("a deferral past max_age: %+v; want dead", got)
 	}
 }

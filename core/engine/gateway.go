@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +20,8 @@ import (
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/selarti"
 	"github.com/switchboard-gw/switchboard/core/store"
+	"github.com/switchboard-gw/switchboard/kit/clientip"
+	"github.com/switchboard-gw/switchboard/kit/lifecycle"
 )
 
 // StoreFile is the SQLite store's file name inside store.path.
@@ -49,8 +53,13 @@ type Gateway struct {
 	byName    map[string]*instance
 	selarti   *selarti.Client
 	metrics   *Metrics
+	replica   string // this replica's id (replica.id, or <hostname>-<pid>)
+	// proxies says which peers' X-Forwarded-For counts (trusted_proxies).
+	proxies *clientip.Resolver
 
+	dirLock    io.Closer // the data directory's lock, held from Start to the end of Shutdown
 	store      store.Store
+	watched    *watchedStore // store, with its writes watched for /readyz
 	ownStore   bool
 	router     *Router
 	httpServer *http.Server
@@ -63,8 +72,13 @@ type Gateway struct {
 	// selartiFailing is set while the last attempt to reach Selarti failed
 	// transiently (an outage); /readyz reports it.
 	selartiFailing atomic.Bool
-	storeReady     atomic.Bool
-	shutdownOnce   sync.Once
+	// privacy says whose chat ids are secrets; set once in New.
+	privacy      *atomic.Pointer[ChatPrivacy]
+	storeReady   atomic.Bool
+	shutdownOnce sync.Once
+	// storeProbeEvery and pruneEvery override storeProbeInterval and
+	// pruneInterval (tests).
+	storeProbeEvery, pruneEvery time.Duration
 }
 
 // New builds a gateway from a validated config: it constructs every
@@ -86,13 +100,23 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: 60 * time.Second, Transport: outboundTransport(cfg.Delivery.Workers)}
 	}
-	g := &Gateway{cfg: cfg, log: opts.Logger, opts: opts, byName: make(map[string]*instance)}
+	proxies, err := clientip.NewResolver(cfg.Server.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("key server.trusted_proxies%w", err) // Validate has checked them
+	}
+	g := &Gateway{cfg: cfg, opts: opts, byName: make(map[string]*instance), proxies: proxies, privacy: new(atomic.Pointer[ChatPrivacy])}
+	// Every line the gateway and its adapters log shows private chat ids
+	// shortened (see privacyHandler); until the instances are built and
+	// have said whether theirs are private, all are.
+	g.log = slog.New(newPrivacyHandler(opts.Logger.Handler(), g.privacy))
 	g.metrics = newMetrics(func() store.Store {
 		if !g.storeReady.Load() {
 			return nil
 		}
 		return g.store
 	})
+	g.replica = replicaID(cfg)
+	g.metrics.replicaInfo.WithLabelValues(g.replica, cfg.Store.Driver).Set(1)
 
 	var errs []error
 	for i, ac := range cfg.Adapters {
@@ -104,6 +128,8 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		g.instances = append(g.instances, inst)
 		g.byName[inst.name] = inst
 	}
+	privacy := privacyOf(g.instances)
+	g.privacy.Store(&privacy)
 	if err := checkHTTPPrefixes(g.instances); err != nil {
 		errs = append(errs, err)
 	}
@@ -114,8 +140,11 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		Timeout:    cfg.Selarti.Timeout,
 		MaxElapsed: cfg.Selarti.RetryBudget,
 		HTTPClient: opts.HTTPClient,
-		Logger:     opts.Logger.With("component", "selarti"),
+		Logger:     g.log.With("component", "selarti"),
 		Observe:    g.metrics.observeSelarti,
+		// A send that went out and got no answer is settled by Selarti's
+		// echo (see echoReconciler), not by sending it again at once.
+		StopOnUnknownOutcome: reconcilesEchoes(cfg.Selarti),
 	})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("selarti: %w", err))
@@ -145,6 +174,8 @@ func (g *Gateway) buildInstance(ac AdapterConfig) (*instance, error) {
 		HTTP:      g.opts.HTTPClient,
 		PublicURL: strings.TrimSuffix(g.cfg.Server.PublicURL, "/"),
 		DataDir:   filepath.Join(g.cfg.Store.Path, "adapters", ac.Name),
+		Metrics:   instanceMetrics{m: g.metrics, instance: ac.Name},
+		Journals:  g.journalsFor(ac.Name),
 	})
 	if err != nil {
 		return nil, err
@@ -191,7 +222,17 @@ func checkHTTPPrefixes(instances []*instance) error {
 // the adapter instances (retrying those that fail in the background), and
 // returns. Call Shutdown to stop.
 func (g *Gateway) Start(ctx context.Context) error {
+	// The data directory first, whatever the store: before anything
+	// touches a file in it or an adapter points a webhook at this process.
+	if g.cfg.Store.Path != "" {
+		lock, err := store.LockDir(g.cfg.Store.Path)
+		if err != nil {
+			return err
+		}
+		g.dirLock = lock
+	}
 	if err := g.openStore(ctx); err != nil {
+		g.releaseDir()
 		return err
 	}
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
@@ -204,12 +245,23 @@ func (g *Gateway) Start(ctx context.Context) error {
 		maxAttempts: d.MaxAttempts, maxAge: d.MaxAge, attemptTimeout: d.AttemptTimeout,
 	}
 	r := newRouter(g.log, g.store, g.selarti, g.metrics, g.byName)
+	if reconcilesEchoes(g.cfg.Selarti) {
+		r.echoes = newEchoReconciler(g.cfg.Selarti.EchoWindow)
+		// The store itself, not the watch in front of it.
+		if h, ok := g.watched.Store.(store.Heads); ok {
+			r.heads = h
+		}
+	}
 	r.toSelarti = newDispatcher(store.ToSelarti, g.store, r.sendToSelarti, policy, d.Workers, g.log, g.metrics)
 	// Any failure counts, permanent ones too: a wrong send path or field
 	// name makes Selarti refuse every message with a 4xx, and that must
 	// show on /readyz rather than only in the dead letters.
-	r.toSelarti.onResult = func(_ store.Message, err error) {
-		g.selartiFailing.Store(err != nil)
+	r.toSelarti.onResult = func(m store.Message, res attemptResult) {
+		g.selartiFailing.Store(res.err != nil)
+		r.reportDelivery(m, res)
+	}
+	if r.echoes != nil {
+		r.toSelarti.onDelivered = func(m store.Message) { r.echoes.recorded(m.Chat, m.ID) }
 	}
 	r.toUser = newDispatcher(store.ToUser, g.store, r.sendToUser, policy, d.Workers, g.log, g.metrics)
 	g.router = r
@@ -220,13 +272,22 @@ func (g *Gateway) Start(ctx context.Context) error {
 		ln, err = net.Listen("tcp", g.cfg.Server.Listen)
 		if err != nil {
 			g.closeStore()
+			g.releaseDir()
 			return fmt.Errorf("listen on %s: %w", g.cfg.Server.Listen, err)
 		}
 	}
+	maxConns, lowered := effectiveMaxConns(g.cfg.Server.MaxConns)
+	if lowered {
+		g.log.Warn("server.max_conns lowered to fit the open-file limit", "max_conns", maxConns, "configured", g.cfg.Server.MaxConns)
+	}
+	ln = newConnLimiter(ln, maxConns, g.cfg.Server.MaxConnsPerIP, g.proxies, g.metrics, g.log.With("component", "listener"))
+	srv := g.cfg.Server
 	g.httpServer = &http.Server{
 		Handler:           g.newHTTPHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		ReadTimeout:       srv.ReadTimeout,
+		WriteTimeout:      srv.WriteTimeout,
+		IdleTimeout:       srv.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
 	}
 	g.background.Add(1)
@@ -248,13 +309,30 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.background.Add(1)
 	go func() {
 		defer g.background.Done()
-		g.pruneLoop(runCtx)
+		g.pruneLoop(runCtx, cmp.Or(g.pruneEvery, pruneInterval))
+	}()
+	g.background.Add(1)
+	go func() {
+		defer g.background.Done()
+		g.probeStore(runCtx, cmp.Or(g.storeProbeEvery, storeProbeInterval))
 	}()
 	g.background.Add(1)
 	go func() {
 		defer g.background.Done()
 		r.runEvents(runCtx)
 	}()
+	g.background.Add(1)
+	go func() {
+		defer g.background.Done()
+		r.runDeliveries(runCtx)
+	}()
+	if r.echoes != nil {
+		g.background.Add(1)
+		go func() {
+			defer g.background.Done()
+			r.echoes.sweepLoop(runCtx)
+		}()
+	}
 	for _, inst := range g.instances {
 		if !inst.enabled {
 			continue
@@ -262,6 +340,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		if err := os.MkdirAll(filepath.Join(g.cfg.Store.Path, "adapters", inst.name), 0o700); err != nil && g.cfg.Store.Driver == "sqlite" {
 			inst.log.Warn("create data directory", "err", err)
 		}
+		inst.lease = g.receiveLease()
 		// Not in g.background: shutdown waits for it within its
 		// deadline, through stopInstances.
 		inst.launched = true
@@ -270,10 +349,40 @@ func (g *Gateway) Start(ctx context.Context) error {
 	return nil
 }
 
+// receiveLease is how this replica owns exclusive inbound connections:
+// by the store's leases when it is shared (store.Leaser), else always.
+func (g *Gateway) receiveLease() receiveLease {
+	l := receiveLease{owner: g.replica, ttl: g.cfg.Replica.LeaseTTL}
+	// The store itself, not the watch in front of it.
+	if leaser, ok := g.watched.Store.(store.Leaser); ok {
+		l.leaser = leaser
+	}
+	return l
+}
+
+// replicaID is replica.id, or <hostname>-<pid>.
+func replicaID(cfg *Config) string {
+	if cfg.Replica.ID != "" {
+		return cfg.Replica.ID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "switchboard"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
 func (g *Gateway) openStore(ctx context.Context) error {
 	switch {
 	case g.opts.Store != nil:
 		g.store = g.opts.Store
+	case g.cfg.Store.Driver == "postgres":
+		st, err := store.OpenPostgres(ctx, g.cfg.Store.DSN.Reveal())
+		if err != nil {
+			return err // it names the operation, never the DSN
+		}
+		g.store, g.ownStore = st, true
+		g.log.Info("store opened", "driver", "postgres", "replica", g.replica)
 	case g.cfg.Store.Driver == "memory":
 		g.store, g.ownStore = store.NewMemory(), true
 		g.log.Warn("store is in memory: queued messages do not survive a restart")
@@ -285,9 +394,25 @@ func (g *Gateway) openStore(ctx context.Context) error {
 		}
 		g.store, g.ownStore = st, true
 		g.log.Info("store opened", "path", path)
+		if n := st.InDoubtAtOpen(); n > 0 {
+			g.log.Warn("the last run did not shut down cleanly: messages to Selarti that may have been in flight wait for Selarti's echo before they are sent again",
+				"in_doubt", n, "echo_window", g.cfg.Selarti.EchoWindow)
+		}
 	}
+	g.watched = watchStore(g.store, g.log.With("component", "store"))
+	g.store = g.watched
 	g.storeReady.Store(true)
 	return nil
+}
+
+// releaseDir releases the data directory's lock, if held.
+func (g *Gateway) releaseDir() {
+	if g.dirLock != nil {
+		if err := g.dirLock.Close(); err != nil {
+			g.log.Warn("release data directory lock", "err", err)
+		}
+		g.dirLock = nil
+	}
 }
 
 func (g *Gateway) closeStore() {
@@ -311,25 +436,33 @@ func outboundTransport(workers int) *http.Transport {
 	return t
 }
 
-// pruneInterval is how often delivered messages past retention are deleted.
+// pruneInterval is how often delivered messages past retention are
+// deleted, and the store's WAL checkpointed.
 const pruneInterval = 10 * time.Minute
 
-func (g *Gateway) pruneLoop(ctx context.Context) {
-	t := time.NewTicker(pruneInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			now := time.Now()
-			n, err := g.store.Prune(ctx, now.Add(-g.cfg.Store.Retention), now.Add(-g.cfg.Store.ChatRetention))
-			if err != nil {
-				g.log.Warn("prune store", "err", err)
-			} else if n > 0 {
-				g.log.Info("store pruned", "messages", n)
-			}
+func (g *Gateway) pruneLoop(ctx context.Context, every time.Duration) {
+	lifecycle.Every(ctx, every, func() {
+		now := time.Now()
+		n, err := g.store.Prune(ctx, now.Add(-g.cfg.Store.Retention), now.Add(-g.cfg.Store.ChatRetention))
+		if err != nil {
+			g.log.Warn("prune store", "err", err)
+		} else if n > 0 {
+			g.log.Info("store pruned", "messages", n)
 		}
+		g.checkpointStore(ctx)
+	})
+}
+
+// checkpointStore shrinks the store's write-ahead log, if it has one
+// (store.Checkpointer): SQLite never gives a WAL's room back by itself,
+// which on a small disk keeps the room a burst took (or a prune freed).
+func (g *Gateway) checkpointStore(ctx context.Context) {
+	cp, ok := g.watched.Store.(store.Checkpointer)
+	if !ok {
+		return
+	}
+	if err := cp.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+		g.log.Warn("checkpoint store", "err", err)
 	}
 }
 
@@ -370,6 +503,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	if g.store != nil {
 		g.closeStore()
 	}
+	g.releaseDir()
 	g.log.Info("stopped")
 	return errors.Join(errs...)
 }
@@ -433,6 +567,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer cancel()
 	return g.Shutdown(sctx)
 }
+
+// ChatPrivacy says which instances' chat ids are secrets, as the gateway
+// shows them in its logs and admin API: for the admin commands, which
+// must show them the same way.
+func (g *Gateway) ChatPrivacy() ChatPrivacy { return *g.privacy.Load() }
 
 // Store is the gateway's outbox, once started (for the admin commands).
 func (g *Gateway) Store() store.Store { return g.store }

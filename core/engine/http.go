@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -12,6 +15,8 @@ import (
 
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/store"
+	"github.com/switchboard-gw/switchboard/kit/clientip"
+	"github.com/switchboard-gw/switchboard/kit/logthrottle"
 )
 
 // newHTTPHandler builds the gateway's one HTTP handler: health, metrics,
@@ -20,12 +25,16 @@ func (g *Gateway) newHTTPHandler() http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
+	// c.RealIP() is the address guard recorded: echo's own would believe
+	// X-Forwarded-For from anyone.
+	e.IPExtractor = func(r *http.Request) string { return clientip.String(clientip.From(r)) }
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, _ []byte) error {
 			g.log.Error("http handler panic", "route", c.Path(), "err", err)
 			return err
 		},
 	}))
+	e.Use(g.guard)
 	e.Use(g.accessLog)
 
 	e.GET("/healthz", g.healthz)
@@ -33,16 +42,18 @@ func (g *Gateway) newHTTPHandler() http.Handler {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(g.metrics.Registry, promhttp.HandlerOpts{})))
 
 	rc := &receiver{
-		secret:   g.cfg.Selarti.WebhookSecret,
-		maxBytes: g.cfg.Selarti.WebhookMaxBytes,
-		router:   g.router,
-		metrics:  g.metrics,
-		log:      g.log.With("component", "webhook"),
+		secret:      g.cfg.Selarti.WebhookSecret,
+		maxBytes:    g.cfg.Selarti.WebhookMaxBytes,
+		readTimeout: min(webhookReadTimeout, g.cfg.Server.ReadTimeout),
+		router:      g.router,
+		metrics:     g.metrics,
+		log:         g.log.With("component", "webhook"),
 	}
+	rc.warn = logthrottle.New(rc.log, 0, 0)
 	e.POST(WebhookPath+"/:secret", rc.handle)
 	e.POST(WebhookPath, rc.handle)
 
-	admin := &adminAPI{token: g.cfg.Admin.Token, store: func() store.Store { return g.store }}
+	admin := &adminAPI{token: g.cfg.Admin.Token, store: func() store.Store { return g.store }, privacy: g.ChatPrivacy()}
 	admin.mount(e)
 
 	for _, inst := range g.instances {
@@ -63,6 +74,61 @@ func (g *Gateway) newHTTPHandler() http.Handler {
 		})
 	}
 	return e
+}
+
+// guard runs first on every request. It records the client's address
+// (kit/clientip: X-Forwarded-For counts only from server.trusted_proxies)
+// for everything after it, adapters included.
+//
+// And it answers a request whose handler did not read its body to the
+// end (a wrong secret, a 404, a GET with a body) without reading the
+// rest: otherwise net/http reads up to 256 KiB of the body, to keep the
+// connection for the next request, before it sends the response and
+// again after it, and a client trickling its body holds the connection
+// until server.read_timeout. So the response says "Connection: close"
+// (net/http then skips the first read), and once the handler is done the
+// connection's read deadline is moved to now (which ends the second one
+// at once): the client gets its answer and the connection is closed.
+func (g *Gateway) guard(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		req = clientip.With(req, g.proxies.Resolve(req))
+		var body *watchedBody
+		if req.ContentLength != 0 && req.Body != nil && req.Body != http.NoBody {
+			body = &watchedBody{ReadCloser: req.Body, length: req.ContentLength}
+			req.Body = body
+			res := c.Response()
+			res.Before(func() {
+				if !body.done.Load() {
+					res.Header().Set("Connection", "close")
+				}
+			})
+		}
+		c.SetRequest(req)
+		err := next(c) // accessLog, next, has written any error response
+		if body != nil && !body.done.Load() {
+			_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now())
+		}
+		return err
+	}
+}
+
+// watchedBody is a request body that knows whether it was read to its
+// end.
+type watchedBody struct {
+	io.ReadCloser
+	length int64 // Content-Length, or -1 (chunked)
+	read   int64
+	done   atomic.Bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.read += int64(n)
+	if err == io.EOF || (b.length > 0 && b.read >= b.length) {
+		b.done.Store(true)
+	}
+	return n, err
 }
 
 // accessLog logs each request at debug level (warn for 5xx) by its route
@@ -87,8 +153,10 @@ func (g *Gateway) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 
 type healthReply struct {
 	Status    string             `json:"status"`
+	Replica   string             `json:"replica"`
 	Instances []InstanceStatus   `json:"instances"`
 	Selarti   string             `json:"selarti,omitempty"`
+	Store     string             `json:"store,omitempty"`
 	Outbox    map[string]outStat `json:"outbox,omitempty"`
 }
 
@@ -101,14 +169,15 @@ type outStat struct {
 // healthz is liveness: the process serves HTTP. It always answers 200 and
 // shows the instances for people.
 func (g *Gateway) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, healthReply{Status: "ok", Instances: g.Statuses()})
+	return c.JSON(http.StatusOK, healthReply{Status: "ok", Replica: g.replica, Instances: g.Statuses()})
 }
 
-// readyz is readiness: 200 when the store is open, every enabled instance
-// runs and Selarti is reachable as far as the last delivery knows; 503
-// otherwise, with the reason in the body.
+// readyz is readiness: 200 when the store is open and its last write
+// succeeded (see watchedStore), every enabled instance runs and Selarti is
+// reachable as far as the last delivery knows; 503 otherwise, with the
+// reason in the body.
 func (g *Gateway) readyz(c echo.Context) error {
-	reply := healthReply{Status: "ready", Instances: g.Statuses(), Selarti: "ok", Outbox: map[string]outStat{}}
+	reply := healthReply{Status: "ready", Replica: g.replica, Instances: g.Statuses(), Selarti: "ok", Outbox: map[string]outStat{}}
 	ready := g.storeReady.Load()
 	for _, s := range reply.Instances {
 		if (s.State != StateRunning && s.State != StateDisabled) || s.HealthError != "" {
@@ -118,6 +187,13 @@ func (g *Gateway) readyz(c echo.Context) error {
 	if g.selartiFailing.Load() {
 		reply.Selarti = "failing"
 		ready = false
+	}
+	if g.storeReady.Load() {
+		reply.Store = "ok"
+		if failing, since, lastErr := g.watched.writeHealth(); failing {
+			reply.Store = fmt.Sprintf("writes failing for %s: %s", time.Since(since).Round(time.Second), lastErr)
+			ready = false
+		}
 	}
 	if g.storeReady.Load() {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)

@@ -30,8 +30,14 @@ type InstanceStatus struct {
 	LastError string        `json:"last_error,omitempty"`
 	Since     time.Time     `json:"since"`
 	// HealthError is the last failed CheckHealth of a running instance
-	// (HealthChecker); empty when healthy or not checked.
+	// (HealthChecker), or its failed Receive; empty when healthy or not
+	// checked.
 	HealthError string `json:"health_error,omitempty"`
+	// Receive is, for an instance whose inbound connection runs on one
+	// replica at a time (core.ExclusiveReceiver), ReceiveActive while this
+	// replica receives and ReceiveStandby while another does; empty for
+	// the others.
+	Receive string `json:"receive,omitempty"`
 }
 
 // HealthInterval is how often the core calls CheckHealth on a running
@@ -43,15 +49,20 @@ const healthTimeout = 5 * time.Second
 
 // instance is one configured adapter instance and the core's view of it.
 type instance struct {
-	name      string
-	kind      string
-	taskID    string
-	enabled   bool
-	messenger core.Messenger
-	log       *slog.Logger
+	name   string
+	kind   string
+	taskID string
+	// undeliveredNotice is told to a user whose message was dead-lettered
+	// (AdapterConfig.UndeliveredNotice); "" when off.
+	undeliveredNotice string
+	enabled           bool
+	messenger         core.Messenger
+	log               *slog.Logger
 
 	// healthEvery overrides HealthInterval (tests).
 	healthEvery time.Duration
+	// lease owns the inbound connection of an exclusive receiver.
+	lease receiveLease
 
 	// The supervisor's (see supervisor.go): stopping is cancelled when
 	// the gateway asks the instance to stop, with the deadline in
@@ -72,7 +83,7 @@ type instance struct {
 // newInstance returns the record of one configured instance, not yet
 // supervised.
 func newInstance(ac AdapterConfig, log *slog.Logger) *instance {
-	inst := &instance{name: ac.Name, kind: ac.Kind, taskID: ac.TaskID, enabled: ac.IsEnabled(), log: log,
+	inst := &instance{name: ac.Name, kind: ac.Kind, taskID: ac.TaskID, undeliveredNotice: ac.UndeliveredNotice, enabled: ac.IsEnabled(), log: log,
 		done: make(chan struct{}), tried: make(chan struct{})}
 	inst.stopping, inst.stopNow = context.WithCancel(context.Background())
 	inst.status = InstanceStatus{Name: ac.Name, Kind: ac.Kind, State: StatePending, Since: time.Now()}
@@ -91,6 +102,12 @@ func (i *instance) setState(s InstanceState, err error) {
 	if err != nil {
 		i.status.LastError = err.Error()
 	}
+}
+
+func (i *instance) setReceive(r string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.status.Receive = r
 }
 
 func (i *instance) setHealth(err error) {

@@ -27,7 +27,36 @@ type Metrics struct {
 	adapterUp *prometheus.GaugeVec
 	// dialogEvents counts changes of Selarti's dialog flags, by flag.
 	dialogEvents *prometheus.CounterVec
+	// receiveActive is 1 while this replica runs an instance's exclusive
+	// inbound connection (core.ExclusiveReceiver).
+	receiveActive *prometheus.GaugeVec
+	// leaseTakeovers counts the times this replica took an instance's
+	// receive lease: at start, after a release, or from a dead replica.
+	leaseTakeovers *prometheus.CounterVec
+	// replicaInfo is 1, labelled with this replica's id and its store's
+	// driver: it tells the replicas apart when their metrics are joined.
+	replicaInfo *prometheus.GaugeVec
+	// reconciled counts sends to Selarti whose outcome was unknown, by
+	// how it was settled (see echoReconciler).
+	reconciled *prometheus.CounterVec
+	// connsOpen is the HTTP connections open now (WebSockets included).
+	connsOpen prometheus.Gauge
+	// connsRefused counts connections refused by a cap, by reason
+	// (max_conns, max_conns_per_ip).
+	connsRefused *prometheus.CounterVec
+	// acceptErrors counts failed accepts (out of file descriptors).
+	acceptErrors prometheus.Counter
+	// adapterRejects counts what adapters refused (core.Metrics), by
+	// instance and reason.
+	adapterRejects *prometheus.CounterVec
 }
+
+// Results of echo reconciliation, the result label of reconciled.
+const (
+	reconcileInDoubt = "in_doubt" // a send's outcome became unknown
+	reconcileEcho    = "echo"     // Selarti's echo proved it delivered
+	reconcileResent  = "resent"   // no echo within the window: sent again
+)
 
 // Outcomes used as the outcome label.
 const (
@@ -38,6 +67,10 @@ const (
 	OutcomeRetry          = "retry"
 	OutcomeDead           = "dead"
 	OutcomeEchoSuppressed = "echo_suppressed"
+	// OutcomeDeferred: an attempt put off without counting as a failure
+	// (the adapter instance is not running, or the message waits for
+	// Selarti's echo).
+	OutcomeDeferred = "deferred"
 )
 
 // Directions used as the direction label.
@@ -70,9 +103,46 @@ func newMetrics(st func() store.Store) *Metrics {
 			Name: "switchboard_dialog_events_total",
 			Help: "Changes of Selarti's dialog flags, by flag and new value.",
 		}, []string{"flag", "value"}),
+		receiveActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchboard_receive_active",
+			Help: "1 while this replica runs the instance's inbound connection that the network allows once per bot (Telegram polling, a Discord session), 0 while another replica does.",
+		}, []string{"instance"}),
+		leaseTakeovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_receive_lease_acquired_total",
+			Help: "Times this replica took an instance's receive lease: at start, after another replica gave it up, or from one that died.",
+		}, []string{"instance"}),
+		replicaInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchboard_replica_info",
+			Help: "1, labelled with this gateway replica's id (replica.id) and its store's driver.",
+		}, []string{"replica", "store"}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_selarti_reconciled_total",
+			Help: "Sends to Selarti whose outcome was unknown (in_doubt), and how they were settled: echo (Selarti's echo proved delivery) or resent (no echo within selarti.echo_window).",
+		}, []string{"result"}),
+		connsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_http_connections_open",
+			Help: "HTTP connections open on the listener, WebSockets included.",
+		}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_http_connections_refused_total",
+			Help: "HTTP connections refused by a cap (server.max_conns, server.max_conns_per_ip), by reason.",
+		}, []string{"reason"}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_http_accept_errors_total",
+			Help: "Failed accepts on the listener (for example out of file descriptors), each retried after a backoff.",
+		}),
+		adapterRejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_adapter_rejects_total",
+			Help: "Requests, connections and messages an adapter refused (a wrong webhook secret, a client over a limit), by instance and reason.",
+		}, []string{"instance", "reason"}),
+	}
+	for _, r := range []string{reconcileInDoubt, reconcileEcho, reconcileResent} {
+		m.reconciled.WithLabelValues(r) // a series from the start, for rate()
 	}
 	m.Registry.MustRegister(
-		m.messages, m.selartiLatency, m.webhookRejects, m.adapterUp, m.dialogEvents,
+		m.messages, m.selartiLatency, m.webhookRejects, m.adapterUp, m.dialogEvents, m.reconciled,
+		m.receiveActive, m.leaseTakeovers, m.replicaInfo,
+		m.connsOpen, m.connsRefused, m.acceptErrors, m.adapterRejects,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&queueCollector{store: st},
@@ -90,6 +160,16 @@ func (m *Metrics) observeSelarti(op, outcome string, d time.Duration) {
 
 func (m *Metrics) webhookRejected(reason string) {
 	m.webhookRejects.WithLabelValues(reason).Inc()
+}
+
+// instanceMetrics is the core.Metrics of one adapter instance.
+type instanceMetrics struct {
+	m        *Metrics
+	instance string
+}
+
+func (im instanceMetrics) Rejected(reason string) {
+	im.m.adapterRejects.WithLabelValues(im.instance, reason).Inc()
 }
 
 // queueCollector reads the outbox's depth from the store at scrape time,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/selarti"
+	"github.com/switchboard-gw/switchboard/kit/logthrottle"
 )
 
 // WebhookPath is where Selarti posts its webhooks. The secret is the last
@@ -21,17 +22,24 @@ const WebhookPath = "/webhooks/selarti"
 // that adds it (then the URL given to Selarti is the proxy's).
 const WebhookSecretHeader = "X-Switchboard-Webhook-Secret"
 
-// webhookReadTimeout bounds reading one webhook body, so a client that
-// trickles bytes cannot hold a connection open for ever.
+// webhookReadTimeout bounds reading one webhook body once its secret
+// checked out (or server.read_timeout, if that is shorter), so that even
+// an authenticated client that trickles bytes cannot hold a connection
+// for long. Selarti sends a few kilobytes at once.
 const webhookReadTimeout = 10 * time.Second
 
 // receiver is the Selarti webhook endpoint.
 type receiver struct {
-	secret   core.Secret
-	maxBytes int64
-	router   *Router
-	metrics  *Metrics
-	log      *slog.Logger
+	secret      core.Secret
+	maxBytes    int64
+	readTimeout time.Duration // of an authenticated body
+	router      *Router
+	metrics     *Metrics
+	log         *slog.Logger
+	// warn throttles the rejection warnings: anyone can send requests
+	// with a wrong secret, as fast as they like. The metric counts them
+	// all.
+	warn *logthrottle.Throttle
 }
 
 // webhookReply is the JSON body of every answer, so Selarti's logs (and an
@@ -43,8 +51,8 @@ type webhookReply struct {
 
 func (rc *receiver) reject(c echo.Context, status int, reason, msg string, attrs ...any) error {
 	rc.metrics.webhookRejected(reason)
-	attrs = append([]any{"status", status, "reason", reason, "remote", c.RealIP()}, attrs...)
-	rc.log.Warn("webhook rejected", attrs...)
+	attrs = append([]any{"status", status, "remote", c.RealIP()}, attrs...)
+	rc.warn.Log(c.Request().Context(), slog.LevelWarn, reason, "webhook rejected", attrs...)
 	return c.JSON(status, webhookReply{Error: msg})
 }
 
@@ -70,7 +78,7 @@ func (rc *receiver) handle(c echo.Context) error {
 		return rc.reject(c, http.StatusUnauthorized, "wrong_secret", "wrong webhook secret")
 	}
 
-	_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(webhookReadTimeout))
+	_ = http.NewResponseController(c.Response().Writer).SetReadDeadline(time.Now().Add(rc.readTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response().Writer, req.Body, rc.maxBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -97,7 +105,7 @@ func (rc *receiver) handle(c echo.Context) error {
 		// The store failed: say so with a 503 so that Selarti (if it
 		// retries) tries again, rather than lose the message.
 		rc.metrics.webhookRejected("unavailable")
-		rc.log.Error("webhook not queued", "message_id", wh.MessageID, "err", err)
+		rc.log.Error("webhook not queued", "chat", wh.ExternalChatID, "message_id", wh.MessageID, "err", err)
 		return c.JSON(http.StatusServiceUnavailable, webhookReply{Error: "temporarily unavailable"})
 	}
 }

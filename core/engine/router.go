@@ -48,6 +48,16 @@ type Router struct {
 	// events queues dialog events for runEvents, which shows them one at a
 	// time so that a user sees "operator joined" before "closed".
 	events chan dialogJob
+	// deliveries queues delivery reports for runDeliveries (see
+	// core.DeliveryObserver), bounded like events.
+	deliveries chan deliveryJob
+	// echoes settles sends whose outcome is unknown by Selarti's user
+	// echoes; nil when selarti.echo_window is 0 (or an idempotency key
+	// makes repeats harmless).
+	echoes *echoReconciler
+	// heads reads a chat's head in a store that several replicas share
+	// (see settleHeadByEcho); nil with a store one process owns.
+	heads store.Heads
 }
 
 // dialogJob is one dialog event for one instance.
@@ -64,7 +74,8 @@ const eventQueueSize = 1024
 
 func newRouter(log *slog.Logger, st store.Store, sel SelartiSender, metrics *Metrics, instances map[string]*instance) *Router {
 	return &Router{log: log, store: st, selarti: sel, metrics: metrics, instances: instances,
-		chats: newChatCache(chatCacheSize, chatCacheTTL), events: make(chan dialogJob, eventQueueSize)}
+		chats: newChatCache(chatCacheSize, chatCacheTTL), events: make(chan dialogJob, eventQueueSize),
+		deliveries: make(chan deliveryJob, eventQueueSize)}
 }
 
 // runEvents shows dialog events in the order they happened, until ctx
@@ -165,8 +176,30 @@ func (r *Router) accept(ctx context.Context, inst *instance, msg core.Inbound) e
 		return err
 	}
 	if dup {
+		if msg.Retry {
+			return r.replayOnRequest(ctx, inst, m.DedupeKey)
+		}
 		return errDuplicate
 	}
+	return nil
+}
+
+// replayOnRequest queues again the dead letter with dedupe key key, as
+// its user asked (core.Inbound.Retry). A message that is not dead (still
+// pending, or delivered meanwhile) is a plain duplicate.
+func (r *Router) replayOnRequest(ctx context.Context, inst *instance, key string) error {
+	m, err := r.store.FindByKey(ctx, store.ToSelarti, key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("find the message to retry: %w", err)
+	}
+	if err != nil || m.State != store.Dead {
+		return errDuplicate
+	}
+	if err := r.store.Replay(ctx, m.ID); err != nil {
+		return fmt.Errorf("queue the message again: %w", err)
+	}
+	inst.log.Info("dead letter queued again at the user's request", "chat", m.Chat, "seq", m.ID)
+	r.toSelarti.notify()
 	return nil
 }
 
@@ -228,7 +261,13 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 	if wh.MessageType == selarti.TypeUser {
 		// The "All messages" webhook reports the user's own message back.
 		// Sending it to the user would echo every message (and on
-		// networks that relay bot messages, loop).
+		// networks that relay bot messages, loop). It is proof that
+		// Selarti took the message, though.
+		if r.echoes != nil {
+			if err := r.settleByEcho(ctx, inst, chat, wh.MessageText); err != nil {
+				return err
+			}
+		}
 		r.metrics.message(dirOut, inst.name, OutcomeEchoSuppressed)
 		inst.log.Debug("user echo suppressed", "chat", chat.Native, "message_id", wh.MessageID)
 		return nil
@@ -325,6 +364,22 @@ func (r *Router) sendToSelarti(ctx context.Context, m store.Message) error {
 	if err := json.Unmarshal(m.Payload, &rec); err != nil {
 		return core.Permanent(fmt.Errorf("decode queued message: %w", err))
 	}
+	if r.echoes != nil {
+		ambiguous := func() bool { return r.sameTextDelivered(ctx, m, rec.Text) }
+		switch v, until := r.echoes.begin(m.Chat, m.ID, rec.Text, m.InDoubt, ambiguous); v {
+		case proven:
+			r.metrics.reconciled.WithLabelValues(reconcileEcho).Inc()
+			inst.log.Info("Selarti's echo proves delivery: not sent again", "chat", chat.Native, "seq", m.ID)
+			return nil
+		case awaitIt:
+			return &deferral{until: until, inDoubt: true, reason: errAwaitingEcho}
+		default:
+			if m.InDoubt {
+				r.metrics.reconciled.WithLabelValues(reconcileResent).Inc()
+				inst.log.Info("no echo from Selarti within the window: sending again", "chat", chat.Native, "seq", m.ID)
+			}
+		}
+	}
 	err = r.selarti.Send(ctx, selarti.Message{
 		TaskID:   inst.taskID,
 		ChatID:   m.Chat,
@@ -336,6 +391,24 @@ func (r *Router) sendToSelarti(ctx context.Context, m store.Message) error {
 		// where there is one, else the outbox's.
 		IdempotencyKey: cmp.Or(m.DedupeKey, fmt.Sprintf("sb-%d", m.ID)),
 	})
+	if r.echoes != nil {
+		switch {
+		case err == nil:
+			r.echoes.sent(m.Chat, m.ID)
+		case errors.Is(err, selarti.ErrOutcomeUnknown):
+			r.metrics.reconciled.WithLabelValues(reconcileInDoubt).Inc()
+			if ok, until := r.echoes.unknown(m.Chat, m.ID); !ok {
+				inst.log.Warn("send to Selarti timed out after it went out: waiting for its echo before sending again",
+					"chat", chat.Native, "seq", m.ID, "window", r.echoes.window, "err", err)
+				return &deferral{until: until, inDoubt: true, reason: err}
+			}
+			r.metrics.reconciled.WithLabelValues(reconcileEcho).Inc()
+			inst.log.Info("send to Selarti timed out, but Selarti's echo proves delivery: not sent again", "chat", chat.Native, "seq", m.ID, "err", err)
+			return nil
+		default:
+			r.echoes.failed(m.Chat, m.ID)
+		}
+	}
 	if err == nil {
 		return nil
 	}
@@ -346,6 +419,91 @@ func (r *Router) sendToSelarti(ctx context.Context, m store.Message) error {
 		return core.Permanent(err)
 	}
 	return err
+}
+
+// settleByEcho takes a user echo. When it proves the delivery of a
+// message the store may not have delivered yet, the message is marked
+// delivered before the webhook is answered (see echoReconciler.echo).
+func (r *Router) settleByEcho(ctx context.Context, inst *instance, chat ChatID, text string) error {
+	id, inDoubt := r.echoes.echo(chat.String(), text)
+	if id == 0 {
+		return r.settleHeadByEcho(ctx, inst, chat, text)
+	}
+	err := r.store.Delivered(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("record a delivery proven by its echo: %w", err)
+	}
+	if inDoubt {
+		r.metrics.reconciled.WithLabelValues(reconcileEcho).Inc()
+		inst.log.Info("Selarti's echo proves delivery: not sent again", "chat", chat.Native, "seq", id)
+	}
+	return nil
+}
+
+// settleHeadByEcho takes an echo this replica expected nothing for, on a
+// store several replicas share: another replica sent the message (its
+// echo came here, as a load balancer would have it), or died sending it.
+// Per-chat order makes the chat's head the only message of the chat that
+// can be in flight, so the echo of its text proves the head delivered,
+// unless the chat delivered another message with that text lately, whose
+// late echo this may be (sameTextDelivered). The head is marked delivered
+// before the webhook is answered, as in settleByEcho; the replica sending
+// it, if any, then finds it settled.
+func (r *Router) settleHeadByEcho(ctx context.Context, inst *instance, chat ChatID, text string) error {
+	if r.heads == nil {
+		return nil
+	}
+	m, err := r.heads.Head(ctx, store.ToSelarti, chat.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up the message an echo may prove delivered: %w", err)
+	}
+	var rec inboundRecord
+	if json.Unmarshal(m.Payload, &rec) != nil || strings.TrimSpace(rec.Text) != strings.TrimSpace(text) {
+		return nil
+	}
+	if r.sameTextDelivered(ctx, m, rec.Text) {
+		return nil
+	}
+	if err := r.store.Delivered(ctx, m.ID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // its sender recorded it meanwhile
+		}
+		return fmt.Errorf("record a delivery proven by its echo: %w", err)
+	}
+	if m.InDoubt {
+		r.metrics.reconciled.WithLabelValues(reconcileEcho).Inc()
+		inst.log.Info("Selarti's echo proves delivery: not sent again", "chat", chat.Native, "seq", m.ID)
+	} else {
+		inst.log.Debug("delivery recorded from Selarti's echo, which came to this replica", "chat", chat.Native, "seq", m.ID)
+	}
+	return nil
+}
+
+// errAwaitingEcho is the reason of a deferral while a message in doubt
+// waits for Selarti's echo.
+var errAwaitingEcho = errors.New("waiting for Selarti's echo of a send whose outcome is unknown")
+
+// sameTextDelivered reports whether chat delivered another message with
+// m's text lately: then an echo of that text, after a restart, could be
+// that message's rather than m's (see echoReconciler). On a store error
+// it says yes, the side where nothing is lost.
+func (r *Router) sameTextDelivered(ctx context.Context, m store.Message, text string) bool {
+	recent, err := r.store.DeliveredSince(ctx, store.ToSelarti, m.Chat, time.Now().Add(-r.echoes.expectFor), maxExpectedEchoes)
+	if err != nil {
+		r.log.Warn("look up recent messages for echo reconciliation", "chat", m.Chat, "err", err)
+		return true
+	}
+	text = strings.TrimSpace(text)
+	for _, p := range recent {
+		var rec inboundRecord
+		if p.ID != m.ID && json.Unmarshal(p.Payload, &rec) == nil && strings.TrimSpace(rec.Text) == text {
+			return true
+		}
+	}
+	return false
 }
 
 // sendToUser is the outbound dispatcher's attempt: one Selarti message to
@@ -360,7 +518,8 @@ func (r *Router) sendToUser(ctx context.Context, m store.Message) error {
 		return core.Permanent(fmt.Errorf("%w %q", ErrUnknownInstance, chat.Instance))
 	}
 	if !inst.running() {
-		return fmt.Errorf("instance %s is %s: %w", inst.name, inst.snapshot().State, core.ErrNotConnected)
+		// Not an attempt: a slow restart must not dead-letter replies.
+		return &deferral{reason: fmt.Errorf("instance %s is %s: %w", inst.name, inst.snapshot().State, core.ErrNotConnected)}
 	}
 	var rec outboundRecord
 	if err := json.Unmarshal(m.Payload, &rec); err != nil {

@@ -131,8 +131,16 @@ type routerFixture struct {
 // with one recorder instance per name.
 func newRouterFixture(t *testing.T, names ...string) *routerFixture {
 	t.Helper()
+	return newRouterFixtureOn(t, store.NewMemory(), nil, names...)
+}
+
+// newRouterFixtureOn is newRouterFixture over shared (a replica of
+// several on one store), with setup run on the Router before its
+// dispatchers start.
+func newRouterFixtureOn(t *testing.T, shared store.Store, setup func(*Router), names ...string) *routerFixture {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st := &countingStore{Store: store.NewMemory()}
+	st := &countingStore{Store: shared}
 	f := &routerFixture{store: st, counts: st, selarti: &stubSelarti{}, msgrs: map[string]*recorder{}, insts: map[string]*instance{}}
 	for _, n := range names {
 		rec := newRecorder()
@@ -145,6 +153,10 @@ func newRouterFixture(t *testing.T, names ...string) *routerFixture {
 	policy := retryPolicy{initial: 5 * time.Millisecond, max: 20 * time.Millisecond, maxAttempts: 3, maxAge: time.Hour, attemptTimeout: time.Second}
 	r.toSelarti = newDispatcher(store.ToSelarti, st, r.sendToSelarti, policy, 4, log, m)
 	r.toUser = newDispatcher(store.ToUser, st, r.sendToUser, policy, 4, log, m)
+	r.toSelarti.onResult = r.reportDelivery // as the gateway wires it
+	if setup != nil {
+		setup(r)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, d := range []*dispatcher{r.toSelarti, r.toUser} {
@@ -153,6 +165,8 @@ func newRouterFixture(t *testing.T, names ...string) *routerFixture {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); r.runEvents(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); r.runDeliveries(ctx) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	waitFor(t, "dispatchers running", func() bool {
 		for _, d := range []*dispatcher{r.toSelarti, r.toUser} {

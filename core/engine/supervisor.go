@@ -44,7 +44,12 @@ func (i *instance) supervise(deliver core.DeliverFunc, metrics *Metrics) {
 				up.Set(1)
 				i.log.Info("adapter started")
 				i.triedOnce.Do(func() { close(i.tried) })
-				i.watchHealth(i.stopping)
+				if rx, ok := i.messenger.(core.ExclusiveReceiver); ok && rx.Exclusive() {
+					go i.watchHealth(i.stopping)
+					i.receiveWhileLeased(rx, deliver, metrics)
+				} else {
+					i.watchHealth(i.stopping)
+				}
 			}
 			// Asked to stop, maybe while Start was still running: the
 			// messenger is up, so it gets its Stop like any other.

@@ -92,15 +92,8 @@ func lifecycleGateway(t *testing.T, shutdown time.Duration, msgrs ...*lifecycleM
 		reg.Register(kind, func(core.Instance) (core.Messenger, error) { return m, nil })
 		adapters = append(adapters, AdapterConfig{Name: kind, Kind: kind, TaskID: "task"})
 	}
-	cfg, err := DefaultConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Selarti.APIKey = "key"
-	cfg.Selarti.WebhookSecret = "0123456789abcdef0123456789abcdef"
-	cfg.Store.Driver = "memory"
+	cfg := testGatewayConfig(t, adapters...)
 	cfg.Server.ShutdownTimeout = shutdown
-	cfg.Adapters = adapters
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

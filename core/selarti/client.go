@@ -8,12 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/switchboard-gw/switchboard/core"
 )
 
 // Defaults for Config.
@@ -67,6 +71,14 @@ type Config struct {
 	// connections. It does not cap the connections open at once. Default
 	// DefaultMaxIdleConns; negative is an error.
 	MaxIdleConns int
+	// StopOnUnknownOutcome makes Send end at once with an error wrapping
+	// ErrOutcomeUnknown when an attempt's request went out and got no
+	// answer, instead of retrying it: a retry would duplicate the message
+	// if Selarti had taken it. Failures before the request went out, and
+	// every answered failure, are retried as usual. The gateway sets it
+	// when it reconciles sends by Selarti's echoes; without an idempotency
+	// key, leaving it unset makes Send at least once.
+	StopOnUnknownOutcome bool
 	// Logger receives warnings and errors; default: discard.
 	Logger *slog.Logger
 	// Observe, if set, is called once per HTTP attempt, for metrics: op
@@ -80,7 +92,7 @@ type Config struct {
 // logged by mistake.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("base_url", c.BaseURL),
+		slog.String("base_url", core.RedactURL(c.BaseURL)),
 		slog.String("api_key", "[REDACTED]"),
 		slog.Duration("timeout", c.Timeout),
 		slog.Duration("max_elapsed", c.MaxElapsed),
@@ -89,7 +101,7 @@ func (c Config) LogValue() slog.Value {
 
 // String keeps the API key out of fmt output (%v, %+v) of a Config.
 func (c Config) String() string {
-	return fmt.Sprintf("selarti.Config{BaseURL: %q, APIKey: [REDACTED], Timeout: %s, MaxElapsed: %s}", c.BaseURL, c.Timeout, c.MaxElapsed)
+	return fmt.Sprintf("selarti.Config{BaseURL: %q, APIKey: [REDACTED], Timeout: %s, MaxElapsed: %s}", core.RedactURL(c.BaseURL), c.Timeout, c.MaxElapsed)
 }
 
 // GoString keeps the API key out of %#v output of a Config.
@@ -119,17 +131,18 @@ type Message struct {
 // whether Selarti took the message, and its retry may duplicate it. Set
 // Wire.IdempotencyKeyField if your Selarti drops repeats by a key.
 type Client struct {
-	authURL    string
-	sendURL    string
-	key        string
-	wire       Wire
-	timeout    time.Duration
-	maxElapsed time.Duration
-	http       *http.Client
-	log        *slog.Logger
-	observeFn  func(op, outcome string, d time.Duration)
-	now        func() time.Time // a seam for tests of token expiry
-	initial    time.Duration    // first retry interval; a seam for tests
+	authURL       string
+	sendURL       string
+	key           string
+	wire          Wire
+	timeout       time.Duration
+	maxElapsed    time.Duration
+	http          *http.Client
+	log           *slog.Logger
+	observeFn     func(op, outcome string, d time.Duration)
+	stopOnUnknown bool
+	now           func() time.Time // a seam for tests of token expiry
+	initial       time.Duration    // first retry interval; a seam for tests
 
 	mu  sync.Mutex
 	tok tokenState
@@ -160,17 +173,18 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		authURL:    joinURL(base, wire.AuthPath),
-		sendURL:    joinURL(base, wire.SendPath),
-		key:        cfg.APIKey,
-		wire:       wire,
-		timeout:    cfg.Timeout,
-		maxElapsed: cfg.MaxElapsed,
-		http:       httpClient(cfg.HTTPClient, idle),
-		log:        cfg.Logger,
-		observeFn:  cfg.Observe,
-		now:        time.Now,
-		initial:    initialInterval,
+		authURL:       joinURL(base, wire.AuthPath),
+		sendURL:       joinURL(base, wire.SendPath),
+		key:           cfg.APIKey,
+		wire:          wire,
+		timeout:       cfg.Timeout,
+		maxElapsed:    cfg.MaxElapsed,
+		http:          httpClient(cfg.HTTPClient, idle),
+		log:           cfg.Logger,
+		observeFn:     cfg.Observe,
+		stopOnUnknown: cfg.StopOnUnknownOutcome,
+		now:           time.Now,
+		initial:       initialInterval,
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -192,10 +206,15 @@ func parseBaseURL(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("selarti config: base url: %w", err)
+		// url.Parse's error quotes raw, credentials and all.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return "", fmt.Errorf("selarti config: base url %q: %w", core.RedactURL(raw), err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("selarti config: base url %q: must be an absolute http or https url", u.Redacted())
+		return "", fmt.Errorf("selarti config: base url %q: must be an absolute http or https url", core.RedactURL(raw))
 	}
 	return strings.TrimRight(raw, "/"), nil
 }
@@ -241,14 +260,16 @@ func (c *Client) Authenticate(ctx context.Context) error {
 // when ctx ends first, otherwise a network error (transient).
 //
 // Send is at-least-once: a retry after a timeout may duplicate the
-// message at Selarti, which documents no idempotency key.
+// message at Selarti, which documents no idempotency key, unless
+// Config.StopOnUnknownOutcome hands that case to the caller (an error
+// wrapping ErrOutcomeUnknown).
 func (c *Client) Send(ctx context.Context, m Message) error {
 	body, err := c.encode(m)
 	if err != nil {
 		return err
 	}
 	var (
-		st      sendState
+		st      = sendState{chat: m.ChatID}
 		lastErr error
 	)
 	attempt := func() (struct{}, error) {
@@ -325,6 +346,10 @@ type sendState struct {
 	reauthed bool
 	// refused is the token Selarti refused, never to be used again.
 	refused string
+	// chat is the message's chat id, which an answer's error message may
+	// quote: it is cut from the error (a webchat chat id is a credential,
+	// and the caller knows the chat anyway).
+	chat string
 }
 
 // sendAttempt is one attempt of Send: get a token, post the message, and
@@ -338,6 +363,12 @@ func (c *Client) sendAttempt(ctx context.Context, body []byte, st *sendState) er
 	res, err := c.do(ctx, OpSend, c.sendURL, tok, body)
 	if err != nil {
 		c.observe(OpSend, outcomeOf(ctx), res.elapsed)
+		if res.wrote {
+			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			if c.stopOnUnknown {
+				return backoff.Permanent(err)
+			}
+		}
 		return err
 	}
 	switch s := res.status; {
@@ -345,7 +376,7 @@ func (c *Client) sendAttempt(ctx context.Context, body []byte, st *sendState) er
 		c.observe(OpSend, OutcomeOK, res.elapsed)
 		return nil
 	case isAuthRefusal(s):
-		apiErr := c.apiError(OpSend, res, tok)
+		apiErr := c.apiError(OpSend, res, tok, st.chat)
 		if st.reauthed {
 			c.observe(OpSend, OutcomeError, res.elapsed)
 			return backoff.Permanent(apiErr)
@@ -357,10 +388,10 @@ func (c *Client) sendAttempt(ctx context.Context, body []byte, st *sendState) er
 		return c.sendAttempt(ctx, body, st)
 	case transientStatus(s):
 		c.observe(OpSend, OutcomeRetry, res.elapsed)
-		return withHint(c.apiError(OpSend, res, tok))
+		return withHint(c.apiError(OpSend, res, tok, st.chat))
 	default:
 		c.observe(OpSend, OutcomeError, res.elapsed)
-		return backoff.Permanent(c.apiError(OpSend, res, tok))
+		return backoff.Permanent(c.apiError(OpSend, res, tok, st.chat))
 	}
 }
 
@@ -389,6 +420,9 @@ type httpResult struct {
 	body    []byte // at most maxBody bytes
 	bodyErr error  // reading the body failed part-way
 	elapsed time.Duration
+	// wrote: the whole request went out (on a failure: Selarti may have
+	// taken it).
+	wrote bool
 }
 
 // do POSTs body to url as JSON, bounded by c.timeout. A non-nil error is a
@@ -397,7 +431,13 @@ func (c *Client) do(ctx context.Context, op, url, token string, body []byte) (ht
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, url, bytes.NewReader(body))
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return httpResult{}, fmt.Errorf("selarti %s: build request: %w", op, err)
 	}
@@ -410,7 +450,7 @@ func (c *Client) do(ctx context.Context, op, url, token string, body []byte) (ht
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		res := httpResult{elapsed: time.Since(start)}
+		res := httpResult{elapsed: time.Since(start), wrote: wrote.Load()}
 		if ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
 			return res, fmt.Errorf("selarti %s: attempt timed out after %s: %w", op, c.timeout, err)
 		}
@@ -428,9 +468,10 @@ func (c *Client) do(ctx context.Context, op, url, token string, body []byte) (ht
 }
 
 // apiError builds the error for a non-2xx answer; token is redacted from
-// the message along with the API key.
-func (c *Client) apiError(op string, res httpResult, token string) *APIError {
-	e := &APIError{Op: op, Status: res.status, Message: errorMessage(res.body, res.status, c.key, token)}
+// the message along with the API key, and so is the chat id of the
+// message sent, if any.
+func (c *Client) apiError(op string, res httpResult, token string, chat ...string) *APIError {
+	e := &APIError{Op: op, Status: res.status, Message: errorMessage(res.body, res.status, append([]string{c.key, token}, chat...)...)}
 	if res.status == http.StatusTooManyRequests || res.status == http.StatusServiceUnavailable {
 		e.RetryAfter = parseRetryAfter(res.header.Get("Retry-After"), c.now())
 	}

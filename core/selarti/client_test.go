@@ -760,6 +760,30 @@ func TestSecretsNotInErrors(t *testing.T) {
 	}
 }
 
+// TestChatIDNotInErrors: a Selarti error that quotes the chat id sent
+// (a webchat chat id is a credential) does not carry it into the error,
+// nor into the retry's log line.
+func TestChatIDNotInErrors(t *testing.T) {
+	f := newFake(t)
+	msg := testMsg
+	msg.ChatID = "web:Q2hhdCB3aXRoIHVzIQxyz"
+	f.sendReplies = []reply{
+		{status: 503, body: `{"body":{"status":"BUSY","message":"chat ` + msg.ChatID + ` is busy"}}`},
+		{status: 400, body: "no dialog for " + msg.ChatID},
+	}
+	c, logs, _ := testClient(t, f, nil)
+	err := c.Send(context.Background(), msg)
+	if err == nil {
+		t.Fatal("Send succeeded, want an error")
+	}
+	if strings.Contains(err.Error(), "Q2hhdCB3aXRoIHVzIQ") || strings.Contains(logs.String(), "Q2hhdCB3aXRoIHVzIQ") {
+		t.Fatalf("the chat id is in the error %q or the logs:\n%s", err, logs.String())
+	}
+	if !strings.Contains(err.Error(), "no dialog for [REDACTED]") || !strings.Contains(logs.String(), "chat [REDACTED] is busy") {
+		t.Fatalf("error %q, logs %s: want the messages with the chat id cut out", err, logs.String())
+	}
+}
+
 func TestAuthenticateForcesFreshToken(t *testing.T) {
 	f := newFake(t)
 	c, _, _ := testClient(t, f, nil)
@@ -932,5 +956,81 @@ func TestIsPermanent(t *testing.T) {
 				t.Errorf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+// With StopOnUnknownOutcome, a request that went out and got no answer
+// ends Send at once with ErrOutcomeUnknown (a retry could duplicate it);
+// a failure before the request went out, and an answered one, are still
+// retried. Without it, Send retries the unknown case too.
+func TestStopOnUnknownOutcome(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		replies []reply
+		stop    bool
+		unknown bool // Send returns ErrOutcomeUnknown
+		sends   int  // requests the fake saw
+	}{
+		{"hang, stop", []reply{{hang: true}}, true, true, 1},
+		{"dropped connection, stop", []reply{{drop: true}}, true, true, 1},
+		{"hang, retry", []reply{{hang: true}}, false, false, 2},
+		{"answered 503, stop", []reply{{status: 503, body: `{}`}}, true, false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(t)
+			f.sendReplies = tc.replies
+			c, _, _ := testClient(t, f, func(cfg *Config) {
+				cfg.Timeout = 100 * time.Millisecond
+				cfg.StopOnUnknownOutcome = tc.stop
+			})
+			err := c.Send(context.Background(), testMsg)
+			if got := errors.Is(err, ErrOutcomeUnknown); got != tc.unknown {
+				t.Errorf("Send = %v; ErrOutcomeUnknown %v, want %v", err, got, tc.unknown)
+			}
+			if tc.unknown && IsPermanent(err) {
+				t.Errorf("IsPermanent(%v) = true", err)
+			}
+			if n := len(f.sendLog()); n != tc.sends {
+				t.Errorf("send requests = %d, want %d", n, tc.sends)
+			}
+		})
+	}
+	t.Run("refused connection, stop", func(t *testing.T) {
+		// Nothing went out: a retry is safe, and the error is not unknown.
+		f := newFake(t)
+		c, _, _ := testClient(t, f, func(cfg *Config) {
+			cfg.StopOnUnknownOutcome = true
+			cfg.MaxElapsed = 300 * time.Millisecond
+			// No idle connection to reuse: a request written into one the
+			// server had closed would be unknown, rightly.
+			cfg.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		})
+		if err := c.Authenticate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		f.srv.Close()
+		err := c.Send(context.Background(), testMsg)
+		if err == nil || errors.Is(err, ErrOutcomeUnknown) {
+			t.Errorf("Send to a closed server = %v, want a plain network error", err)
+		}
+	})
+}
+
+// A base URL's credentials never show: not in the Config's String,
+// GoString or LogValue, nor in New's errors.
+func TestBaseURLCredentialsRedacted(t *testing.T) {
+	cfg := Config{BaseURL: "https://alice:hunter2@selarti.example/api/1.1", APIKey: "k"}
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "selarti", cfg)
+	for _, s := range []string{cfg.String(), fmt.Sprintf("%#v", cfg), logs.String()} {
+		if strings.Contains(s, "hunter2") || !strings.Contains(s, "alice:xxxxx@selarti.example") {
+			t.Errorf("credentials not redacted: %s", s)
+		}
+	}
+	for _, bad := range []string{"ftp://alice:hunter2@selarti.example", "https://alice:hunter2@[selarti/api"} {
+		_, err := New(Config{BaseURL: bad, APIKey: "k"})
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("New(%q) error = %v, want one without the password", bad, err)
+		}
 	}
 }

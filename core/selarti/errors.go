@@ -36,6 +36,14 @@ const (
 // that lacks a task id, chat id or text. IsPermanent reports true for it.
 var ErrInvalidMessage = errors.New("invalid message")
 
+// ErrOutcomeUnknown marks a send whose request went out whole and got no
+// answer (a timeout, a connection that broke while waiting, the caller
+// giving up): Selarti may or may not have the message. Send returns it at
+// once, without retrying, when Config.StopOnUnknownOutcome is set, so that
+// the caller can look for proof of delivery (the user echo of the "All
+// messages" webhook) before it sends again. IsPermanent reports false.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
 // maxErrorMessage bounds APIError.Message: enough to read Bubble's
 // explanation, not enough to drag a whole HTML error page into the logs.
 const maxErrorMessage = 200
@@ -48,7 +56,7 @@ type APIError struct {
 	// Status is the HTTP status code.
 	Status int
 	// Message is Bubble's explanation, truncated; it never contains the
-	// API key or the bearer token.
+	// API key, the bearer token or the chat id of the message sent.
 	Message string
 	// RetryAfter is the wait Selarti asked for with a Retry-After header
 	// (on 429 or 503); zero if none.
