@@ -33,7 +33,9 @@ type Bot struct {
 	threads    []Channel
 	identifies []Identify
 	resumes    []Resume
+	hangups    []Hangup
 	presences  [][]byte
+	peak       int // the most sessions connected at once (PeakSessions)
 	onSent     func(SentMessage)
 	// nonces are the enforced nonces of the bot's recent messages (see
 	// createMessage), with the message each created.
@@ -281,6 +283,14 @@ func (b *Bot) Resumes() []Resume {
 	return slices.Clone(b.resumes)
 }
 
+// Hangups returns how the bot's gateway connections that carried a
+// session ended, oldest first.
+func (b *Bot) Hangups() []Hangup {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	return slices.Clone(b.hangups)
+}
+
 // Presences returns the raw d of every op 3 PRESENCE_UPDATE the bot sent.
 func (b *Bot) Presences() [][]byte {
 	b.s.mu.Lock()
@@ -300,6 +310,26 @@ func (b *Bot) Sessions() []SessionInfo {
 		}
 	}
 	return out
+}
+
+// PeakSessions returns the most sessions of the bot that had a
+// connection at the same time, so far: 1 for a bot that only ever ran one
+// session at a time (Discord would send each event to every one).
+func (b *Bot) PeakSessions() int {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	return b.peak
+}
+
+// noteConnectedLocked updates peak after a session got a connection.
+func (b *Bot) noteConnectedLocked() {
+	n := 0
+	for _, ss := range b.sessions {
+		if ss.conn != nil {
+			n++
+		}
+	}
+	b.peak = max(b.peak, n)
 }
 
 // ResumableSessions returns the bot's sessions that are not connected but
@@ -357,6 +387,23 @@ func (b *Bot) WaitResumes(ctx context.Context, n int) error {
 // WaitSessions waits until exactly n sessions of the bot are connected.
 func (b *Bot) WaitSessions(ctx context.Context, n int) error {
 	return b.Wait(ctx, func() bool { return len(b.Sessions()) == n })
+}
+
+// WaitLive waits until exactly n sessions of the bot are connected and
+// each has sent a heartbeat. The fake counts a session from its READY;
+// a client such as discordgo starts heartbeating only once it has read
+// READY, so a live session is one whose dispatches the client will see.
+// A socket dropped between READY and that read loses the session.
+func (b *Bot) WaitLive(ctx context.Context, n int) error {
+	return b.Wait(ctx, func() bool {
+		ss := b.Sessions()
+		for _, s := range ss {
+			if s.Heartbeats == 0 {
+				return false
+			}
+		}
+		return len(ss) == n
+	})
 }
 
 // WaitCalls waits until the bot has made n requests of a route.

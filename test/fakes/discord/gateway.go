@@ -115,6 +115,7 @@ type gwConn struct {
 	zlib     bool     // payload compression negotiated
 	queue    []outFrame
 	closing  bool // the fake closed or dropped it
+	fakeCode int  // the fake's close code (0: dropped)
 	lastBeat time.Time
 
 	wake chan struct{} // capacity 1
@@ -168,7 +169,7 @@ func (s *Server) closeConnLocked(c *gwConn, code int, reason string) {
 		delete(ss.bot.sessions, ss.id)
 	}
 	c.queue = append(c.queue, outFrame{close: true, closeCode: code, reason: reason})
-	c.closing = true
+	c.closing, c.fakeCode = true, code
 	c.wakeWriter()
 	s.broadcastLocked()
 }
@@ -326,9 +327,9 @@ func (c *gwConn) readLoop() {
 	}
 }
 
-// connGone records the end of a connection. A client that closed with
-// 1000 or 1001 (not in reply to the fake's close) ends its session, as
-// Discord does; otherwise the session stays resumable.
+// connGone records the end of a connection (Bot.Hangups). A client that
+// closed with 1000 or 1001 (not in reply to the fake's close) ends its
+// session, as Discord does; otherwise the session stays resumable.
 func (s *Server) connGone(c *gwConn, code int) {
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -336,9 +337,15 @@ func (s *Server) connGone(c *gwConn, code int) {
 	if ss := c.sess; ss != nil && ss.conn == c {
 		ss.conn = nil
 		ss.lastSeen = time.Now()
-		if !c.closing && (code == int(websocket.StatusNormalClosure) || code == int(websocket.StatusGoingAway)) {
+		byFake := c.closing || s.closed
+		if !byFake && (code == int(websocket.StatusNormalClosure) || code == int(websocket.StatusGoingAway)) {
 			delete(ss.bot.sessions, ss.id)
 		}
+		h := Hangup{SessionID: ss.id, ByFake: byFake, Code: code, SessionEnded: ss.bot.sessions[ss.id] != ss, At: time.Now()}
+		if byFake {
+			h.Code = c.fakeCode
+		}
+		ss.bot.hangups = append(ss.bot.hangups, h)
 	}
 	c.closing = true
 	s.broadcastLocked()
@@ -523,6 +530,7 @@ func (s *Server) identifyLocked(c *gwConn, d json.RawMessage) {
 		ss.shard = [2]int{p.Shard[0], p.Shard[1]}
 	}
 	b.sessions[ss.id] = ss
+	b.noteConnectedLocked()
 	c.bot, c.sess, c.zlib = b, ss, ss.compressed
 	rec.SessionID = ss.id
 	b.identifies = append(b.identifies, rec)
@@ -626,6 +634,7 @@ func (s *Server) resumeLocked(c *gwConn, d json.RawMessage) {
 		s.dropConnLocked(old)
 	}
 	ss.conn = c
+	b.noteConnectedLocked()
 	c.sess, c.zlib = ss, ss.compressed
 	for _, r := range ss.buf {
 		if r.seq > p.Seq {

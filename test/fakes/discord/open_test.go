@@ -98,3 +98,27 @@ func TestOpenBadToken(t *testing.T) {
 		t.Fatalf("GET /users/@me error = %v", err)
 	}
 }
+
+// TestPeakSessions: the fake remembers how many of a bot's sessions were
+// connected at once: one after another is 1, two side by side is 2.
+func TestPeakSessions(t *testing.T) {
+	w := newWorld(t, Options{})
+	// As the adapter does: discordgo's heartbeat may otherwise race Close
+	// and reconnect.
+	noReconnect := func(dg *discordgo.Session) { dg.ShouldReconnectOnError = false }
+	first, _ := openSession(t, w.s, w.bot, IntentGuilds, noReconnect)
+	if err := first.Close(); err != nil { // 1000: the session ends
+		t.Fatal(err)
+	}
+	if err := w.bot.WaitSessions(ctxTimeout(t, 5*time.Second), 0); err != nil {
+		t.Fatal(err)
+	}
+	openSession(t, w.s, w.bot, IntentGuilds, noReconnect)
+	if n := w.bot.PeakSessions(); n != 1 {
+		t.Fatalf("PeakSessions = %d after two sessions one after the other, want 1", n)
+	}
+	openSession(t, w.s, w.bot, IntentGuilds, noReconnect)
+	if n := w.bot.PeakSessions(); n != 2 {
+		t.Fatalf("PeakSessions = %d with two sessions at once, want 2", n)
+	}
+}

@@ -10,9 +10,9 @@
 //
 // One Server hosts any number of bots (applications), guilds, channels and
 // users. Tests make users post (Server.UserSays, Server.Post), read what a
-// bot did (Bot.Sent, Bot.Typing, Bot.Calls, Bot.Identifies, Bot.Resumes)
-// and inject faults (Bot.FailNext for REST; DropSockets, CloseSockets,
-// Reconnect and InvalidateSessions for the gateway).
+// bot did (Bot.Sent, Bot.Typing, Bot.Calls, Bot.Identifies, Bot.Resumes,
+// Bot.Hangups) and inject faults (Bot.FailNext for REST; DropSockets,
+// CloseSockets, Reconnect and InvalidateSessions for the gateway).
 //
 // Message content follows Discord's rule: a bot receives a message's
 // content, embeds, attachments and components in MESSAGE_CREATE only if it

@@ -312,6 +312,24 @@ type Resume struct {
 	At        time.Time
 }
 
+// Hangup is the end of a gateway connection that carried a session (it
+// identified or resumed on it, and no RESUME elsewhere took the session
+// over since).
+type Hangup struct {
+	SessionID string
+	// ByFake: the fake closed or dropped the connection (Server.Close
+	// included), and Code is its close code, 0 for a drop. Otherwise the
+	// client ended it and Code is the code of its close frame, -1 when
+	// the connection just broke.
+	ByFake bool
+	Code   int
+	// SessionEnded: the session ended with the connection (a client's
+	// close with 1000 or 1001, as on Discord, or a fake's code Resumable
+	// reports false for); otherwise it stays resumable.
+	SessionEnded bool
+	At           time.Time
+}
+
 // SessionInfo describes one gateway session.
 type SessionInfo struct {
 	ID         string

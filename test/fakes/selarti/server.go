@@ -57,6 +57,12 @@ type Options struct {
 	// booleans. Both shapes are seen from Selarti, so the gateway must
 	// accept both.
 	BoolsAsStrings bool
+	// WebhookTries is how many times a webhook POST is tried before it is
+	// given up, backing off from 100ms to at most 2s; default 5 (about
+	// 1.5s of retries). Selarti's real policy is not documented: the
+	// crash test raises it so that a gateway restarting under load still
+	// gets the echoes posted while it was down.
+	WebhookTries int
 	// HTTPClient posts the webhooks; default a client with a 10s timeout.
 	HTTPClient *http.Client
 	// Logger receives request and webhook logs; default discards.
@@ -111,7 +117,11 @@ type accountIDs struct {
 
 // New starts a simulator: it listens on opts.Addr and serves at once.
 func New(opts Options) (*Server, error) {
-	return newServer(opts, time.Now, defaultRetry())
+	retry := defaultRetry()
+	if opts.WebhookTries > 0 {
+		retry.tries = opts.WebhookTries
+	}
+	return newServer(opts, time.Now, retry)
 }
 
 // newServer is New with the clock and the webhook retry policy as

@@ -111,13 +111,8 @@ func runSocketMode(t *testing.T, s *Server, team *Team, ack func(socketmode.Requ
 			case <-ctx.Done():
 				return
 			case ev := <-sm.Events:
-				if ev.Type == socketmode.EventTypeEventsAPI && ev.Request != nil {
-					if ack == nil || ack(*ev.Request) {
-						if err := sm.Ack(*ev.Request); err != nil {
-							t.Errorf("ack: %v", err)
-						}
-					}
-				}
+				// Recorded before the ack: a test that waits for the fake
+				// to see the ack then finds the request here.
 				c.mu.Lock()
 				c.events = append(c.events, ev)
 				if ev.Type == socketmode.EventTypeEventsAPI && ev.Request != nil {
@@ -126,6 +121,13 @@ func runSocketMode(t *testing.T, s *Server, team *Team, ack func(socketmode.Requ
 				close(c.wake)
 				c.wake = make(chan struct{})
 				c.mu.Unlock()
+				if ev.Type == socketmode.EventTypeEventsAPI && ev.Request != nil {
+					if ack == nil || ack(*ev.Request) {
+						if err := sm.Ack(*ev.Request); err != nil {
+							t.Errorf("ack: %v", err)
+						}
+					}
+				}
 			}
 		}
 	}()
