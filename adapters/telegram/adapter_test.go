@@ -40,6 +40,14 @@ func TestLifecycle(t *testing.T) {
 	if len(h.bot.CallsTo("getMe")) != 1 || len(h.bot.CallsTo("deleteWebhook")) != 1 {
 		t.Fatalf("calls = %+v, want getMe and deleteWebhook", h.bot.Calls())
 	}
+	// Start does not poll: on a replica without the lease it would take
+	// the bot's one getUpdates from the one that has it.
+	time.Sleep(100 * time.Millisecond)
+	if n := len(h.bot.CallsTo("getUpdates")); n != 0 {
+		t.Fatalf("%d getUpdates before Receive, want none", n)
+	}
+	received := make(chan error, 1)
+	go func() { received <- h.a.Receive(context.Background(), h.rec.Deliver) }()
 	if err := h.bot.WaitCalls(ctx, "getUpdates", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +57,9 @@ func TestLifecycle(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Stop took %s: the long poll was not cancelled", d)
+	}
+	if err := <-received; err != nil {
+		t.Fatalf("Receive ended by Stop: %v, want nil", err)
 	}
 	if err := h.a.Stop(ctx); err != nil {
 		t.Fatalf("second Stop: %v", err)
@@ -246,9 +257,14 @@ func TestRestartMidBatch(t *testing.T) {
 	if err := first.Start(ctxTimeout(t), h.rec.Deliver); err != nil {
 		t.Fatal(err)
 	}
+	received := make(chan error, 1)
+	go func() { received <- first.Receive(context.Background(), h.rec.Deliver) }()
 	<-blocked
 	if err := first.Stop(ctxTimeout(t)); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-received; err != nil {
+		t.Fatalf("Receive ended by Stop: %v, want nil", err)
 	}
 	if got := h.rec.Texts(); !slices.Equal(got, want[:4]) {
 		t.Fatalf("before the kill: %q", got)

@@ -63,7 +63,9 @@ type Config struct {
 	// request; requests without it are refused. Empty (the default)
 	// derives one from the bot token, so that every replica and every
 	// restart agrees on it without configuration. Set it to rotate it.
-	// Letters, digits, "_" and "-", at most 256. Webhook mode only.
+	// 32 to 256 letters, digits, "_" and "-" (Telegram allows 1 to 256;
+	// the secret is all that authenticates the webhook, so it must be as
+	// hard to guess as the gateway's other secrets). Webhook mode only.
 	WebhookSecret core.Secret `mapstructure:"webhook_secret"`
 
 	// WebhookMaxConnections is how many webhook requests Telegram may
@@ -152,6 +154,11 @@ var tokenRE = regexp.MustCompile(`^[0-9]+:[A-Za-z0-9_-]{35}$`)
 // secretRE is what Telegram accepts as a webhook secret_token.
 var secretRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
 
+// MinWebhookSecretLen is the shortest webhook_secret accepted: the same
+// as the gateway's own secrets (selarti.webhook_secret, admin.token).
+// Telegram accepts one character; a short secret is guessed.
+const MinWebhookSecretLen = 32
+
 // validate checks c after decoding. Its errors name the key and never
 // show the token.
 func (c *Config) validate() error {
@@ -164,7 +171,7 @@ func (c *Config) validate() error {
 	c.Token = core.Secret(strings.TrimSpace(c.Token.Reveal()))
 	u, err := url.Parse(c.APIURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("config.api_url: must be an http(s) URL like %q, got %q", DefaultAPIURL, c.APIURL)
+		return fmt.Errorf("config.api_url: must be an http(s) URL like %q, got %q", DefaultAPIURL, core.RedactURL(c.APIURL))
 	}
 	c.APIURL = strings.TrimRight(c.APIURL, "/")
 	if c.Mode != ModePolling && c.Mode != ModeWebhook {
@@ -173,8 +180,13 @@ func (c *Config) validate() error {
 	if c.PollTimeout < time.Second || c.PollTimeout > time.Minute {
 		return fmt.Errorf("config.poll_timeout: must be between 1s and 1m, got %s", c.PollTimeout)
 	}
-	if !c.WebhookSecret.IsZero() && !secretRE.MatchString(c.WebhookSecret.Reveal()) {
-		return fmt.Errorf("config.webhook_secret: must be 1 to 256 letters, digits, \"_\" or \"-\"")
+	if s := c.WebhookSecret.Reveal(); s != "" {
+		if !secretRE.MatchString(s) {
+			return fmt.Errorf("config.webhook_secret: must be %d to 256 letters, digits, \"_\" or \"-\" (what Telegram accepts)", MinWebhookSecretLen)
+		}
+		if len(s) < MinWebhookSecretLen {
+			return fmt.Errorf("config.webhook_secret: too short: %d characters, need at least %d (e.g. `openssl rand -hex 24`), or leave it empty to derive one from the token", len(s), MinWebhookSecretLen)
+		}
 	}
 	if c.WebhookMaxConnections < 1 || c.WebhookMaxConnections > 100 {
 		return fmt.Errorf("config.webhook_max_connections: must be between 1 and 100, got %d", c.WebhookMaxConnections)
@@ -223,17 +235,17 @@ func (c *Config) checkWebhookURL(publicURL string) error {
 	}
 	u, err := url.Parse(publicURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("config.mode: webhook mode needs server.public_url to be an http(s) URL, got %q", publicURL)
+		return fmt.Errorf("config.mode: webhook mode needs server.public_url to be an http(s) URL, got %q", core.RedactURL(publicURL))
 	}
 	if c.APIURL != DefaultAPIURL {
 		return nil
 	}
 	if u.Scheme != "https" {
-		return fmt.Errorf("config.mode: Telegram posts webhooks only to HTTPS; server.public_url is %q", publicURL)
+		return fmt.Errorf("config.mode: Telegram posts webhooks only to HTTPS; server.public_url is %q", core.RedactURL(publicURL))
 	}
 	switch u.Port() {
 	case "", "443", "80", "88", "8443":
 		return nil
 	}
-	return fmt.Errorf("config.mode: Telegram posts webhooks only to ports 443, 80, 88 or 8443; server.public_url is %q", publicURL)
+	return fmt.Errorf("config.mode: Telegram posts webhooks only to ports 443, 80, 88 or 8443; server.public_url is %q", core.RedactURL(publicURL))
 }

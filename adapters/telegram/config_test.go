@@ -57,7 +57,7 @@ func TestConfigErrors(t *testing.T) {
 		want      string // "" means valid
 	}{
 		{name: "minimal", raw: base()},
-		{name: "everything", raw: base("api_url", "http://127.0.0.1:8081/", "mode", "webhook", "poll_timeout", "5s", "webhook_secret", "abc_DEF-1",
+		{name: "everything", raw: base("api_url", "http://127.0.0.1:8081/", "mode", "webhook", "poll_timeout", "5s", "webhook_secret", "abc_DEF-123456789_123456789-123456",
 			"webhook_max_connections", 5, "request_timeout", "3s", "groups", "mention", "parse_mode", "plain", "link_preview", false,
 			"operator_prefix", "👤 ", "media_reply", "", "reject_reply", "", "typing_timeout", "0s", "global_rate_limit", 10.5,
 			"chat_rate_limit", 0.5, "chat_burst", 1, "group_rate_limit", 10), publicURL: "http://127.0.0.1:8080"},
@@ -67,7 +67,12 @@ func TestConfigErrors(t *testing.T) {
 		{name: "bad mode", raw: base("mode", "push"), want: `config.mode: must be "polling" or "webhook", got "push"`},
 		{name: "bad api url", raw: base("api_url", "api.telegram.org"), want: "config.api_url: must be an http(s) URL"},
 		{name: "poll timeout too long", raw: base("poll_timeout", "5m"), want: "config.poll_timeout: must be between 1s and 1m"},
-		{name: "bad webhook secret", raw: base("webhook_secret", "no spaces please"), want: "config.webhook_secret"},
+		{name: "bad webhook secret", raw: base("webhook_secret", "no spaces please, not even in a long one"), want: "config.webhook_secret: must be 32 to 256 letters"},
+		{name: "one-character webhook secret", raw: base("webhook_secret", "x"), want: "config.webhook_secret: too short: 1 characters, need at least 32"},
+		{name: "31-character webhook secret", raw: base("webhook_secret", strings.Repeat("a", 31)), want: "config.webhook_secret: too short: 31 characters"},
+		{name: "32-character webhook secret", raw: base("webhook_secret", strings.Repeat("a", 32))},
+		{name: "webhook secret too long", raw: base("webhook_secret", strings.Repeat("a", 257)), want: "config.webhook_secret: must be 32 to 256"},
+		{name: "api url with a password", raw: base("api_url", "ftp://bot:s3cret@127.0.0.1"), want: "config.api_url: must be an http(s) URL"},
 		{name: "bad max connections", raw: base("webhook_max_connections", 0), want: "config.webhook_max_connections"},
 		{name: "bad groups", raw: base("groups", "off"), want: `config.groups: must be "ignore" or "mention", got "off"`},
 		{name: "bad parse mode", raw: base("parse_mode", "markdown"), want: "config.parse_mode"},
@@ -99,6 +104,9 @@ func TestConfigErrors(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), testToken) {
 				t.Fatal("the error shows the token")
+			}
+			if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "aaaaaaaa") {
+				t.Fatalf("the error shows a credential: %v", err)
 			}
 		})
 	}
@@ -139,7 +147,7 @@ func TestWebhookSecret(t *testing.T) {
 	if mk("other", testToken, "") == a1 || mk("tg", faketelegram.TestToken(2), "") == a1 {
 		t.Fatal("the secret does not depend on the instance and the token")
 	}
-	if got := mk("tg", testToken, "my-own_secret"); got.Reveal() != "my-own_secret" {
+	if got := mk("tg", testToken, "my-own_secret-0123456789abcdefghij"); got.Reveal() != "my-own_secret-0123456789abcdefghij" {
 		t.Fatalf("configured secret = %q", got.Reveal())
 	}
 }

@@ -30,7 +30,7 @@ type incoming struct {
 // may be acknowledged: it was accepted, is of no interest, or can never
 // be accepted (then the user is told, if reject_reply is set). Any other
 // error means "not yet": the caller must not acknowledge the update.
-func (a *Adapter) handleUpdate(ctx context.Context, r *run, u telego.Update) error {
+func (a *Adapter) handleUpdate(ctx context.Context, r *run, deliver core.DeliverFunc, u telego.Update) error {
 	if u.MyChatMember != nil {
 		a.memberChanged(u.MyChatMember)
 		return nil
@@ -45,7 +45,7 @@ func (a *Adapter) handleUpdate(ctx context.Context, r *run, u telego.Update) err
 	if in.group {
 		a.replies.Put(in.msg.ChatID, in.reply)
 	}
-	err := inbound.Deliver(ctx, r.Data.deliver, in.msg, 0)
+	err := inbound.Deliver(ctx, deliver, in.msg, 0)
 	switch {
 	case err == nil:
 		a.log.Debug("update delivered", "update_id", u.UpdateID, "chat", in.msg.ChatID, "id", in.msg.ID, "bytes", len(in.msg.Text))

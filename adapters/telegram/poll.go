@@ -7,6 +7,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/mymmrac/telego"
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/kit/lifecycle"
 )
 
@@ -26,8 +27,7 @@ const (
 // before it in the batch are confirmed by that very call, and the core
 // drops the redeliveries it already has. Killing the process anywhere in
 // here therefore loses nothing: at worst an update is handed over twice.
-func (a *Adapter) poll(r *run) {
-	ctx := r.Context()
+func (a *Adapter) poll(ctx context.Context, r *run, deliver core.DeliverFunc) {
 	// One backoff for failed polls, one for updates the core did not
 	// take: a poll that works must not reset the wait for a core that
 	// keeps failing.
@@ -60,7 +60,7 @@ func (a *Adapter) poll(r *run) {
 			if u.UpdateID < offset {
 				continue // already handled; Telegram should not send it
 			}
-			if err := a.handleUpdate(ctx, r, u); err != nil {
+			if err := a.handleUpdate(ctx, r, deliver, u); err != nil {
 				if ctx.Err() != nil {
 					return
 				}

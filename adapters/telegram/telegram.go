@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/kit/cache"
 	"github.com/switchboard-gw/switchboard/kit/lifecycle"
+	"github.com/switchboard-gw/switchboard/kit/logthrottle"
 	"github.com/switchboard-gw/switchboard/kit/outbound"
 	"github.com/switchboard-gw/switchboard/kit/ratelimit"
 	"github.com/switchboard-gw/switchboard/kit/typing"
@@ -38,10 +39,11 @@ func init() { core.Register(Kind, New) }
 
 // Interface guards.
 var (
-	_ core.Messenger      = (*Adapter)(nil)
-	_ core.HTTPService    = (*Adapter)(nil)
-	_ core.HealthChecker  = (*Adapter)(nil)
-	_ core.DialogObserver = (*Adapter)(nil)
+	_ core.Messenger         = (*Adapter)(nil)
+	_ core.HTTPService       = (*Adapter)(nil)
+	_ core.HealthChecker     = (*Adapter)(nil)
+	_ core.DialogObserver    = (*Adapter)(nil)
+	_ core.ExclusiveReceiver = (*Adapter)(nil)
 )
 
 // allowedUpdates are the update types the bot asks for: messages, and
@@ -79,6 +81,12 @@ type Adapter struct {
 	prefix     string      // HTTP prefix: /telegram/<name>/
 	hookURL    string      // where Telegram posts, in webhook mode
 	hookSecret core.Secret // the secret_token Telegram sends back
+	// hookReadTimeout bounds reading an authenticated webhook body.
+	hookReadTimeout time.Duration
+	// warn throttles the warnings for refused webhook requests: anyone
+	// can send those. metrics counts them all.
+	warn    *logthrottle.Throttle
+	metrics core.Metrics
 
 	limits    *ratelimit.Limiter[int64]
 	typing    *typing.Indicator[int64]
@@ -127,10 +135,14 @@ func New(inst core.Instance) (core.Messenger, error) {
 		blocked:   cache.New[int64, time.Time](maxRemembered, 0),
 		replies:   cache.New[string, replyRef](maxRemembered, 0),
 		handovers: typing.NewHandovers(maxRemembered),
+		metrics:   core.MetricsOf(inst),
+
+		hookReadTimeout: webhookReadTimeout,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.warn = logthrottle.New(a.log, 0, 0)
 	if cfg.Mode == ModeWebhook {
 		if err := cfg.checkWebhookURL(inst.PublicURL); err != nil {
 			return nil, err
@@ -167,9 +179,9 @@ func deriveSecret(token core.Secret, instance string) core.Secret {
 	return core.Secret(hex.EncodeToString(mac.Sum(nil)))
 }
 
-// Start checks the token (getMe), then either deletes any webhook and
-// starts long polling, or registers the webhook. A token Telegram refuses
-// is a permanent error; anything else is retried by the core.
+// Start checks the token (getMe), then either deletes any webhook, for
+// Receive to poll, or registers the webhook. A token Telegram refuses is
+// a permanent error; anything else is retried by the core.
 func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	if deliver == nil {
 		return errors.New("start telegram: nil deliver func")
@@ -201,20 +213,42 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 			AllowedUpdates: allowedUpdates,
 		})
 		if err != nil {
-			return fmt.Errorf("set webhook to %s: %w", a.hookURL, err)
+			return fmt.Errorf("set webhook to %s: %w", core.RedactURL(a.hookURL), err)
 		}
 	}
 
 	// ctx bounds the start-up only; the run lives until Stop.
-	r, err := a.runs.Begin(runData{deliver: deliver, me: *me})
-	if err != nil {
+	if _, err := a.runs.Begin(runData{deliver: deliver, me: *me}); err != nil {
 		return fmt.Errorf("start telegram: %w", err)
-	}
-	if a.cfg.Mode == ModePolling {
-		r.Go(func(context.Context) { a.poll(r) })
 	}
 	a.log.Info("started", "mode", a.cfg.Mode, "bot", "@"+me.Username, "bot_id", me.ID,
 		"webhook_url", a.hookURL, "groups", a.cfg.Groups, "parse_mode", a.cfg.ParseMode)
+	return nil
+}
+
+// Exclusive reports whether the bot polls: Telegram allows one getUpdates
+// at a time per bot (a second ends the first with 409 Conflict), so with
+// several replicas only the one holding the lease polls. In webhook mode
+// every replica serves the webhook.
+func (a *Adapter) Exclusive() bool { return a.cfg.Mode == ModePolling }
+
+// Receive long-polls until ctx ends or the adapter stops. What was not
+// acknowledged when it ends (by this replica or another) Telegram hands
+// to the next poll, on whichever replica holds the lease then.
+func (a *Adapter) Receive(ctx context.Context, deliver core.DeliverFunc) error {
+	if a.cfg.Mode != ModePolling {
+		return errors.New("receive: telegram is in webhook mode, where every replica serves the webhook")
+	}
+	r, ok := a.runs.Enter()
+	if !ok {
+		return fmt.Errorf("receive: %w", core.ErrNotConnected)
+	}
+	defer r.Leave()
+	pctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	a.poll(pctx, r, deliver)
 	return nil
 }
 

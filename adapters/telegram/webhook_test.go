@@ -5,12 +5,15 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/core/messengertest"
+	"github.com/switchboard-gw/switchboard/internal/testutil"
 	faketelegram "github.com/switchboard-gw/switchboard/test/fakes/telegram"
 )
 
@@ -82,6 +85,10 @@ func TestWebhookMode(t *testing.T) {
 		if slices.Contains(h.rec.CallTexts(), "forged") {
 			t.Fatal("a refused request reached the core")
 		}
+		// These four, and the one before Start.
+		if n := h.a.metrics.(*messengertest.Metrics).RejectedCount(rejectWrongSecret); n != 5 {
+			t.Fatalf("%d refusals counted, want 5", n)
+		}
 		if strings.Contains(h.logs.String(), secret) {
 			t.Fatal("the secret appears in the logs")
 		}
@@ -144,6 +151,30 @@ func TestWebhookMode(t *testing.T) {
 			t.Fatal("Stop removed the webhook")
 		}
 	})
+}
+
+// An authenticated webhook request whose body trickles in is cut off
+// at the adapter's own read deadline, whatever the server's.
+func TestWebhookAuthenticatedBodyHasADeadline(t *testing.T) {
+	h, hook := webhookHarness(t, nil)
+	h.a.hookReadTimeout = 300 * time.Millisecond
+	h.start(h.a)
+	secret := h.bot.WebhookSecret()
+	u, err := url.Parse(hook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := "POST " + u.Path + " HTTP/1.1\r\nHost: " + u.Host + "\r\n" + secretHeader + ": " + secret
+	res := testutil.Trickle(t, u.Host, head, 100*time.Millisecond, 5*time.Second)
+	if !res.Closed || res.After > 3*time.Second {
+		t.Fatalf("connection still open after %s (closed %v), want it cut off after about 300ms", res.After, res.Closed)
+	}
+	if !strings.HasPrefix(res.Reply, "HTTP/1.1 400") {
+		t.Fatalf("reply %q, want a 400", res.Reply)
+	}
+	// The adapter goes on serving.
+	h.bot.SendText(ann, "after the trickle")
+	eventually(t, "delivery", func() bool { return slices.Contains(h.rec.Texts(), "after the trickle") })
 }
 
 func TestSwitchBackToPolling(t *testing.T) {
