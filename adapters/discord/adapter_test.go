@@ -265,17 +265,24 @@ func TestTokenRefusedIsPermanent(t *testing.T) {
 	}
 }
 
-// TestIntentsRefusedIsPermanent: without the Message Content intent
-// switched on, Discord closes the session with 4014; Start says what to
-// fix, and does not retry.
-func TestIntentsRefusedIsPermanent(t *testing.T) {
+// TestIntentsRefused: without the Message Content intent switched on,
+// Discord closes the session with 4014. Start, which opens no session,
+// succeeds (the replica can send); Receive fails at once, saying what to
+// fix (the core shows it in the instance's health and tries again).
+func TestIntentsRefused(t *testing.T) {
 	h := newHarness(t, nil)
 	h.bot.DisallowIntents(fakediscord.IntentMessageContent)
-	err := h.a.Start(ctxTimeout(t), h.core.Deliver)
-	if !core.IsPermanent(err) || !strings.Contains(err.Error(), "Message Content") {
+	if err := h.a.Start(ctxTimeout(t), h.core.Deliver); err != nil {
 		t.Fatalf("Start = %v", err)
 	}
-	_ = h.a.Stop(context.Background())
+	defer h.a.Stop(context.Background())
+	err := h.a.Receive(ctxTimeout(t), h.core.Deliver)
+	if err == nil || !strings.Contains(err.Error(), "Message Content") {
+		t.Fatalf("Receive = %v", err)
+	}
+	if h.a.receiving.Current() != nil {
+		t.Fatal("a failed Receive left its session behind")
+	}
 }
 
 // TestHealthFollowsTheSession: CheckHealth fails while the gateway is
@@ -286,9 +293,10 @@ func TestHealthFollowsTheSession(t *testing.T) {
 	if err := h.a.CheckHealth(ctxTimeout(t)); err != nil {
 		t.Fatalf("healthy: %v", err)
 	}
-	h.a.runs.Current().Data.mu.Lock()
-	h.a.runs.Current().Data.down = time.Now()
-	h.a.runs.Current().Data.mu.Unlock()
+	x := h.a.receiving.Current().Data
+	x.mu.Lock()
+	x.down = time.Now()
+	x.mu.Unlock()
 	if err := h.a.CheckHealth(ctxTimeout(t)); err == nil || !strings.Contains(err.Error(), "down") {
 		t.Fatalf("CheckHealth while down = %v", err)
 	}
@@ -352,5 +360,25 @@ func TestEdits(t *testing.T) {
 				t.Fatalf("the edit's id %q is not its own", h.core.Accepted()[1].ID)
 			}
 		})
+	}
+}
+
+// TestReceiveEndsWhileOpening: a lease lost while the session is being
+// opened ends Receive with nil, and no session stays open.
+func TestReceiveEndsWhileOpening(t *testing.T) {
+	h := newHarness(t, nil)
+	if err := h.a.Start(ctxTimeout(t), h.core.Deliver); err != nil {
+		t.Fatal(err)
+	}
+	defer h.a.Stop(context.Background())
+	h.bot.FailNext("GET /gateway", fakediscord.Fault{Delay: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := h.a.Receive(ctx, h.core.Deliver); err != nil {
+		t.Fatalf("Receive = %v when its context ended while opening, want nil", err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(h.bot.Sessions()); n != 0 || h.a.receiving.Current() != nil {
+		t.Fatalf("%d sessions open after Receive returned", n)
 	}
 }

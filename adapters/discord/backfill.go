@@ -10,41 +10,42 @@ import (
 )
 
 // backfillLoop runs a backfill after every READY, that is after every new
-// gateway session: at Start, and when Discord would not resume a dropped
-// one. Discord never sends a missed MESSAGE_CREATE again, so the adapter
+// gateway session: when Receive opens one (after a restart, or on the
+// replica that took the receiving over), and when Discord would not
+// resume a dropped one. Discord never sends a missed MESSAGE_CREATE again, so the adapter
 // asks for the messages after each channel's checkpoint (GET
 // /channels/{id}/messages?after=) and hands them over like live ones;
 // the live messages that came meanwhile wait behind them (see live), and
 // what both bring is queued once (see take). The core drops what it
 // already had by message id: a crash between its commit and the
 // checkpoint's write only repeats a delivery.
-func (a *Adapter) backfillLoop(ctx context.Context, r *run) {
-	d := r.Data
+func (a *Adapter) backfillLoop(ctx context.Context, x *rx) {
+	xd := x.Data
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-d.readied:
+		case <-xd.readied:
 		}
-		n := a.backfill(ctx, r)
+		n := a.backfill(ctx, x)
 		// Release what waited, in order; a READY that came meanwhile
 		// starts another round first.
 		for {
-			d.mu.Lock()
-			if len(d.readied) > 0 || ctx.Err() != nil {
-				d.mu.Unlock()
+			xd.mu.Lock()
+			if len(xd.readied) > 0 || ctx.Err() != nil {
+				xd.mu.Unlock()
 				break
 			}
-			held := d.held
-			d.held = nil
+			held := xd.held
+			xd.held = nil
 			if len(held) == 0 {
-				d.backfilling = false
-				d.mu.Unlock()
+				xd.backfilling = false
+				xd.mu.Unlock()
 				break
 			}
-			d.mu.Unlock()
+			xd.mu.Unlock()
 			for _, m := range held {
-				a.take(r, m)
+				a.take(x, m)
 			}
 		}
 		if n > 0 {
@@ -56,11 +57,11 @@ func (a *Adapter) backfillLoop(ctx context.Context, r *run) {
 // backfill queues, channel by channel, the messages after each checkpoint,
 // at most backfill_limit per channel, oldest first, and returns how many
 // it fetched.
-func (a *Adapter) backfill(ctx context.Context, r *run) int {
+func (a *Adapter) backfill(ctx context.Context, x *rx) int {
 	if a.cfg.BackfillLimit == 0 {
 		return 0
 	}
-	d := r.Data
+	d := x.Data.run.Data
 	total := 0
 	for _, k := range d.cp.Keys() {
 		channel, ok := strings.CutPrefix(k, positionPrefix)
@@ -87,7 +88,7 @@ func (a *Adapter) backfill(ctx context.Context, r *run) int {
 			// A message missed while down is new to the assistant, even if
 			// its author edited it since: it goes as sent now.
 			m.EditedTimestamp = nil
-			a.take(r, m)
+			a.take(x, m)
 		}
 	}
 	return total

@@ -117,7 +117,7 @@ func (c *Config) validate() error {
 	c.Token = core.Secret(tok)
 	u, err := url.Parse(c.APIURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("config.api_url: must be an http(s) URL like %q, got %q", DefaultAPIURL, c.APIURL)
+		return fmt.Errorf("config.api_url: must be an http(s) URL like %q, got %q", DefaultAPIURL, core.RedactURL(c.APIURL))
 	}
 	c.APIURL = strings.TrimRight(c.APIURL, "/")
 	for i, id := range c.Channels {

@@ -2,6 +2,7 @@ package discord
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -36,6 +37,9 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// sessionGrace is how long UserSays waits for a gateway session.
+const sessionGrace = 2 * time.Second
+
 // networks finds a test's harness from its adapter, for Restart.
 var networks = map[*Adapter]network{}
 
@@ -47,6 +51,14 @@ func (n network) dm(user int) fakediscord.Channel { return n.h.bot.DMChannel(n.h
 func (n network) UserSays(t *testing.T, user int, text string) (string, func() bool) {
 	networks[n.h.a] = n
 	ch := n.dm(user)
+	// The suite calls Receive on a goroutine of its own: give its session
+	// a moment to open, as a user writing to a new DM would be lost
+	// before (Discord does not send it again, and the channel is not in
+	// the checkpoint yet). With no Receive running (a standby replica, or
+	// stopped) the message goes out after the grace.
+	ctx, cancel := context.WithTimeout(context.Background(), sessionGrace)
+	_ = n.h.bot.Wait(ctx, func() bool { ss := n.h.bot.Sessions(); return len(ss) > 0 && ss[0].Heartbeats > 0 })
+	cancel()
 	n.h.srv.UserSays(ch.ID, n.h.user(user), text)
 	return ch.ID, func() bool { return true } // the gateway has no acknowledgement
 }

@@ -7,8 +7,12 @@
 //
 // Discord's gateway never sends an event again, so the adapter retries
 // each message in the process until the core accepts it, keeps a
-// checkpoint per channel in its data directory, and after a restart (or a
-// session that could not be resumed) fetches what it missed (a backfill).
+// checkpoint per channel (in its data directory, or in the store several
+// gateway replicas share), and after a restart, a takeover by another
+// replica, or a session that could not be resumed fetches what it missed
+// (a backfill). The gateway session is the bot's one inbound connection:
+// it is opened by Receive, on the replica holding the instance's lease
+// (core.ExclusiveReceiver); every replica sends, through REST.
 // See README.md for the chat ids and the options.
 package discord
 
@@ -46,9 +50,10 @@ func init() {
 
 // Interface guards.
 var (
-	_ core.Messenger      = (*Adapter)(nil)
-	_ core.HealthChecker  = (*Adapter)(nil)
-	_ core.DialogObserver = (*Adapter)(nil)
+	_ core.Messenger         = (*Adapter)(nil)
+	_ core.HealthChecker     = (*Adapter)(nil)
+	_ core.DialogObserver    = (*Adapter)(nil)
+	_ core.ExclusiveReceiver = (*Adapter)(nil)
 )
 
 // intents are the gateway events the bot asks for: guild and channel
@@ -74,16 +79,20 @@ const (
 	// moved; a crash repeats at most that much (deduped by the core).
 	checkpointEvery = time.Second
 	checkpointFile  = "discord-checkpoint.json"
+	// checkpointJournal is the checkpoint's journal in the shared store
+	// (Instance.Journals), when replicas share one.
+	checkpointJournal = "discord-checkpoint"
 )
 
 // Adapter is one Discord bot.
 type Adapter struct {
-	name    string
-	cfg     Config
-	log     *slog.Logger
-	http    *http.Client
-	dataDir string
-	answer  map[string]bool // cfg.Channels
+	name     string
+	cfg      Config
+	log      *slog.Logger
+	http     *http.Client
+	dataDir  string
+	journals core.Journals   // the shared store's, or nil: the checkpoint is a file in dataDir
+	answer   map[string]bool // cfg.Channels
 
 	typing    *typing.Indicator[string] // by channel
 	notices   *outbound.Notices
@@ -92,11 +101,15 @@ type Adapter struct {
 	handovers *typing.Handovers              // dialogs handed to a human: no "typing…"
 	noPerm    *cache.Cache[string, struct{}] // channels whose missing permission was logged
 
-	runs lifecycle.Runs[*runData]
+	runs      lifecycle.Runs[*runData]
+	receiving lifecycle.Runs[*rxData] // the Receive running, within a run
 }
 
 // run is one Start..Stop run.
 type run = lifecycle.Run[*runData]
+
+// rx is one Receive: one gateway session, within a run.
+type rx = lifecycle.Run[*rxData]
 
 // New builds a discord instance from its config. It does no I/O.
 func New(inst core.Instance) (core.Messenger, error) {
@@ -122,6 +135,7 @@ func New(inst core.Instance) (core.Messenger, error) {
 		log:       inst.Logger,
 		http:      &http.Client{Transport: rw}, // each request is bounded by its context
 		dataDir:   inst.DataDir,
+		journals:  inst.Journals,
 		answer:    make(map[string]bool),
 		notices:   outbound.NewNotices(maxNotices),
 		progress:  outbound.NewProgress(maxProgress, progressTTL),
@@ -139,12 +153,13 @@ func New(inst core.Instance) (core.Messenger, error) {
 	return a, nil
 }
 
-// newSession makes the discordgo session of one run: its REST calls go
+// newSession makes a discordgo session: a run's, for REST only (it is
+// never opened), or a Receive's, for the gateway. Its REST calls go
 // through the instance's client (and so to api_url), it reports 429s
 // instead of sleeping on them (the outbox waits, see classifySend), it
 // delivers events one at a time in the gateway's order (SyncEvents), and
 // it does not reconnect by itself: reconnect does, with backoff and
-// jitter, and stops at Stop. discordgo's own logging is off; the adapter
+// jitter, and stops when Receive ends. discordgo's own logging is off; the adapter
 // logs what happens from its events.
 func (a *Adapter) newSession() (*discordgo.Session, error) {
 	s, err := discordgo.New("Bot " + a.cfg.Token.Reveal())
@@ -165,10 +180,12 @@ func (a *Adapter) newSession() (*discordgo.Session, error) {
 	return s, nil
 }
 
-// Start checks the token (GET /users/@me), opens the checkpoint, and
-// opens the gateway session; the backfill of what was missed since the
-// checkpoint starts with the session's READY. A token Discord refuses is
-// a permanent error; anything else is retried by the core.
+// Start checks the token (GET /users/@me) and opens the checkpoint (in
+// the shared store when the gateway has one, else in the data
+// directory): what Send needs, which is REST only. It does not receive:
+// the core calls Receive on the replica holding the instance's lease. A
+// token Discord refuses is a permanent error; anything else is retried by
+// the core.
 func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	if deliver == nil {
 		return errors.New("start discord: nil deliver func")
@@ -176,7 +193,7 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	if a.runs.Current() != nil {
 		return fmt.Errorf("start discord: %w", lifecycle.ErrStarted)
 	}
-	if a.dataDir == "" {
+	if a.journals == nil && a.dataDir == "" {
 		return core.Permanent(errors.New("start discord: no data directory (core.Instance.DataDir is empty): the checkpoint needs one"))
 	}
 	s, err := a.newSession()
@@ -192,39 +209,127 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 		}
 		return fmt.Errorf("check bot token: %w", err)
 	}
-	cp, err := inbound.OpenCheckpoint(filepath.Join(a.dataDir, checkpointFile), 0)
+	cp, err := a.openCheckpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("start discord: %w", err)
+	}
+	if _, err := a.runs.Begin(newRunData(s, me, cp)); err != nil {
+		return fmt.Errorf("start discord: %w", err)
+	}
+	where := "data directory"
+	if a.journals != nil {
+		where = "shared store"
+	}
+	a.log.Info("started", "bot", me.Username, "bot_id", me.ID, "respond_to", a.cfg.RespondTo,
+		"channels", len(a.cfg.Channels), "reply_in_thread", a.cfg.ReplyInThread, "checkpoint", where)
+	return nil
+}
+
+// openCheckpoint opens the checkpoint: in the shared store when replicas
+// share one (the one that takes the receiving over goes on from it), else
+// in the data directory. One that cannot be read back is replaced by a
+// new one, with an error logged: there is nothing to backfill from, but
+// the gateway still works.
+func (a *Adapter) openCheckpoint(ctx context.Context) (*inbound.Checkpoint, error) {
+	open := func(suffix string) (*inbound.Checkpoint, error) {
+		if a.journals != nil {
+			return inbound.OpenJournalCheckpoint(ctx, a.journals, checkpointJournal+suffix, 0)
+		}
+		return inbound.OpenCheckpoint(filepath.Join(a.dataDir, checkpointFile+suffix), 0)
+	}
+	cp, err := open("")
 	if errors.Is(err, inbound.ErrCorruptCheckpoint) {
-		// Nothing to backfill from; the gateway still works.
 		a.log.Error("checkpoint unreadable, starting without it: messages sent while the gateway was down are not fetched", "err", err)
-		cp, err = inbound.OpenCheckpoint(filepath.Join(a.dataDir, checkpointFile+".new"), 0)
+		cp, err = open(".new")
 	}
+	return cp, err
+}
+
+// Exclusive reports true: a bot's gateway session is its one inbound
+// connection (a second session would get every event again), so with
+// several replicas only the one holding the lease opens it.
+func (a *Adapter) Exclusive() bool { return true }
+
+// Receive opens the gateway session and hands its messages to deliver
+// until ctx ends (the lease was lost, or the instance stops), then closes
+// the session, waits for the conversations it began (a message not
+// handed over by then is fetched again by the next backfill, on whichever
+// replica receives next), flushes the checkpoint and returns nil. First
+// it reads in the checkpoint as the replica that received last left it;
+// the session's READY starts a backfill from there. A session that
+// cannot be opened (a refused token, a refused intent, Discord
+// unreachable) is Receive's error: the core calls it again after a
+// backoff.
+func (a *Adapter) Receive(ctx context.Context, deliver core.DeliverFunc) error {
+	if deliver == nil {
+		return errors.New("receive discord: nil deliver func")
+	}
+	r, ok := a.runs.Enter()
+	if !ok {
+		return fmt.Errorf("receive discord: %w", core.ErrNotConnected)
+	}
+	defer r.Leave()
+	d := r.Data
+	if err := d.cp.Refresh(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // asked to end before it began
+		}
+		return fmt.Errorf("receive discord: %w", err)
+	}
+	d.loadThreads()
+	gw, err := a.newSession()
 	if err != nil {
-		return fmt.Errorf("start discord: %w", err)
+		return err
 	}
-	d := newRunData(s, me, deliver, cp)
-	r, err := a.runs.Begin(d)
+	x, err := a.receiving.Begin(newRxData(r, gw, deliver))
 	if err != nil {
-		return fmt.Errorf("start discord: %w", err)
+		return fmt.Errorf("receive discord: %w", err)
 	}
-	a.addHandlers(r)
-	if err := a.open(ctx, s); err != nil {
-		_, _ = a.runs.End(context.Background(), nil)
+	// Stop ends the run after Receive returned, by the contract; should it
+	// come first, the session ends with the run all the same.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.Context(), cancel)()
+	a.addHandlers(x)
+	if err := a.open(rctx, gw); err != nil {
+		a.endReceive(x)
 		switch {
+		case rctx.Err() != nil:
+			return nil // asked to end while it opened
 		case isTokenRefused(err):
-			return core.Permanent(fmt.Errorf("open gateway: Discord refused the token: %w", err))
+			return fmt.Errorf("open gateway: Discord refused the token, fix config.token: %w", err)
 		case intentsRefused(err):
-			return core.Permanent(fmt.Errorf("open gateway: Discord refused the Message Content intent; switch it on in the Developer Portal (Bot → Privileged Gateway Intents): %w", err))
+			return fmt.Errorf("open gateway: Discord refused the Message Content intent; switch it on in the Developer Portal (Bot → Privileged Gateway Intents): %w", err)
 		}
 		return fmt.Errorf("open gateway: %w", err)
 	}
-	r.Go(func(ctx context.Context) { a.reconnect(ctx, r) })
-	r.Go(func(ctx context.Context) { a.backfillLoop(ctx, r) })
-	r.Go(func(ctx context.Context) {
-		cp.FlushEvery(ctx, checkpointEvery, func(err error) { a.log.Warn("write checkpoint", "err", err) })
+	x.Go(func(ctx context.Context) { a.reconnect(ctx, x) })
+	x.Go(func(ctx context.Context) { a.backfillLoop(ctx, x) })
+	x.Go(func(ctx context.Context) {
+		d.cp.FlushEvery(ctx, checkpointEvery, func(err error) { a.log.Warn("write checkpoint", "err", err) })
 	})
-	a.log.Info("started", "bot", me.Username, "bot_id", me.ID, "respond_to", a.cfg.RespondTo,
-		"channels", len(a.cfg.Channels), "reply_in_thread", a.cfg.ReplyInThread)
+	a.log.Info("receiving: gateway session open")
+	<-rctx.Done()
+	a.endReceive(x)
+	a.log.Info("receiving ended: gateway session closed")
 	return nil
+}
+
+// endReceive ends a Receive's run: its conversations and loops stop, the
+// session is closed, and once they are all done the checkpoint is written
+// with what they handed over last.
+func (a *Adapter) endReceive(x *rx) {
+	_, _ = a.receiving.End(context.Background(), func(x *rx) {
+		// Close sends a close frame (1000: Discord ends the session, and
+		// the next Receive, here or on another replica, identifies
+		// afresh and backfills) and waits a second for Discord.
+		_ = x.Data.gw.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.RequestTimeout)
+	defer cancel()
+	if err := x.Data.run.Data.cp.Flush(ctx); err != nil {
+		a.log.Warn("write checkpoint", "err", err)
+	}
 }
 
 // open opens the gateway session, bounded by ctx (discordgo's Open takes
@@ -245,16 +350,11 @@ func (a *Adapter) open(ctx context.Context, s *discordgo.Session) error {
 	}
 }
 
-// Stop closes the gateway session and waits for the conversations, the
-// backfill and the last checkpoint write, or until ctx is done.
+// Stop waits for the typing indicators and the adapter's own replies, or
+// until ctx is done. The core calls it after Receive returned, which
+// closed the gateway session; one still open is closed.
 func (a *Adapter) Stop(ctx context.Context) error {
-	r, err := a.runs.End(ctx, func(r *run) {
-		// Close sends a close frame and waits a second for Discord; the
-		// session stays resumable on Discord's side for a while, but this
-		// process forgets it: the next Start identifies afresh and
-		// backfills.
-		_ = r.Data.s.Close()
-	})
+	r, err := a.runs.End(ctx, nil)
 	if err == nil && r != nil {
 		err = a.typing.Wait(ctx)
 	}
@@ -267,16 +367,19 @@ func (a *Adapter) Stop(ctx context.Context) error {
 	return nil
 }
 
-// CheckHealth fails while the gateway session is down, and asks Discord
-// who the bot is (GET /users/@me), which fails when Discord is
+// CheckHealth fails while this replica receives and its gateway session
+// is down (a standby replica has none, and needs none to send), and asks
+// Discord who the bot is (GET /users/@me), which fails when Discord is
 // unreachable or the token was revoked.
 func (a *Adapter) CheckHealth(ctx context.Context) error {
 	r := a.runs.Current()
 	if r == nil {
 		return core.ErrNotConnected
 	}
-	if since, down := r.Data.downSince(); down {
-		return fmt.Errorf("gateway session down since %s", since.Format(time.RFC3339))
+	if x := a.receiving.Current(); x != nil {
+		if since, down := x.Data.downSince(); down {
+			return fmt.Errorf("gateway session down since %s", since.Format(time.RFC3339))
+		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
 	defer cancel()
@@ -299,12 +402,57 @@ func (a *Adapter) DialogChanged(_ context.Context, ev core.DialogEvent) error {
 	return nil
 }
 
-// runData is what one run holds besides its context.
+// runData is what one Start..Stop run holds besides its context: what
+// Send needs, and what outlives a Receive.
 type runData struct {
-	s       *discordgo.Session
-	me      *discordgo.User
+	s  *discordgo.Session // REST only: Send, typing, threads, backfills; never opened
+	me *discordgo.User
+	cp *inbound.Checkpoint
+
+	mu      sync.Mutex
+	threads map[string]string // "channel:user" → the thread the bot started for it
+	own     map[string]bool   // threads the bot started
+	names   map[string]string // channel and role ids → names, for mentions
+}
+
+func newRunData(s *discordgo.Session, me *discordgo.User, cp *inbound.Checkpoint) *runData {
+	d := &runData{
+		s: s, me: me, cp: cp,
+		threads: map[string]string{},
+		own:     map[string]bool{},
+		names:   map[string]string{},
+	}
+	d.loadThreads()
+	return d
+}
+
+// loadThreads learns the threads the bot started from the checkpoint
+// (another replica may have started some since the last look).
+func (d *runData) loadThreads() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, k := range d.cp.Keys() {
+		if key, ok := threadKey(k); ok {
+			thread, _ := d.cp.Get(k)
+			d.threads[key] = thread
+			d.own[thread] = true
+		}
+	}
+}
+
+// name returns the name of a channel or role id, "" if unknown.
+func (d *runData) name(id string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.names[id]
+}
+
+// rxData is what one Receive holds besides its context: the gateway
+// session and the messages it is handing over.
+type rxData struct {
+	run     *run
+	gw      *discordgo.Session // the gateway session
 	deliver core.DeliverFunc
-	cp      *inbound.Checkpoint
 	marks   inbound.Watermark
 
 	disconnected chan struct{} // a Disconnect event: reconnect wakes up
@@ -316,42 +464,21 @@ type runData struct {
 	held        []*discordgo.Message
 	lastQueued  map[string]uint64        // channel → newest message id queued
 	convs       map[string]*conversation // by conversation key
-	threads     map[string]string        // "channel:user" → the thread the bot started for it
-	own         map[string]bool          // threads the bot started
-	names       map[string]string        // channel and role ids → names, for mentions
 }
 
-func newRunData(s *discordgo.Session, me *discordgo.User, deliver core.DeliverFunc, cp *inbound.Checkpoint) *runData {
-	d := &runData{
-		s: s, me: me, deliver: deliver, cp: cp,
+func newRxData(r *run, gw *discordgo.Session, deliver core.DeliverFunc) *rxData {
+	return &rxData{
+		run: r, gw: gw, deliver: deliver,
 		disconnected: make(chan struct{}, 1),
 		readied:      make(chan struct{}, 1),
 		lastQueued:   map[string]uint64{},
 		convs:        map[string]*conversation{},
-		threads:      map[string]string{},
-		own:          map[string]bool{},
-		names:        map[string]string{},
 	}
-	for _, k := range cp.Keys() {
-		if key, ok := threadKey(k); ok {
-			thread, _ := cp.Get(k)
-			d.threads[key] = thread
-			d.own[thread] = true
-		}
-	}
-	return d
-}
-
-// name returns the name of a channel or role id, "" if unknown.
-func (d *runData) name(id string) string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.names[id]
 }
 
 // downSince reports whether the session is down, and since when.
-func (d *runData) downSince() (time.Time, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.down, !d.down.IsZero()
+func (x *rxData) downSince() (time.Time, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.down, !x.down.IsZero()
 }

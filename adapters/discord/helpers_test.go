@@ -68,10 +68,28 @@ func (h *harness) build(raw core.RawConfig) *Adapter {
 	return m.(*Adapter)
 }
 
-// start starts a with the harness's core and stops it at cleanup.
+// start starts a with the harness's core, as the core does on the
+// replica holding the lease (Start, then Receive), waits until its
+// gateway session is open, and stops it at cleanup. Discord would not
+// send what a user writes before that again, and a DM channel the bot
+// has not seen yet is not backfilled.
 func (h *harness) start(a *Adapter) {
 	h.t.Helper()
 	messengertest.Start(h.t, a, h.core.Deliver)
+	h.waitSession(a)
+}
+
+// waitSession waits until a receives on an open gateway session.
+func (h *harness) waitSession(a *Adapter) {
+	h.t.Helper()
+	eventually(h.t, "the gateway session open", func() bool {
+		x := a.receiving.Current()
+		if x == nil {
+			return false
+		}
+		_, down := x.Data.downSince()
+		return !down && len(h.bot.Sessions()) > 0
+	})
 }
 
 func ctxTimeout(t *testing.T) context.Context {

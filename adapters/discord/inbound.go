@@ -31,16 +31,16 @@ func threadKey(k string) (string, bool) { return strings.CutPrefix(k, threadPref
 
 // live takes a message from the gateway. During a backfill it waits (in
 // memory) behind the older messages the backfill queues.
-func (a *Adapter) live(r *run, m *discordgo.Message) {
-	d := r.Data
-	d.mu.Lock()
-	if d.backfilling {
-		d.held = append(d.held, m)
-		d.mu.Unlock()
+func (a *Adapter) live(x *rx, m *discordgo.Message) {
+	xd := x.Data
+	xd.mu.Lock()
+	if xd.backfilling {
+		xd.held = append(xd.held, m)
+		xd.mu.Unlock()
 		return
 	}
-	d.mu.Unlock()
-	a.take(r, m)
+	xd.mu.Unlock()
+	a.take(x, m)
 }
 
 // conversationOf says which conversation m belongs to and whether the
@@ -89,8 +89,8 @@ func addressed(m *discordgo.Message, me *discordgo.User) bool {
 // take queues m for its conversation, once: a message the backfill and
 // the live feed both bring (or a RESUME replays) is queued the first time
 // only. Messages of one channel arrive in id order from either.
-func (a *Adapter) take(r *run, m *discordgo.Message) {
-	d := r.Data
+func (a *Adapter) take(x *rx, m *discordgo.Message) {
+	xd, d := x.Data, x.Data.run.Data
 	key, startThread, reason := a.conversationOf(d, m)
 	if reason != "" {
 		a.log.Debug("message ignored", "channel", m.ChannelID, "message_id", m.ID, "reason", reason)
@@ -101,39 +101,39 @@ func (a *Adapter) take(r *run, m *discordgo.Message) {
 		a.log.Warn("message ignored: odd id", "channel", m.ChannelID, "message_id", m.ID)
 		return
 	}
-	d.mu.Lock()
-	if m.EditedTimestamp == nil && id <= d.lastQueued[m.ChannelID] {
-		d.mu.Unlock()
+	xd.mu.Lock()
+	if m.EditedTimestamp == nil && id <= xd.lastQueued[m.ChannelID] {
+		xd.mu.Unlock()
 		return
 	}
-	d.lastQueued[m.ChannelID] = max(d.lastQueued[m.ChannelID], id)
+	xd.lastQueued[m.ChannelID] = max(xd.lastQueued[m.ChannelID], id)
 	if m.EditedTimestamp == nil {
 		// An edit is not part of the channel's stream of new messages:
 		// the checkpoint neither waits for it nor moves back to it.
-		d.marks.Begin(m.ChannelID, m.ID)
+		xd.marks.Begin(m.ChannelID, m.ID)
 	}
 	if m.GuildID != "" {
 		d.cp.Set(guildPrefix+m.ChannelID, m.GuildID)
 	}
-	c := d.convs[key]
+	c := xd.convs[key]
 	if c == nil {
 		c = &conversation{key: key, queue: make(chan *discordgo.Message, conversationQueue)}
-		d.convs[key] = c
-		r.Go(func(ctx context.Context) { a.converse(ctx, r, c, startThread) })
+		xd.convs[key] = c
+		x.Go(func(ctx context.Context) { a.converse(ctx, x, c, startThread) })
 	}
 	c.senders++
-	d.mu.Unlock()
-	a.know(d, m.ChannelID, id)
+	xd.mu.Unlock()
+	a.know(x, m.ChannelID, id)
 	// May wait while the conversation's queue is full (the core is slow
 	// or down): the gateway then waits too, which is the honest
 	// backpressure; nothing is dropped.
 	select {
 	case c.queue <- m:
-	case <-r.Context().Done():
+	case <-x.Context().Done():
 	}
-	d.mu.Lock()
+	xd.mu.Lock()
 	c.senders--
-	d.mu.Unlock()
+	xd.mu.Unlock()
 }
 
 // know makes sure the checkpoint has channel before its first message is
@@ -142,13 +142,16 @@ func (a *Adapter) take(r *run, m *discordgo.Message) {
 // written at once (a new channel is rare), starting just before the
 // message, which the next backfill fetches again if it was not accepted
 // by then (the core drops it if it was).
-func (a *Adapter) know(d *runData, channel string, first uint64) {
+func (a *Adapter) know(x *rx, channel string, first uint64) {
+	cp := x.Data.run.Data.cp
 	key := positionPrefix + channel
-	if _, known := d.cp.Get(key); known {
+	if _, known := cp.Get(key); known {
 		return
 	}
-	d.cp.Set(key, strconv.FormatUint(first-1, 10))
-	if err := d.cp.Flush(); err != nil {
+	cp.Set(key, strconv.FormatUint(first-1, 10))
+	ctx, cancel := context.WithTimeout(x.Context(), a.cfg.RequestTimeout)
+	defer cancel()
+	if err := cp.Flush(ctx); err != nil {
 		a.log.Warn("write checkpoint", "err", err)
 	}
 }
@@ -165,14 +168,14 @@ const conversationIdle = time.Minute
 type conversation struct {
 	key     string
 	queue   chan *discordgo.Message
-	senders int // take calls about to queue; guarded by runData.mu
+	senders int // take calls about to queue; guarded by rxData.mu
 }
 
 // converse hands c's messages to the core in order, each retried until
-// the core accepts it (Discord will not send it again), until the run
-// ends. It ends when c has been idle a while.
-func (a *Adapter) converse(ctx context.Context, r *run, c *conversation, startThread bool) {
-	d := r.Data
+// the core accepts it (Discord will not send it again), until the
+// Receive ends. It ends when c has been idle a while.
+func (a *Adapter) converse(ctx context.Context, x *rx, c *conversation, startThread bool) {
+	xd := x.Data
 	idle := time.NewTimer(conversationIdle)
 	defer idle.Stop()
 	for {
@@ -180,32 +183,33 @@ func (a *Adapter) converse(ctx context.Context, r *run, c *conversation, startTh
 		case <-ctx.Done():
 			return
 		case m := <-c.queue:
-			if !a.handle(ctx, r, m, startThread) {
-				return // stopped: not handed over, the next run's backfill fetches it
+			if !a.handle(ctx, x, m, startThread) {
+				return // stopped: not handed over, the next Receive's backfill fetches it
 			}
 			idle.Reset(conversationIdle)
 		case <-idle.C:
-			d.mu.Lock()
+			xd.mu.Lock()
 			if len(c.queue) == 0 && c.senders == 0 {
-				delete(d.convs, c.key)
-				d.mu.Unlock()
+				delete(xd.convs, c.key)
+				xd.mu.Unlock()
 				return
 			}
-			d.mu.Unlock()
+			xd.mu.Unlock()
 			idle.Reset(conversationIdle)
 		}
 	}
 }
 
 // handle hands one message to the core and moves the channel's
-// checkpoint. It reports false when the run ended first.
-func (a *Adapter) handle(ctx context.Context, r *run, m *discordgo.Message, startThread bool) bool {
-	d := r.Data
+// checkpoint. It reports false when the Receive ended first.
+func (a *Adapter) handle(ctx context.Context, x *rx, m *discordgo.Message, startThread bool) bool {
+	xd := x.Data
+	r, d := xd.run, xd.run.Data
 	native := m.ChannelID
 	if m.GuildID != "" && !a.ownThread(d, m.ChannelID) {
 		native = m.ChannelID + ":" + m.Author.ID
 		if startThread {
-			thread, err := a.threadFor(ctx, r, m)
+			thread, err := a.threadFor(ctx, d, m)
 			if err != nil {
 				if ctx.Err() != nil {
 					return false
@@ -220,7 +224,7 @@ func (a *Adapter) handle(ctx context.Context, r *run, m *discordgo.Message, star
 	}
 	in, notice := a.inbound(d, m, native)
 	a.replies.Put(native, m.ID)
-	err := inbound.Retry(ctx, d.deliver, in, inbound.RetryOptions{
+	err := inbound.Retry(ctx, xd.deliver, in, inbound.RetryOptions{
 		OnRetry: func(err error, wait time.Duration) {
 			a.log.Debug("message not accepted yet, retrying", "message_id", m.ID, "wait", wait, "err", err)
 		},
@@ -237,7 +241,7 @@ func (a *Adapter) handle(ctx context.Context, r *run, m *discordgo.Message, star
 		return false
 	}
 	if m.EditedTimestamp == nil {
-		if mark, moved := d.marks.Done(m.ChannelID, m.ID); moved {
+		if mark, moved := xd.marks.Done(m.ChannelID, m.ID); moved {
 			d.cp.Set(positionPrefix+m.ChannelID, mark)
 		}
 	}
@@ -259,8 +263,7 @@ func targetChannel(native string) string {
 // threadFor returns the thread of m's author in m's channel, starting it
 // from m the first time. The thread is remembered in the checkpoint, so
 // that the conversation stays in it after a restart.
-func (a *Adapter) threadFor(ctx context.Context, r *run, m *discordgo.Message) (string, error) {
-	d := r.Data
+func (a *Adapter) threadFor(ctx context.Context, d *runData, m *discordgo.Message) (string, error) {
 	key := m.ChannelID + ":" + m.Author.ID
 	d.mu.Lock()
 	thread, ok := d.threads[key]

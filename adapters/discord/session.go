@@ -11,40 +11,41 @@ import (
 	"github.com/switchboard-gw/switchboard/kit/lifecycle"
 )
 
-// addHandlers wires the session's events to the run. With SyncEvents the
-// handlers run one at a time, in the gateway's order, on discordgo's
-// reading goroutine: they must not wait for the core (see queue).
-func (a *Adapter) addHandlers(r *run) {
-	d := r.Data
-	d.s.AddHandler(func(_ *discordgo.Session, e *discordgo.Ready) {
-		d.mu.Lock()
-		d.down = time.Time{}
+// addHandlers wires the gateway session's events to the Receive. With
+// SyncEvents the handlers run one at a time, in the gateway's order, on
+// discordgo's reading goroutine: they must not wait for the core (see
+// queue).
+func (a *Adapter) addHandlers(x *rx) {
+	xd, d := x.Data, x.Data.run.Data
+	xd.gw.AddHandler(func(_ *discordgo.Session, e *discordgo.Ready) {
+		xd.mu.Lock()
+		xd.down = time.Time{}
 		// A new session: what was sent since the last one is not sent
 		// again by Discord. Hold the live messages until the backfill
 		// has queued the older ones, so each conversation keeps its
 		// order.
-		d.backfilling = true
-		d.mu.Unlock()
+		xd.backfilling = true
+		xd.mu.Unlock()
 		a.log.Info("gateway session ready", "session", shortSession(e.SessionID))
-		wake(d.readied)
+		wake(xd.readied)
 	})
-	d.s.AddHandler(func(*discordgo.Session, *discordgo.Resumed) {
-		d.mu.Lock()
-		d.down = time.Time{}
-		d.mu.Unlock()
+	xd.gw.AddHandler(func(*discordgo.Session, *discordgo.Resumed) {
+		xd.mu.Lock()
+		xd.down = time.Time{}
+		xd.mu.Unlock()
 		a.log.Info("gateway session resumed")
 	})
-	d.s.AddHandler(func(*discordgo.Session, *discordgo.Disconnect) {
-		d.mu.Lock()
-		if d.down.IsZero() {
-			d.down = time.Now()
+	xd.gw.AddHandler(func(*discordgo.Session, *discordgo.Disconnect) {
+		xd.mu.Lock()
+		if xd.down.IsZero() {
+			xd.down = time.Now()
 		}
-		d.mu.Unlock()
-		wake(d.disconnected)
+		xd.mu.Unlock()
+		wake(xd.disconnected)
 	})
 	// Guilds, channels and threads tell which threads the bot owns, and
 	// the names that mentions in messages are shown with.
-	d.s.AddHandler(func(_ *discordgo.Session, e *discordgo.GuildCreate) {
+	xd.gw.AddHandler(func(_ *discordgo.Session, e *discordgo.GuildCreate) {
 		if e.Guild == nil {
 			return
 		}
@@ -62,39 +63,39 @@ func (a *Adapter) addHandlers(r *run) {
 		func(_ *discordgo.Session, e *discordgo.ChannelUpdate) { d.lockedNote(e.Channel) },
 		func(_ *discordgo.Session, e *discordgo.ThreadCreate) { d.lockedNote(e.Channel) },
 	} {
-		d.s.AddHandler(on)
+		xd.gw.AddHandler(on)
 	}
-	d.s.AddHandler(func(_ *discordgo.Session, e *discordgo.MessageCreate) {
-		a.live(r, e.Message)
+	xd.gw.AddHandler(func(_ *discordgo.Session, e *discordgo.MessageCreate) {
+		a.live(x, e.Message)
 	})
 	if a.cfg.AnswerEdits {
-		d.s.AddHandler(func(_ *discordgo.Session, e *discordgo.MessageUpdate) {
+		xd.gw.AddHandler(func(_ *discordgo.Session, e *discordgo.MessageUpdate) {
 			if e.Message != nil && e.EditedTimestamp != nil && e.Author != nil {
-				a.live(r, e.Message)
+				a.live(x, e.Message)
 			}
 		})
 	}
 }
 
-// reconnect reopens the gateway session whenever it drops, until the run
-// ends, with capped exponential backoff and jitter (discordgo's own
-// reconnect never stops and has neither). discordgo keeps the session id
-// and sequence over a Close, so the reopen RESUMEs: Discord replays what
-// was missed. A session Discord will not resume gets INVALID_SESSION and
-// a fresh IDENTIFY, whose READY starts a backfill.
-func (a *Adapter) reconnect(ctx context.Context, r *run) {
-	d := r.Data
+// reconnect reopens the gateway session whenever it drops, until the
+// Receive ends, with capped exponential backoff and jitter (discordgo's
+// own reconnect never stops and has neither). discordgo keeps the
+// session id and sequence over a Close, so the reopen RESUMEs: Discord
+// replays what was missed. A session Discord will not resume gets
+// INVALID_SESSION and a fresh IDENTIFY, whose READY starts a backfill.
+func (a *Adapter) reconnect(ctx context.Context, x *rx) {
+	xd := x.Data
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-d.disconnected:
+		case <-xd.disconnected:
 		}
 		b := backoff.NewExponentialBackOff()
 		b.InitialInterval = time.Second
 		b.MaxInterval = reconnectMax
 		for ctx.Err() == nil {
-			err := a.open(ctx, d.s)
+			err := a.open(ctx, xd.gw)
 			if err == nil || errors.Is(err, discordgo.ErrWSAlreadyOpen) {
 				break
 			}

@@ -1,11 +1,14 @@
 package discord
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/bwmarrin/discordgo"
+
+	"github.com/switchboard-gw/switchboard/core"
 )
 
 // rewriter sends discordgo's REST requests to the instance's api_url.
@@ -26,7 +29,7 @@ type rewriter struct {
 func newRewriter(apiURL string, next http.RoundTripper) (*rewriter, error) {
 	to, err := url.Parse(strings.TrimRight(apiURL, "/") + "/")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%q is not a URL", core.RedactURL(apiURL))
 	}
 	return &rewriter{from: discordgo.EndpointAPI, to: to, next: next}, nil
 }

@@ -23,7 +23,7 @@ func TestCheckpointSurvivesReopen(t *testing.T) {
 	c.Set("chan-1", "1001")
 	c.Set("chan-2", "2001")
 	c.Set("chan-1", "1002")
-	if err := c.Flush(); err != nil {
+	if err := c.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	again, err := OpenCheckpoint(path, 0)
@@ -41,18 +41,18 @@ func TestCheckpointSurvivesReopen(t *testing.T) {
 func TestCheckpointWritesOnlyChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "checkpoint.json")
 	c, _ := OpenCheckpoint(path, 0)
-	if err := c.Flush(); err != nil {
+	if err := c.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("an unchanged checkpoint was written")
 	}
 	c.Set("a", "1")
-	_ = c.Flush()
+	_ = c.Flush(context.Background())
 	st1, _ := os.Stat(path)
 	c.Set("a", "1") // the same position: nothing to write
 	time.Sleep(10 * time.Millisecond)
-	_ = c.Flush()
+	_ = c.Flush(context.Background())
 	st2, _ := os.Stat(path)
 	if !st1.ModTime().Equal(st2.ModTime()) {
 		t.Fatal("setting the same position wrote the file again")
@@ -64,7 +64,7 @@ func TestCheckpointCrashLeavesOldFile(t *testing.T) {
 	path := filepath.Join(dir, "checkpoint.json")
 	c, _ := OpenCheckpoint(path, 0)
 	c.Set("a", "1")
-	_ = c.Flush()
+	_ = c.Flush(context.Background())
 	// A crash during a later write leaves a half-written temporary file
 	// beside the real one, never a half-written real one.
 	if err := os.WriteFile(path+".tmp-123", []byte(`{"version":1,"entr`), 0o600); err != nil {

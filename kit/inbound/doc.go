@@ -10,14 +10,18 @@
 //
 //   - A network that never redelivers (Discord's gateway: a MESSAGE_CREATE
 //     missed is gone): retry in the process until the core accepts the
-//     message or the adapter stops (Retry), and keep a Checkpoint in the
-//     instance's DataDir of how far each stream was handed over (the last
-//     message id per channel), from which the adapter fetches what it
-//     missed after a restart or a dropped session (a backfill: Discord's
-//     GET /channels/{id}/messages?after=). The checkpoint moves only after
+//     message or the adapter stops (Retry), and keep a Checkpoint of how
+//     far each stream was handed over (the last message id per channel),
+//     from which the adapter fetches what it missed after a restart or a
+//     dropped session (a backfill: Discord's GET
+//     /channels/{id}/messages?after=). The checkpoint moves only after
 //     the core accepted a message, and may lag behind on a crash: the
 //     backfill then hands over a few messages again, which the core drops
-//     by Inbound.ID. At least once, never lost.
+//     by Inbound.ID. At least once, never lost. It is a file in the
+//     instance's DataDir (OpenCheckpoint), or, when several replicas
+//     share one store, a journal in it (OpenJournalCheckpoint on
+//     Instance.Journals), so that the replica that takes the receiving
+//     over backfills from where the last one got to.
 //
 //   - A network with a short acknowledgement deadline (Slack: 3 s for an
 //     Events API request or a Socket Mode envelope): commit fast, then
