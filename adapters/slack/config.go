@@ -153,7 +153,7 @@ func (c *Config) validate(publicURL string) error {
 	}
 	u, err := url.Parse(c.APIURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("config.api_url: must be an http(s) URL like %q, got %q", DefaultAPIURL, c.APIURL)
+		return fmt.Errorf("config.api_url: must be an http(s) URL like %q, got %q", DefaultAPIURL, core.RedactURL(c.APIURL))
 	}
 	// slack-go appends the method name to the URL as it is.
 	c.APIURL = strings.TrimRight(c.APIURL, "/") + "/"
@@ -191,10 +191,10 @@ func (c *Config) checkRequestURL(publicURL string) error {
 	}
 	u, err := url.Parse(publicURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return fmt.Errorf("config.mode: events mode needs server.public_url to be an http(s) URL, got %q", publicURL)
+		return fmt.Errorf("config.mode: events mode needs server.public_url to be an http(s) URL, got %q", core.RedactURL(publicURL))
 	}
 	if c.APIURL == DefaultAPIURL && u.Scheme != "https" {
-		return fmt.Errorf("config.mode: Slack posts events only to HTTPS; server.public_url is %q", publicURL)
+		return fmt.Errorf("config.mode: Slack posts events only to HTTPS; server.public_url is %q", core.RedactURL(publicURL))
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
 
+	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/clientip"
 	"github.com/switchboard-gw/switchboard/kit/inbound"
 )
 
@@ -34,6 +36,11 @@ const (
 	headerRetryNum    = "X-Slack-Retry-Num"
 	headerRetryReason = "X-Slack-Retry-Reason"
 )
+
+// rejectBadSignature is the reason label, in
+// switchboard_adapter_rejects_total, of an events request whose signature
+// or timestamp does not check out.
+const rejectBadSignature = "bad_signature"
 
 // ServeHTTP serves the Events API at <prefix>events, in events mode:
 //
@@ -70,7 +77,8 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if err := a.verify(req.Header, body); err != nil {
 		// Never the body, the signature or the secret in the log.
-		a.log.Warn("events request refused: "+err.Error(), "remote", req.RemoteAddr)
+		a.metrics.Rejected(rejectBadSignature)
+		a.warn.Warn(rejectBadSignature, "events request refused: "+err.Error(), "remote", clientip.String(clientip.From(req)))
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
@@ -78,7 +86,7 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		Type string `json:"type"`
 	}
 	if err := json.Unmarshal(body, &outer); err != nil {
-		a.log.Warn("events request refused: malformed JSON", "remote", req.RemoteAddr)
+		a.warn.Warn("malformed", "events request refused: malformed JSON", "remote", clientip.String(clientip.From(req)))
 		http.Error(w, "malformed request", http.StatusBadRequest)
 		return
 	}
@@ -90,7 +98,7 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	case err != nil:
-		a.log.Warn("events request refused: malformed event", "remote", req.RemoteAddr, "err", err)
+		a.warn.Warn("malformed", "events request refused: malformed event", "remote", clientip.String(clientip.From(req)), "err", err)
 		http.Error(w, "malformed request", http.StatusBadRequest)
 		return
 	}
@@ -101,7 +109,7 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			http.Error(w, "malformed request", http.StatusBadRequest)
 			return
 		}
-		a.log.Info("request URL verified by Slack", "url", a.requestURL)
+		a.log.Info("request URL verified by Slack", "url", core.RedactURL(a.requestURL))
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(slackevents.ChallengeResponse{Challenge: v.Challenge})
 		return

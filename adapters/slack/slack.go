@@ -32,6 +32,7 @@ import (
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/kit/cache"
 	"github.com/switchboard-gw/switchboard/kit/lifecycle"
+	"github.com/switchboard-gw/switchboard/kit/logthrottle"
 	"github.com/switchboard-gw/switchboard/kit/outbound"
 	"github.com/switchboard-gw/switchboard/kit/ratelimit"
 )
@@ -100,6 +101,10 @@ type Adapter struct {
 	channels *cache.Cache[string, string] // channel id → name
 	settled  *cache.Cache[string, struct{}]
 	logged   *cache.Cache[string, struct{}] // hints logged once (a channel the app is not in, another workspace)
+	// warn throttles the warnings for refused events requests: anyone
+	// can send those. metrics counts them all.
+	warn    *logthrottle.Throttle
+	metrics core.Metrics
 
 	runs lifecycle.Runs[*runData]
 }
@@ -133,10 +138,12 @@ func New(inst core.Instance) (core.Messenger, error) {
 		channels: cache.New[string, string](maxNames, namesTTL),
 		settled:  cache.New[string, struct{}](maxSettled, settledTTL),
 		logged:   cache.New[string, struct{}](maxNames, time.Hour),
+		metrics:  core.MetricsOf(inst),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.warn = logthrottle.New(a.log, 0, 0)
 	if cfg.Mode == ModeEvents {
 		a.requestURL = strings.TrimRight(inst.PublicURL, "/") + a.prefix + "events"
 	}
