@@ -4,9 +4,13 @@
 // session id in localStorage; that id is the native chat id.
 //
 // Sessions, with a bounded history that reloaded pages and other tabs
-// replay, are stored in a SQLite file in the instance's data directory
-// (see mailbox.go) and survive restarts and crashes; memory holds a cache
-// of them. See README.md for the protocol and limits.
+// replay, survive restarts and crashes: they are stored in a SQLite file
+// in the instance's data directory (see mailbox.go) when the gateway runs
+// alone, and in the journals of the gateway's shared store
+// (core.Instance.Journals, see journal.go and replicas.go) when several
+// replicas share one, so that a tab connected to any replica sees what
+// every replica stored. Memory holds a cache of them. See README.md for
+// the protocol and limits.
 package webchat
 
 import (
@@ -21,10 +25,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/kit/lifecycle"
-	"github.com/switchboard-gw/switchboard/kit/text"
+	"github.com/switchboard-gw/switchboard/kit/ratelimit"
 )
 
 // Kind is the adapter kind in the config ("kind: webchat").
@@ -37,10 +42,15 @@ var (
 	_ core.Messenger      = (*Adapter)(nil)
 	_ core.HTTPService    = (*Adapter)(nil)
 	_ core.DialogObserver = (*Adapter)(nil)
+	_ core.PrivateChatIDs = (*Adapter)(nil)
 )
 
 // maxJanitorInterval caps how often idle sessions are looked for.
 const maxJanitorInterval = time.Minute
+
+// walCheckpointInterval is how often the mailbox's WAL is copied into the
+// file and cut to nothing (see mailbox.checkpoint).
+const walCheckpointInterval = 10 * time.Minute
 
 // maxExpireRounds bounds the expire rounds of one janitor tick, so that a
 // large backlog of idle sessions is worked off over several ticks instead
@@ -54,8 +64,16 @@ type Adapter struct {
 	log        *slog.Logger
 	site       *site
 	dataDir    string
+	journals   core.Journals // the shared store's, or nil: the file in dataDir
 	acceptOpts *websocket.AcceptOptions
 	now        func() time.Time
+	metrics    core.Metrics
+
+	// Per client address (kit/clientip.Key): messages (ip_rate_limit)
+	// and new sessions (ip_session_limit); nil when off. They outlive
+	// runs: a restart does not hand out fresh allowances.
+	ipMessages *ratelimit.Limiter[string]
+	ipSessions *ratelimit.Limiter[string]
 
 	// starting serialises Start and Stop: a Start opens the mailbox
 	// before it can tell whether another Start got there first.
@@ -67,8 +85,8 @@ type Adapter struct {
 // counted connections (kit/lifecycle).
 type runData struct {
 	deliver  core.DeliverFunc
-	mb       *mailbox  // open from Start to Stop
-	sessions *sessions // the cache of mb, empty at Start
+	mb       sessionStore // open from Start to Stop
+	sessions *sessions    // the cache of mb, empty at Start
 	clients  *clientSet
 }
 
@@ -140,20 +158,58 @@ func New(inst core.Instance) (core.Messenger, error) {
 		log:        log,
 		site:       st,
 		dataDir:    inst.DataDir,
+		journals:   inst.Journals,
 		acceptOpts: opts,
 		now:        time.Now,
+		metrics:    core.MetricsOf(inst),
+		ipMessages: perAddress(cfg.IPRateLimit),
+		ipSessions: perAddress(cfg.IPSessionLimit),
 	}, nil
 }
 
-// Start opens the session mailbox (<DataDir>/webchat.db), then begins
-// accepting WebSocket connections and passing their messages to deliver.
-// It does no network I/O of its own: the page and socket are served on the
-// gateway's listener.
+// maxAddresses bounds the per-address buckets kept, the least recently
+// used forgotten first (kit/ratelimit).
+const maxAddresses = 65536
+
+// Reasons of refusals, the reason label of
+// switchboard_adapter_rejects_total.
+const (
+	rejectIPRateLimit    = "ip_rate_limit"
+	rejectIPSessionLimit = "ip_session_limit"
+)
+
+// perAddress is a limiter of perMinute events per minute per client
+// address, or nil when perMinute is 0 (off).
+func perAddress(perMinute int) *ratelimit.Limiter[string] {
+	if perMinute == 0 {
+		return nil
+	}
+	return ratelimit.New(ratelimit.Options[string]{
+		Keys:   maxAddresses,
+		PerKey: func(string) (rate.Limit, int) { return ratelimit.PerMinute(perMinute) },
+	})
+}
+
+// allowFrom takes one token from addr's bucket in l, counting a refusal
+// under reason. A nil limiter or an unknown address ("") allows all.
+func (a *Adapter) allowFrom(l *ratelimit.Limiter[string], addr, reason string) bool {
+	if l == nil || addr == "" || l.Allow(addr) {
+		return true
+	}
+	a.metrics.Rejected(reason)
+	return false
+}
+
+// Start opens the session mailbox (<DataDir>/webchat.db), or uses the
+// shared store's journals when the core gives them (Instance.Journals),
+// then begins accepting WebSocket connections and passing their messages
+// to deliver. It does no network I/O of its own: the page and socket are
+// served on the gateway's listener.
 func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	if deliver == nil {
 		return errors.New("start webchat: nil deliver func")
 	}
-	if a.dataDir == "" {
+	if a.journals == nil && a.dataDir == "" {
 		// Only a hand-built Instance lacks it; the core always sets it.
 		return core.Permanent(errors.New("start webchat: no data directory (core.Instance.DataDir is empty): the session mailbox needs one"))
 	}
@@ -165,12 +221,7 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 	if a.runs.Current() != nil {
 		return fmt.Errorf("start webchat: %w", lifecycle.ErrStarted)
 	}
-	// The core creates the directory, but does not insist when its own
-	// store is in memory.
-	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
-		return fmt.Errorf("start webchat: create data directory: %w", err)
-	}
-	mb, err := openMailbox(ctx, filepath.Join(a.dataDir, mailboxFile), a.cfg.HistoryLimit)
+	mb, where, err := a.openStore(ctx)
 	if err != nil {
 		return fmt.Errorf("start webchat: %w", err)
 	}
@@ -182,16 +233,40 @@ func (a *Adapter) Start(ctx context.Context, deliver core.DeliverFunc) error {
 		return fmt.Errorf("start webchat: %w", err)
 	}
 	r.Go(func(ctx context.Context) { a.janitor(ctx, ss) })
-	a.log.Info("started", "path", a.cfg.Path, "mailbox", mb.path, "allowed_origins", a.cfg.AllowedOrigins,
-		"history_limit", a.cfg.HistoryLimit, "session_ttl", a.cfg.SessionTTL, "max_sessions", a.cfg.MaxSessions,
-		"unsynced_user_messages", mb.lazy)
+	if a.journals != nil {
+		r.Go(func(ctx context.Context) { a.watchJournals(ctx, a.journals, ss) })
+		r.Go(func(ctx context.Context) { ss.pushBehind(ctx, a.now, a.log) })
+	}
+	a.log.Info("started", append(where, "path", a.cfg.Path, "allowed_origins", a.cfg.AllowedOrigins,
+		"history_limit", a.cfg.HistoryLimit, "session_ttl", a.cfg.SessionTTL, "max_sessions", a.cfg.MaxSessions)...)
 	return nil
 }
 
+// openStore opens where the sessions live, and returns it with the log
+// attributes that say which it is: the shared store's journals when the
+// core gives them (several replicas share that store), else the file in
+// the data directory.
+func (a *Adapter) openStore(ctx context.Context) (sessionStore, []any, error) {
+	if a.journals != nil {
+		return newJournalMailbox(a.journals, a.cfg.HistoryLimit), []any{"sessions", "shared store"}, nil
+	}
+	// The core creates the directory, but does not insist when its own
+	// store is in memory.
+	if err := os.MkdirAll(a.dataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create data directory: %w", err)
+	}
+	mb, err := openMailbox(ctx, filepath.Join(a.dataDir, mailboxFile), a.cfg.HistoryLimit)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mb, []any{"sessions", "file", "mailbox", mb.path, "unsynced_user_messages", mb.lazy}, nil
+}
+
 // Stop closes every connection with a going-away status (pages reconnect
-// with backoff), stops the janitor and waits for all of it, or until ctx
-// is done, then closes the mailbox. Sessions stay in the mailbox, so a
-// later Start, in this process or the next, carries on.
+// with backoff), stops the janitor (and the watch of the shared store)
+// and waits for all of it, or until ctx is done, then closes the
+// mailbox. Sessions stay in the mailbox or the shared store, so a later
+// Start, in this process or the next, or another replica, carries on.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.starting.Lock()
 	defer a.starting.Unlock()
@@ -240,7 +315,7 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 		return err
 	}
 	if !validSessionID(msg.ChatID) {
-		return fmt.Errorf("send message to chat %q: %w", text.Shorten(msg.ChatID, 32), core.ErrUnknownChat)
+		return fmt.Errorf("send message to chat %q: %w", shortID(msg.ChatID), core.ErrUnknownChat)
 	}
 	run := a.current()
 	if run == nil {
@@ -272,7 +347,7 @@ func (a *Adapter) DialogChanged(ctx context.Context, ev core.DialogEvent) error 
 		return err
 	}
 	if !validSessionID(ev.ChatID) {
-		return fmt.Errorf("show dialog change in chat %q: %w", text.Shorten(ev.ChatID, 32), core.ErrUnknownChat)
+		return fmt.Errorf("show dialog change in chat %q: %w", shortID(ev.ChatID), core.ErrUnknownChat)
 	}
 	run := a.current()
 	if run == nil {
@@ -286,6 +361,11 @@ func (a *Adapter) DialogChanged(ctx context.Context, ev core.DialogEvent) error 
 	}
 	return nil
 }
+
+// PrivateChatIDs reports that session ids, the native chat ids, are
+// secrets: a session id reads the session's history and writes as its
+// visitor. The core shows them shortened, as this adapter's own logs do.
+func (a *Adapter) PrivateChatIDs() bool { return true }
 
 // HTTPPrefix returns the configured path; the page, widget script, assets
 // and WebSocket are all under it.
@@ -307,14 +387,28 @@ func (a *Adapter) current() *runData {
 func (a *Adapter) janitor(ctx context.Context, ss *sessions) {
 	t := time.NewTicker(min(a.cfg.SessionTTL/10, maxJanitorInterval))
 	defer t.Stop()
+	ckpt := time.NewTicker(walCheckpointInterval)
+	defer ckpt.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-ckpt.C:
+			if err := ss.mb.checkpoint(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("checkpoint mailbox", "err", err)
+			}
 		case <-ss.flush:
 			a.flushTouches(ctx, ss, false)
 		case <-t.C:
 			a.flushTouches(ctx, ss, false)
+			if ss.shared {
+				// Before any replica's janitor looks for idle sessions
+				// by what the store has.
+				now := a.now()
+				if err := ss.shareActivity(ctx, now, now.Add(-a.cfg.SessionTTL/2)); err != nil && ctx.Err() == nil {
+					a.log.Warn("record session activity", "err", err)
+				}
+			}
 			ss.mu.Lock()
 			ss.pruneUnsynced()
 			ss.mu.Unlock()

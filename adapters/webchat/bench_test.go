@@ -259,6 +259,8 @@ func startBenchServer(b *testing.B, raw core.RawConfig) *benchServer {
 		raw = core.RawConfig{}
 	}
 	raw["rate_limit"] = 1 << 30
+	// Every benchmark client is 127.0.0.1: no per-address limits.
+	raw["ip_rate_limit"], raw["ip_session_limit"] = 0, 0
 	a := newTestAdapter(b, raw)
 	a.log = slog.New(slog.DiscardHandler) // measure the adapter, not the test's log buffer
 	var delivered atomic.Int64
@@ -300,7 +302,7 @@ func (bs *benchServer) storeSessions(b *testing.B, n, entries int) ([]string, st
 	const epoch = "benchEp0"
 	ids := make([]string, n)
 	now := time.Now().UnixNano()
-	err := bs.a.current().mb.commits.Write(context.Background(), true, func(t *sqlitedb.Tx) error {
+	err := bs.a.current().mb.(*mailbox).commits.Write(context.Background(), true, func(t *sqlitedb.Tx) error {
 		for i := range ids {
 			ids[i] = newSessionID()
 			if _, err := t.Exec(qCreateSession, ids[i], epoch, now, "Ann"); err != nil {

@@ -70,6 +70,17 @@ type Config struct {
 	// one session.
 	MaxConnsPerSession int `mapstructure:"max_conns_per_session"`
 
+	// IPRateLimit is how many messages one client address (an IPv6 one
+	// by its /64) may send per minute, all its sessions together (in
+	// bursts of up to that many): a client that makes itself new
+	// sessions does not get rate_limit afresh with each. The address is
+	// the gateway's view (server.trusted_proxies). 0 turns it off.
+	IPRateLimit int `mapstructure:"ip_rate_limit"`
+
+	// IPSessionLimit is how many new sessions one client address may
+	// start per minute (in bursts of up to that many). 0 turns it off.
+	IPSessionLimit int `mapstructure:"ip_session_limit"`
+
 	// PingInterval is how often open connections are pinged; a connection
 	// that does not answer within the interval is closed.
 	PingInterval time.Duration `mapstructure:"ping_interval"`
@@ -96,6 +107,8 @@ func (c *Config) setDefaults() {
 	c.MaxMessageBytes = 4000
 	c.RateLimit = 30
 	c.MaxConnsPerSession = 5
+	c.IPRateLimit = 120
+	c.IPSessionLimit = 20
 	c.PingInterval = 30 * time.Second
 }
 
@@ -148,6 +161,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxConnsPerSession < 1 {
 		return fmt.Errorf("config.max_conns_per_session: must be at least 1, got %d", c.MaxConnsPerSession)
+	}
+	if c.IPRateLimit < 0 {
+		return fmt.Errorf("config.ip_rate_limit: must be 0 (off) or more (messages per minute), got %d", c.IPRateLimit)
+	}
+	if c.IPSessionLimit < 0 {
+		return fmt.Errorf("config.ip_session_limit: must be 0 (off) or more (new sessions per minute), got %d", c.IPSessionLimit)
 	}
 	if c.PingInterval < minPingInterval {
 		return fmt.Errorf("config.ping_interval: must be at least %s, got %s", minPingInterval, c.PingInterval)

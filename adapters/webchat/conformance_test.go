@@ -3,6 +3,7 @@ package webchat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -124,3 +125,68 @@ func TestConformance(t *testing.T) {
 		},
 	})
 }
+
+// TestConformanceJournals runs the suite on the shared store's journals
+// (core.Instance.Journals), as several replicas do: on one replica, and
+// on two (pair), where the browser talks to one and the core sends
+// through the other.
+func TestConformanceJournals(t *testing.T) {
+	broken := func(t *testing.T) core.Messenger {
+		// No journals and no data directory: Start fails.
+		return newTestAdapterIn(t, nil, "")
+	}
+	t.Run("OneReplica", func(t *testing.T) {
+		messengertest.Run(t, messengertest.Harness{
+			New: func(t *testing.T) (core.Messenger, messengertest.Network) {
+				j, _ := newTestJournals(t)
+				a, _ := newReplica(t, nil, j)
+				return a, newBrowser(t, a)
+			},
+			NewBroken: broken,
+		})
+	})
+	t.Run("TwoReplicas", func(t *testing.T) {
+		messengertest.Run(t, messengertest.Harness{
+			New: func(t *testing.T) (core.Messenger, messengertest.Network) {
+				ja, jb := newTestJournals(t)
+				a, _ := newReplica(t, nil, ja)
+				b, _ := newReplica(t, nil, jb)
+				return &pair{browsers: a, sends: b}, newBrowser(t, a)
+			},
+			NewBroken: broken,
+		})
+	})
+}
+
+// pair is two replicas of one webchat instance as one Messenger: the
+// browser is connected to browsers, and the core's messages and dialog
+// events go through sends.
+type pair struct{ browsers, sends *Adapter }
+
+var (
+	_ core.DialogObserver = (*pair)(nil)
+	_ core.PrivateChatIDs = (*pair)(nil)
+)
+
+func (p *pair) Start(ctx context.Context, deliver core.DeliverFunc) error {
+	if err := p.browsers.Start(ctx, deliver); err != nil {
+		return err
+	}
+	if err := p.sends.Start(ctx, deliver); err != nil {
+		_ = p.browsers.Stop(ctx)
+		return err
+	}
+	return nil
+}
+
+func (p *pair) Send(ctx context.Context, msg core.Outbound) error { return p.sends.Send(ctx, msg) }
+
+func (p *pair) Stop(ctx context.Context) error {
+	return errors.Join(p.sends.Stop(ctx), p.browsers.Stop(ctx))
+}
+
+func (p *pair) DialogChanged(ctx context.Context, ev core.DialogEvent) error {
+	return p.sends.DialogChanged(ctx, ev)
+}
+
+func (p *pair) PrivateChatIDs() bool { return true }

@@ -27,7 +27,8 @@ func FuzzClientFrame(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	ts := startServer(f, newTestAdapter(f, map[string]any{"rate_limit": 1000000}))
+	// Every input is a new session from one address: no per-address caps.
+	ts := startServer(f, newTestAdapter(f, map[string]any{"rate_limit": 1000000, "ip_rate_limit": 0, "ip_session_limit": 0}))
 	var ws *websocket.Conn
 	dial := func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

@@ -258,7 +258,7 @@ func (a *Adapter) stored(t *testing.T, id string) (storedSession, bool) {
 	if run == nil {
 		t.Fatal("adapter not running")
 	}
-	st, ok, err := run.mb.load(context.Background(), id)
+	st, ok, err := loadSession(context.Background(), run.mb, id)
 	if err != nil {
 		t.Fatalf("load session: %v", err)
 	}

@@ -216,7 +216,8 @@ func openMailboxFile(ctx context.Context, path string, historyLimit int) (_ *mai
 	// The write connection commits with synchronous=FULL (see
 	// OpenWriter), so a message Send accepted survives a power cut. No
 	// process lock: the core already runs one process per data directory
-	// (its store's lock).
+	// (its lock, store.LockDir). OpenWriter also bounds the WAL left on
+	// disk (journal_size_limit), and the janitor checkpoints it.
 	if m.wdb, err = sqlitedb.OpenWriter(ctx, abs); err != nil {
 		return nil, err
 	}
@@ -377,6 +378,19 @@ func (m *mailbox) close() error {
 		return fmt.Errorf("close webchat mailbox %s: %w", m.path, err)
 	}
 	return nil
+}
+
+// checkpoint copies the WAL into the file and truncates it
+// (sqlitedb.Committer.Checkpoint): the history deleted by expiry and by
+// history_limit frees pages in the file, which later writes reuse, but
+// SQLite never gives the room a WAL took back by itself, and on a small
+// disk that room is what a full disk needs.
+func (m *mailbox) checkpoint(ctx context.Context) error {
+	if err := m.use(); err != nil {
+		return err
+	}
+	defer m.mu.RUnlock()
+	return m.commits.Checkpoint(ctx)
 }
 
 // use starts a call: it holds off close until the caller calls
@@ -668,7 +682,7 @@ func (m *mailbox) idle(ctx context.Context, cutoff time.Time, limit int) ([]stri
 // expire deletes the sessions del with their history, and records that
 // the sessions in touch were active at the given times, in one
 // transaction.
-func (m *mailbox) expire(ctx context.Context, del []string, touch map[string]time.Time) error {
+func (m *mailbox) expire(ctx context.Context, del []string, _ time.Time, touch map[string]time.Time) error {
 	if len(del) == 0 && len(touch) == 0 {
 		return nil
 	}
@@ -742,6 +756,9 @@ func (m *mailbox) write(ctx context.Context, durable bool, fn func(t *sqlitedb.T
 // markSynced records that a synced commit that changed the file took the
 // write with ticket: it and every write before it are on disk.
 func (m *mailbox) markSynced(ticket int64) { raise(&m.synced, ticket) }
+
+// shared is false: the core runs one process per data directory.
+func (m *mailbox) shared() bool { return false }
 
 // isSynced reports whether the write with ticket is on disk.
 func (m *mailbox) isSynced(ticket int64) bool { return ticket <= m.synced.Load() }

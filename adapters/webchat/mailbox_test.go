@@ -238,7 +238,7 @@ func TestMailboxExpire(t *testing.T) {
 	if ids, _ := mb.idle(ctx, t0.Add(90*time.Minute), 1); len(ids) != 1 || ids[0] != "a" {
 		t.Fatalf("idle with limit 1 = %v, want [a]", ids)
 	}
-	if err := mb.expire(ctx, []string{"a"}, map[string]time.Time{"b": t0.Add(5 * time.Hour), "c": t0}); err != nil {
+	if err := mb.expire(ctx, []string{"a"}, t0.Add(90*time.Minute), map[string]time.Time{"b": t0.Add(5 * time.Hour), "c": t0}); err != nil {
 		t.Fatal(err)
 	}
 	if rowCount(t, mb, "sessions", "a") != 0 || rowCount(t, mb, "history", "a") != 0 {
@@ -534,6 +534,13 @@ type storedSession struct {
 	history []entry // the newest historyLimit entries at most, oldest first
 }
 
+// loadSession is mb's load (see mailbox.load).
+func loadSession(ctx context.Context, mb sessionStore, id string) (storedSession, bool, error) {
+	return mb.(interface {
+		load(context.Context, string) (storedSession, bool, error)
+	}).load(ctx, id)
+}
+
 // load reads session id with its history, for tests to compare with
 // what the cache and the tabs show. ok is false when the mailbox
 // does not hold it.
@@ -549,4 +556,33 @@ func (m *mailbox) load(ctx context.Context, id string) (st storedSession, ok boo
 		return st, false, err
 	}
 	return st, true, nil
+}
+
+// TestMailboxCheckpointShrinksWAL: the janitor's checkpoint leaves the
+// mailbox's WAL empty, and the mailbox works on.
+func TestMailboxCheckpointShrinksWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "webchat.db")
+	mb := openTestMailbox(t, path, 1000)
+	for i := range 200 {
+		put(t, mb, "sess", entry{from: fromBot, text: strings.Repeat("x", 4<<10), id: fmt.Sprint("m", i)})
+	}
+	wal := func() int64 {
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	if wal() == 0 {
+		t.Fatal("no WAL: the test needs one")
+	}
+	if err := mb.checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := wal(); n != 0 {
+		t.Fatalf("WAL of %d bytes after the checkpoint, want 0", n)
+	}
+	if res := put(t, mb, "sess", entry{from: fromBot, text: "after", id: "after"}); res.seq != 201 {
+		t.Fatalf("append after the checkpoint: %+v, want seq 201", res)
+	}
 }

@@ -2,12 +2,14 @@ package webchat
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/kit/richtext"
 )
 
@@ -37,6 +39,9 @@ const (
 	codeRateLimited   = "rate_limited"
 	codeDeliverFailed = "deliver_failed"
 	codeTooManyConns  = "too_many_connections"
+	// codeTooManySessions refuses a hello that would start a session
+	// when the client's address has started too many (ip_session_limit).
+	codeTooManySessions = "too_many_sessions"
 )
 
 // clientFrame is any frame a browser sends; Type says which fields count.
@@ -201,11 +206,20 @@ func cleanName(name string) string {
 	return name
 }
 
-// shortID shortens a session id for logs: the full id reads the whole
-// conversation, so it is treated like a credential.
-func shortID(id string) string {
-	if len(id) > 6 {
-		return id[:6] + "…"
-	}
-	return id
+// shortID shortens a session id for logs and errors, as the core shows
+// it: the full id reads the whole conversation, so it is treated like a
+// credential (see PrivateChatIDs).
+func shortID(id string) string { return core.ShortChatID(id) }
+
+// inboundID is the core.Inbound.ID of a client's message. The client's id
+// is unique only within its session (a page may number its messages 1, 2,
+// 3), and Inbound.ID must be unique within the instance, or a message of
+// one session that reuses an id another session used is taken for a
+// redelivery and dropped. So the id is scoped by the session, through a
+// digest of it rather than the id itself: the session id is a credential,
+// and the core shows Inbound.ID in logs and may send it to Selarti as an
+// idempotency key. 96 bits of SHA-256 never collide among real sessions.
+func inboundID(session, clientID string) string {
+	sum := sha256.Sum256([]byte(session))
+	return base64.RawURLEncoding.EncodeToString(sum[:12]) + "/" + clientID
 }

@@ -11,12 +11,17 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 
+	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/kit/ratelimit"
 )
 
 // errTooManyConns is returned by attach when a session already has its
 // maximum of open connections.
 var errTooManyConns = errors.New("too many connections for this session")
+
+// errTooManySessions is returned by attach when the session is new and
+// its client's address may not start another one now (ip_session_limit).
+var errTooManySessions = errors.New("too many new sessions from this address")
 
 // maxIdleSessions bounds the sessions without open tabs kept in memory
 // (max_sessions bounds them too, when it is lower). They are kept so that
@@ -115,7 +120,16 @@ type session struct {
 // (refs == 0), so there is at most one session value in use per id, and
 // the mailbox sees one session's calls one at a time.
 type sessions struct {
-	mb           *mailbox
+	mb sessionStore
+	// shared is set when other replicas write mb too (journalMailbox).
+	// Then the cache is only what this process last saw: another replica
+	// may append to a session, or expire it and create it again, at any
+	// time. What the cache serves must then be checked against mb
+	// wherever a stale copy would be wrong: the welcome (refresh), the
+	// seq an append gets (store), a re-sent message (usersKnown is never
+	// set), expiry (expire, shareActivity); and the tabs learn of the
+	// other replicas' entries from the store's notices (noticed).
+	shared       bool
 	historyLimit int
 	maxSessions  int // loaded sessions, with tabs or not
 	maxIdle      int // loaded sessions without tabs
@@ -141,6 +155,12 @@ type sessions struct {
 	// loaded again; pruneAt is the size at which it is pruned.
 	unsynced map[string]unsyncedEntries
 	pruneAt  int
+	// behind holds, for sessions with tabs here, the newest seq that
+	// another replica's append gave them, as the store's notices told
+	// (see noticed), until pushBehind has caught them up; wake tells it
+	// there are some.
+	behind map[string]int64
+	wake   chan struct{}
 }
 
 // unsyncedEntries counts a session's entries committed without a sync,
@@ -151,16 +171,17 @@ type unsyncedEntries struct {
 }
 
 // count returns how many are still unsynced.
-func (u unsyncedEntries) count(mb *mailbox) int {
+func (u unsyncedEntries) count(mb sessionStore) int {
 	if u.n == 0 || mb.isSynced(u.ticket) {
 		return 0
 	}
 	return u.n
 }
 
-func newSessions(cfg *Config, mb *mailbox) *sessions {
+func newSessions(cfg *Config, mb sessionStore) *sessions {
 	return &sessions{
 		mb:           mb,
+		shared:       mb.shared(),
 		historyLimit: cfg.HistoryLimit,
 		maxSessions:  cfg.MaxSessions,
 		maxIdle:      min(cfg.MaxSessions, maxIdleSessions),
@@ -176,6 +197,8 @@ func newSessions(cfg *Config, mb *mailbox) *sessions {
 		touches:  make(map[string]time.Time),
 		unsynced: make(map[string]unsyncedEntries),
 		pruneAt:  minPruneAt,
+		behind:   make(map[string]int64),
+		wake:     make(chan struct{}, 1),
 	}
 }
 
@@ -381,6 +404,62 @@ func (ss *sessions) load(ctx context.Context, s *session) (bool, error) {
 	return true, nil
 }
 
+// refresh brings the cached copy of s, which is loaded, up to a store
+// that other replicas write too (sessions.shared): it reads the session's
+// head and, if another replica appended, shows the tabs the entries they
+// have not been shown (pushMissed). A session that the store no longer
+// holds, or holds under another epoch (expired and created again by
+// another replica), is invalidated: its tabs reconnect, and the next load
+// reads it afresh. Call with s locked.
+func (ss *sessions) refresh(ctx context.Context, s *session) error {
+	m, ok, err := ss.mb.meta(ctx, s.id)
+	if err != nil {
+		return err
+	}
+	if !ok || m.epoch != s.epoch {
+		ss.invalidate(s)
+		return nil
+	}
+	ss.mu.Lock()
+	s.storedActive = max(s.storedActive, m.lastActive.UnixNano())
+	s.lastActive = max(s.lastActive, s.storedActive)
+	behind := m.lastSeq > s.lastSeq
+	ss.mu.Unlock()
+	if !behind {
+		return nil
+	}
+	return ss.pushMissed(ctx, s, m.lastSeq)
+}
+
+// pushMissed reads the entries of s after its cached last seq, which
+// another replica appended, queues them to every open tab, as attach
+// queues a reconnecting tab's replay, and moves the cached last seq to
+// the newest of them, or to upTo, a seq the store gave, if higher (the
+// entries in between were trimmed already). Call with s locked.
+func (ss *sessions) pushMissed(ctx context.Context, s *session, upTo int64) error {
+	missed, err := ss.mb.history(ctx, s.id, s.lastSeq)
+	if err != nil {
+		return err
+	}
+	// Encoded before taking mu, which every connection waits for.
+	frames := make([][]byte, len(missed))
+	for i := range missed {
+		frames[i] = missed[i].frame()
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, f := range frames {
+		for _, c := range s.conns {
+			c.enqueue(f)
+		}
+	}
+	if n := len(missed); n > 0 {
+		upTo = max(upTo, missed[n-1].seq)
+	}
+	s.lastSeq = max(s.lastSeq, upTo)
+	return nil
+}
+
 // invalidate forgets the cached copy of s, which may differ from the
 // mailbox (a write failed in a way that leaves its outcome unknown), and
 // closes its tabs: they reconnect and replay from the mailbox. Call with
@@ -410,11 +489,25 @@ func (ss *sessions) attach(ctx context.Context, id, name string, c *client, last
 		return err
 	}
 	defer ss.release(s)
+	if s.loaded && ss.shared {
+		// Another replica may have appended since the cache was filled
+		// (the notice may not be handled yet), or expired the session
+		// and created it again: the welcome must name the epoch and last
+		// seq the store has, or the browser would count seqs that other
+		// entries get, and the lastSeq check below would reset a browser
+		// that saw an entry there.
+		if err := ss.refresh(ctx, s); err != nil {
+			return err
+		}
+	}
 	stored, err := ss.load(ctx, s)
 	if err != nil {
 		return err
 	}
 	if !stored {
+		if c.newSession != nil && !c.newSession() {
+			return errTooManySessions
+		}
 		// Stored before the welcome names the epoch: the browser must
 		// find the same epoch after a crash.
 		ep, last, err := ss.mb.create(ctx, id, newEpoch(), name, now)
@@ -423,7 +516,10 @@ func (ss *sessions) attach(ctx context.Context, id, name string, c *client, last
 		}
 		if last == 0 {
 			ss.mu.Lock()
-			ss.fill(s, sessionMeta{epoch: ep, lastActive: now, usersKnown: true})
+			// New, so it has no user message; but in a shared store
+			// another replica may store some at any time, which this list
+			// would miss: there, every re-sent id is looked up.
+			ss.fill(s, sessionMeta{epoch: ep, lastActive: now, usersKnown: !ss.shared})
 			ss.mu.Unlock()
 		} else if _, err := ss.load(ctx, s); err != nil {
 			// Another writer (an operator's tool) got there first.
@@ -454,6 +550,12 @@ func (ss *sessions) attach(ctx context.Context, id, name string, c *client, last
 			return err
 		}
 		for i := range missed {
+			if missed[i].seq > s.lastSeq {
+				// Appended by another replica since the welcome's
+				// last seq was read (a shared store): its notice brings
+				// it to every tab, this one included.
+				break
+			}
 			frames = append(frames, missed[i].frame())
 		}
 	}
@@ -513,6 +615,11 @@ func (ss *sessions) userMessageSeq(ctx context.Context, id, msgID string) (int64
 
 // allow takes one token from session id's rate limit of user messages.
 func (ss *sessions) allow(id string) bool { return ss.limits.Allow(id) }
+
+// refund gives back the token of a message the core did not accept (a
+// full disk, say): the page re-sends it, and a visitor pays only for the
+// messages that went through.
+func (ss *sessions) refund(id string) { ss.limits.Refund(id) }
 
 // appendUser stores a user message the core accepted, shows it on every
 // tab of the session and then acknowledges it to sender. A message whose
@@ -587,10 +694,11 @@ func (ss *sessions) appendEvent(ctx context.Context, id string, operator, closed
 func (ss *sessions) store(ctx context.Context, s *session, r appendReq) (appended, error) {
 	res, err := ss.mb.append(ctx, r)
 	if err != nil {
-		// A context that ended before the committer took the write, or
-		// a closed mailbox, means not written; anything else may leave
-		// the cache behind the mailbox.
-		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errMailboxClosed) {
+		// A context that ended before the committer took the write, a
+		// closed mailbox, or an entry the store can never take (too
+		// large for the shared store's journals) means not written;
+		// anything else may leave the cache behind the mailbox.
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errMailboxClosed) && !core.IsPermanent(err) {
 			ss.invalidate(s)
 		}
 		return res, err
@@ -610,6 +718,22 @@ func (ss *sessions) store(ctx context.Context, s *session, r appendReq) (appende
 		}
 		return res, nil
 	}
+	if ss.shared && res.epoch == s.epoch && res.seq > s.lastSeq+1 {
+		// Another replica appended since the cache last looked, and its
+		// notice has not been handled yet: the seq is the store's, and
+		// the tabs get the entries in between first, then this one, as
+		// a reconnecting tab's replay reads them.
+		if err := ss.pushMissed(ctx, s, res.seq); err != nil {
+			// Committed, but the tabs cannot be caught up: they
+			// reconnect and replay.
+			ss.invalidate(s)
+		}
+		ss.mu.Lock()
+		ss.touch(s, r.e.ts)
+		s.storedActive = max(s.storedActive, r.e.ts.UnixNano())
+		ss.mu.Unlock()
+		return res, nil
+	}
 	var b []byte
 	if res.epoch == s.epoch && res.seq == s.lastSeq+1 {
 		// Encoded before taking mu, which every connection waits for.
@@ -620,13 +744,15 @@ func (ss *sessions) store(ctx context.Context, s *session, r appendReq) (appende
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.touch(s, r.e.ts)
+	// The append set the stored last activity to the entry's time.
+	s.storedActive = max(s.storedActive, r.e.ts.UnixNano())
 	if b == nil {
 		// The cache missed a change of the mailbox: start over from it.
 		ss.invalidateLocked(s)
 		return res, nil
 	}
 	s.lastSeq = res.seq
-	if r.e.from == fromUser && !r.e.event {
+	if r.e.from == fromUser && !r.e.event && s.usersKnown {
 		// Only the history's window counts: older ones are deleted.
 		from := res.seq - int64(ss.historyLimit)
 		i := 0
@@ -650,6 +776,12 @@ const expireBatch = 500
 // are, and memory may know of activity the mailbox does not (hellos and
 // reconnects are not written at once): both are marked active instead.
 // Sessions in use are left for the next round.
+//
+// Only what the store calls idle is deleted, whatever memory holds: in a
+// shared store, a session idle here (or not even cached) may have a tab
+// open on another replica, which this one cannot see. That replica keeps
+// the store's activity of its sessions current (shareActivity), so they
+// never come out of idle; what memory knows here only spares more.
 func (ss *sessions) expire(ctx context.Context, cutoff, now time.Time) (int, error) {
 	ids, err := ss.mb.idle(ctx, cutoff, expireBatch)
 	if err != nil || len(ids) == 0 {
@@ -695,7 +827,7 @@ func (ss *sessions) expire(ctx context.Context, cutoff, now time.Time) (int, err
 	}
 	ss.mu.Unlock()
 
-	err = ss.mb.expire(ctx, del, touch)
+	err = ss.mb.expire(ctx, del, cutoff, touch)
 	ss.mu.Lock()
 	for id, t := range touch {
 		if s, ok := ss.byID[id]; ok && s.loaded {

@@ -24,6 +24,21 @@ func newTestSessions(t *testing.T, historyLimit, maxSessions int) *sessions {
 	return newSessions(&cfg, mb)
 }
 
+// newSessionsFunc returns a cache over a fresh store (newTestSessions).
+type newSessionsFunc func(t *testing.T, historyLimit, maxSessions int) *sessions
+
+// bothStores runs test with caches over the file mailbox and over the
+// shared store's journals (one replica).
+func bothStores(t *testing.T, test func(t *testing.T, newSS newSessionsFunc)) {
+	t.Run("file", func(t *testing.T) { test(t, newTestSessions) })
+	t.Run("journals", func(t *testing.T) {
+		test(t, func(t *testing.T, historyLimit, maxSessions int) *sessions {
+			j, _ := newTestJournals(t)
+			return newSharedSessions(t, j, historyLimit, maxSessions)
+		})
+	})
+}
+
 // testClient is a client with no socket, for attaching to sessions.
 func testClient() *client { return newClient(nil, 100) }
 
@@ -49,213 +64,227 @@ func sendOut(t *testing.T, ss *sessions, id, outID, text string, at time.Time) i
 }
 
 func TestHistoryLimit(t *testing.T) {
-	tests := []struct {
-		name     string
-		limit    int
-		appends  int
-		wantSeqs []int64
-	}{
-		{name: "under the limit", limit: 5, appends: 3, wantSeqs: []int64{1, 2, 3}},
-		{name: "at the limit", limit: 3, appends: 3, wantSeqs: []int64{1, 2, 3}},
-		{name: "over the limit keeps the newest", limit: 3, appends: 7, wantSeqs: []int64{5, 6, 7}},
-		{name: "limit of one", limit: 1, appends: 4, wantSeqs: []int64{4}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ss := newTestSessions(t, tt.limit, 10)
-			now := time.Now()
-			visit(t, ss, "s", now) // cached
-			for i := 0; i < tt.appends; i++ {
-				sendOut(t, ss, "s", "", fmt.Sprint(i), now)
-			}
-			st, _, err := ss.mb.load(context.Background(), "s")
-			if err != nil {
-				t.Fatal(err)
-			}
-			// What a new tab is shown.
-			c := testClient()
-			if err := ss.attach(context.Background(), "s", "", c, 0, "", now); err != nil {
-				t.Fatal(err)
-			}
-			var replayed []entry
-			for _, b := range c.takeQueued()[1:] {
-				var f frame
-				if err := json.Unmarshal(b, &f); err != nil {
+	bothStores(t, func(t *testing.T, newSS newSessionsFunc) {
+		tests := []struct {
+			name     string
+			limit    int
+			appends  int
+			wantSeqs []int64
+		}{
+			{name: "under the limit", limit: 5, appends: 3, wantSeqs: []int64{1, 2, 3}},
+			{name: "at the limit", limit: 3, appends: 3, wantSeqs: []int64{1, 2, 3}},
+			{name: "over the limit keeps the newest", limit: 3, appends: 7, wantSeqs: []int64{5, 6, 7}},
+			{name: "limit of one", limit: 1, appends: 4, wantSeqs: []int64{4}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ss := newSS(t, tt.limit, 10)
+				now := time.Now()
+				visit(t, ss, "s", now) // cached
+				for i := 0; i < tt.appends; i++ {
+					sendOut(t, ss, "s", "", fmt.Sprint(i), now)
+				}
+				st, _, err := loadSession(context.Background(), ss.mb, "s")
+				if err != nil {
 					t.Fatal(err)
 				}
-				replayed = append(replayed, entry{seq: f.Seq, text: f.Text})
-			}
-			for name, h := range map[string][]entry{"replay": replayed, "mailbox": st.history} {
-				if len(h) != len(tt.wantSeqs) {
-					t.Fatalf("%s history has %d entries, want %d", name, len(h), len(tt.wantSeqs))
+				// What a new tab is shown.
+				c := testClient()
+				if err := ss.attach(context.Background(), "s", "", c, 0, "", now); err != nil {
+					t.Fatal(err)
 				}
-				for i, want := range tt.wantSeqs {
-					if h[i].seq != want || h[i].text != fmt.Sprint(want-1) {
-						t.Fatalf("%s history[%d] = seq %d %q, want seq %d", name, i, h[i].seq, h[i].text, want)
+				var replayed []entry
+				for _, b := range c.takeQueued()[1:] {
+					var f frame
+					if err := json.Unmarshal(b, &f); err != nil {
+						t.Fatal(err)
+					}
+					replayed = append(replayed, entry{seq: f.Seq, text: f.Text})
+				}
+				for name, h := range map[string][]entry{"replay": replayed, "mailbox": st.history} {
+					if len(h) != len(tt.wantSeqs) {
+						t.Fatalf("%s history has %d entries, want %d", name, len(h), len(tt.wantSeqs))
+					}
+					for i, want := range tt.wantSeqs {
+						if h[i].seq != want || h[i].text != fmt.Sprint(want-1) {
+							t.Fatalf("%s history[%d] = seq %d %q, want seq %d", name, i, h[i].seq, h[i].text, want)
+						}
 					}
 				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 func TestOutboundDedupedByID(t *testing.T) {
-	ss := newTestSessions(t, 10, 10)
-	now := time.Now()
-	first := sendOut(t, ss, "s", "selarti-1", "hi", now)
-	again := sendOut(t, ss, "s", "selarti-1", "hi", now)
-	other := sendOut(t, ss, "s", "selarti-2", "hi", now)
-	noID := sendOut(t, ss, "s", "", "hi", now)
-	noID2 := sendOut(t, ss, "s", "", "hi", now)
-	if first != 1 || again != 1 || other != 2 || noID != 3 || noID2 != 4 {
-		t.Fatalf("seqs = %d %d %d %d %d, want 1 1 2 3 4", first, again, other, noID, noID2)
-	}
+	bothStores(t, func(t *testing.T, newSS newSessionsFunc) {
+		ss := newSS(t, 10, 10)
+		now := time.Now()
+		first := sendOut(t, ss, "s", "selarti-1", "hi", now)
+		again := sendOut(t, ss, "s", "selarti-1", "hi", now)
+		other := sendOut(t, ss, "s", "selarti-2", "hi", now)
+		noID := sendOut(t, ss, "s", "", "hi", now)
+		noID2 := sendOut(t, ss, "s", "", "hi", now)
+		if first != 1 || again != 1 || other != 2 || noID != 3 || noID2 != 4 {
+			t.Fatalf("seqs = %d %d %d %d %d, want 1 1 2 3 4", first, again, other, noID, noID2)
+		}
+	})
 }
 
 func TestSendToUncachedSessionLeavesNoCacheEntry(t *testing.T) {
-	ss := newTestSessions(t, 10, 10)
-	sendOut(t, ss, "s", "", "hi", time.Now())
-	if n := len(ss.byID); n != 0 || ss.len() != 0 {
-		t.Fatalf("%d sessions cached after a Send to a session nobody has open, want 0", n)
-	}
-	if _, ok, _ := ss.mb.load(context.Background(), "s"); !ok {
-		t.Fatal("the mailbox does not hold the session")
-	}
+	bothStores(t, func(t *testing.T, newSS newSessionsFunc) {
+		ss := newSS(t, 10, 10)
+		sendOut(t, ss, "s", "", "hi", time.Now())
+		if n := len(ss.byID); n != 0 || ss.len() != 0 {
+			t.Fatalf("%d sessions cached after a Send to a session nobody has open, want 0", n)
+		}
+		if _, ok, _ := loadSession(context.Background(), ss.mb, "s"); !ok {
+			t.Fatal("the mailbox does not hold the session")
+		}
+	})
 }
 
 func TestMaxSessionsEvictsLeastRecentlyActive(t *testing.T) {
-	t0 := time.Now()
-	tests := []struct {
-		name        string
-		connected   []string // sessions with an open tab
-		wantEvicted string
-	}{
-		{name: "oldest idle session goes", wantEvicted: "a"},
-		{name: "sessions with open tabs are spared", connected: []string{"a"}, wantEvicted: "b"},
-		{name: "all connected: the oldest goes anyway", connected: []string{"a", "b", "c"}, wantEvicted: "a"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ss := newTestSessions(t, 10, 3)
-			for i, id := range []string{"a", "b", "c"} {
-				at := t0.Add(time.Duration(i) * time.Second)
-				visit(t, ss, id, at)
-				sendOut(t, ss, id, "", "x", at)
-			}
-			clients := map[string]*client{}
-			for _, id := range tt.connected {
-				clients[id] = testClient()
-				// At t0, so that the tab does not make it the newest.
-				if err := ss.attach(context.Background(), id, "", clients[id], 0, "", t0); err != nil {
-					t.Fatal(err)
+	bothStores(t, func(t *testing.T, newSS newSessionsFunc) {
+		t0 := time.Now()
+		tests := []struct {
+			name        string
+			connected   []string // sessions with an open tab
+			wantEvicted string
+		}{
+			{name: "oldest idle session goes", wantEvicted: "a"},
+			{name: "sessions with open tabs are spared", connected: []string{"a"}, wantEvicted: "b"},
+			{name: "all connected: the oldest goes anyway", connected: []string{"a", "b", "c"}, wantEvicted: "a"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ss := newSS(t, 10, 3)
+				for i, id := range []string{"a", "b", "c"} {
+					at := t0.Add(time.Duration(i) * time.Second)
+					visit(t, ss, id, at)
+					sendOut(t, ss, id, "", "x", at)
 				}
-			}
-			visit(t, ss, "d", t0.Add(time.Minute))
-			if n := len(ss.byID); n != 3 || ss.len() != 3 {
-				t.Fatalf("%d sessions (%d loaded), want 3", n, ss.len())
-			}
-			for _, id := range []string{"a", "b", "c", "d"} {
-				_, held := ss.byID[id]
-				if held == (id == tt.wantEvicted) {
-					t.Fatalf("session %s held = %v; want only %s evicted", id, held, tt.wantEvicted)
+				clients := map[string]*client{}
+				for _, id := range tt.connected {
+					clients[id] = testClient()
+					// At t0, so that the tab does not make it the newest.
+					if err := ss.attach(context.Background(), id, "", clients[id], 0, "", t0); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			if c, ok := clients[tt.wantEvicted]; ok {
-				select {
-				case <-c.done:
-				default:
-					t.Fatal("the evicted session's tab was not closed")
+				visit(t, ss, "d", t0.Add(time.Minute))
+				if n := len(ss.byID); n != 3 || ss.len() != 3 {
+					t.Fatalf("%d sessions (%d loaded), want 3", n, ss.len())
 				}
-			}
-			// Eviction is from memory only.
-			if st, ok, err := ss.mb.load(context.Background(), tt.wantEvicted); err != nil || !ok || st.lastSeq != 1 {
-				t.Fatalf("mailbox copy of the evicted session = %+v, %v, %v; want it kept with last_seq 1", st, ok, err)
-			}
-		})
-	}
+				for _, id := range []string{"a", "b", "c", "d"} {
+					_, held := ss.byID[id]
+					if held == (id == tt.wantEvicted) {
+						t.Fatalf("session %s held = %v; want only %s evicted", id, held, tt.wantEvicted)
+					}
+				}
+				if c, ok := clients[tt.wantEvicted]; ok {
+					select {
+					case <-c.done:
+					default:
+						t.Fatal("the evicted session's tab was not closed")
+					}
+				}
+				// Eviction is from memory only.
+				if st, ok, err := loadSession(context.Background(), ss.mb, tt.wantEvicted); err != nil || !ok || st.lastSeq != 1 {
+					t.Fatalf("mailbox copy of the evicted session = %+v, %v, %v; want it kept with last_seq 1", st, ok, err)
+				}
+			})
+		}
+	})
 }
 
 func TestExpire(t *testing.T) {
-	t0 := time.Now()
-	ctx := context.Background()
-	ss := newTestSessions(t, 10, 100)
-	sendOut(t, ss, "old", "", "x", t0)
-	sendOut(t, ss, "old-connected", "", "x", t0)
-	if err := ss.attach(ctx, "old-connected", "", testClient(), 0, "", t0); err != nil {
-		t.Fatal(err)
-	}
-	sendOut(t, ss, "old-cached", "", "x", t0)
-	visit(t, ss, "old-cached", t0) // cached, with nothing newer than t0
-	sendOut(t, ss, "fresh", "", "x", t0.Add(time.Hour))
-
-	cutoff := t0.Add(30 * time.Minute)
-	n, err := ss.expire(ctx, cutoff, t0.Add(time.Hour))
-	if err != nil || n != 2 {
-		t.Fatalf("expire = %d, %v; want 2 deleted", n, err)
-	}
-	for id, want := range map[string]bool{"old": false, "old-cached": false, "old-connected": true, "fresh": true} {
-		if _, ok, _ := ss.mb.load(ctx, id); ok != want {
-			t.Errorf("mailbox holds %s = %v, want %v", id, ok, want)
+	bothStores(t, func(t *testing.T, newSS newSessionsFunc) {
+		t0 := time.Now()
+		ctx := context.Background()
+		ss := newSS(t, 10, 100)
+		sendOut(t, ss, "old", "", "x", t0)
+		sendOut(t, ss, "old-connected", "", "x", t0)
+		if err := ss.attach(ctx, "old-connected", "", testClient(), 0, "", t0); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if _, cached := ss.byID["old-cached"]; cached {
-		t.Error("an expired session is still cached")
-	}
-	// The connected session was marked active: the next round leaves it.
-	if n, err := ss.expire(ctx, cutoff, t0.Add(time.Hour)); err != nil || n != 0 {
-		t.Fatalf("second expire = %d, %v; want 0", n, err)
-	}
-	// An expired session starts again with a new epoch and seq 1.
-	if seq := sendOut(t, ss, "old", "", "again", t0.Add(time.Hour)); seq != 1 {
-		t.Fatalf("seq after expiry = %d, want 1", seq)
-	}
+		sendOut(t, ss, "old-cached", "", "x", t0)
+		visit(t, ss, "old-cached", t0) // cached, with nothing newer than t0
+		sendOut(t, ss, "fresh", "", "x", t0.Add(time.Hour))
+
+		cutoff := t0.Add(30 * time.Minute)
+		n, err := ss.expire(ctx, cutoff, t0.Add(time.Hour))
+		if err != nil || n != 2 {
+			t.Fatalf("expire = %d, %v; want 2 deleted", n, err)
+		}
+		for id, want := range map[string]bool{"old": false, "old-cached": false, "old-connected": true, "fresh": true} {
+			if _, ok, _ := loadSession(ctx, ss.mb, id); ok != want {
+				t.Errorf("mailbox holds %s = %v, want %v", id, ok, want)
+			}
+		}
+		if _, cached := ss.byID["old-cached"]; cached {
+			t.Error("an expired session is still cached")
+		}
+		// The connected session was marked active: the next round leaves it.
+		if n, err := ss.expire(ctx, cutoff, t0.Add(time.Hour)); err != nil || n != 0 {
+			t.Fatalf("second expire = %d, %v; want 0", n, err)
+		}
+		// An expired session starts again with a new epoch and seq 1.
+		if seq := sendOut(t, ss, "old", "", "again", t0.Add(time.Hour)); seq != 1 {
+			t.Fatalf("seq after expiry = %d, want 1", seq)
+		}
+	})
 }
 
 func TestExpireAfterDetach(t *testing.T) {
-	t0 := time.Now()
-	ctx := context.Background()
-	ss := newTestSessions(t, 10, 100)
-	c := testClient()
-	if err := ss.attach(ctx, "s", "", c, 0, "", t0); err != nil {
-		t.Fatal(err)
-	}
-	ss.detach("s", c, t0.Add(time.Hour))
-	if n, err := ss.expire(ctx, t0.Add(30*time.Minute), t0.Add(time.Hour)); err != nil || n != 0 {
-		t.Fatalf("expire = %d, %v; a tab closed at t0+1h makes the session active then", n, err)
-	}
-	if n, err := ss.expire(ctx, t0.Add(2*time.Hour), t0.Add(2*time.Hour)); err != nil || n != 1 {
-		t.Fatalf("expire = %d, %v; want 1", n, err)
-	}
+	bothStores(t, func(t *testing.T, newSS newSessionsFunc) {
+		t0 := time.Now()
+		ctx := context.Background()
+		ss := newSS(t, 10, 100)
+		c := testClient()
+		if err := ss.attach(ctx, "s", "", c, 0, "", t0); err != nil {
+			t.Fatal(err)
+		}
+		ss.detach("s", c, t0.Add(time.Hour))
+		if n, err := ss.expire(ctx, t0.Add(30*time.Minute), t0.Add(time.Hour)); err != nil || n != 0 {
+			t.Fatalf("expire = %d, %v; a tab closed at t0+1h makes the session active then", n, err)
+		}
+		if n, err := ss.expire(ctx, t0.Add(2*time.Hour), t0.Add(2*time.Hour)); err != nil || n != 1 {
+			t.Fatalf("expire = %d, %v; want 1", n, err)
+		}
+	})
 }
 
 func TestAttachReplaysUnderLock(t *testing.T) {
-	ss := newTestSessions(t, 10, 10)
-	now := time.Now()
-	for i := 0; i < 4; i++ {
-		sendOut(t, ss, "s", "", fmt.Sprint(i), now)
-	}
-	c := testClient()
-	if err := ss.attach(context.Background(), "s", "", c, 2, "", now); err != nil {
-		t.Fatal(err)
-	}
-	want := []string{
-		`{"type":"welcome","session":"s","last_seq":4,"epoch":"` + ss.byID["s"].epoch + `"}`,
-	}
-	for i := 3; i <= 4; i++ {
-		want = append(want, fmt.Sprintf(`{"type":"message","seq":%d,"from":"bot","text":"%d","html":"%d","ts":"%s"}`, i, i-1, i-1, formatTS(now)))
-	}
-	got := c.takeQueued()
-	for i, w := range want {
-		if i >= len(got) {
-			t.Fatalf("frame %d missing", i)
+	bothStores(t, func(t *testing.T, newSS newSessionsFunc) {
+		ss := newSS(t, 10, 10)
+		now := time.Now()
+		for i := 0; i < 4; i++ {
+			sendOut(t, ss, "s", "", fmt.Sprint(i), now)
 		}
-		if string(got[i]) != w {
-			t.Fatalf("frame %d = %s, want %s", i, got[i], w)
+		c := testClient()
+		if err := ss.attach(context.Background(), "s", "", c, 2, "", now); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(got) != len(want) {
-		t.Fatalf("%d extra frames queued", len(got)-len(want))
-	}
+		want := []string{
+			`{"type":"welcome","session":"s","last_seq":4,"epoch":"` + ss.byID["s"].epoch + `"}`,
+		}
+		for i := 3; i <= 4; i++ {
+			want = append(want, fmt.Sprintf(`{"type":"message","seq":%d,"from":"bot","text":"%d","html":"%d","ts":"%s"}`, i, i-1, i-1, formatTS(now)))
+		}
+		got := c.takeQueued()
+		for i, w := range want {
+			if i >= len(got) {
+				t.Fatalf("frame %d missing", i)
+			}
+			if string(got[i]) != w {
+				t.Fatalf("frame %d = %s, want %s", i, got[i], w)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d extra frames queued", len(got)-len(want))
+		}
+	})
 }
 
 // TestConcurrentUseAcrossEvictions sends to, opens and expires sessions
@@ -263,63 +292,65 @@ func TestAttachReplaysUnderLock(t *testing.T) {
 // that every session's seqs in the mailbox run 1, 2, 3... with nothing
 // lost or doubled.
 func TestConcurrentUseAcrossEvictions(t *testing.T) {
-	const ids, workers, perWorker = 6, 8, 40
-	ss := newTestSessions(t, 1000, 2)
-	ctx := context.Background()
-	now := time.Now()
-	// Idle sessions for the concurrent expire calls to delete.
-	for i := 0; i < 20; i++ {
-		sendOut(t, ss, fmt.Sprint("old", i), "", "x", now.Add(-2*time.Hour))
-	}
-	var wg sync.WaitGroup
-	var sent [ids]atomic.Int64
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < perWorker; i++ {
-				id := fmt.Sprint("s", (w+i)%ids)
-				switch i % 4 {
-				case 0:
-					c := testClient()
-					if err := ss.attach(ctx, id, "", c, 0, "", now); err != nil && !errors.Is(err, errTooManyConns) {
-						t.Errorf("attach: %v", err)
+	bothStores(t, func(t *testing.T, newSS newSessionsFunc) {
+		const ids, workers, perWorker = 6, 8, 40
+		ss := newSS(t, 1000, 2)
+		ctx := context.Background()
+		now := time.Now()
+		// Idle sessions for the concurrent expire calls to delete.
+		for i := 0; i < 20; i++ {
+			sendOut(t, ss, fmt.Sprint("old", i), "", "x", now.Add(-2*time.Hour))
+		}
+		var wg sync.WaitGroup
+		var sent [ids]atomic.Int64
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < perWorker; i++ {
+					id := fmt.Sprint("s", (w+i)%ids)
+					switch i % 4 {
+					case 0:
+						c := testClient()
+						if err := ss.attach(ctx, id, "", c, 0, "", now); err != nil && !errors.Is(err, errTooManyConns) {
+							t.Errorf("attach: %v", err)
+							return
+						}
+						ss.detach(id, c, now)
+					case 1:
+						// Deletes the old sessions; the counted ones are fresh.
+						if _, err := ss.expire(ctx, now.Add(-time.Hour), now); err != nil {
+							t.Errorf("expire: %v", err)
+							return
+						}
+					}
+					if _, err := ss.appendOutbound(ctx, id, fmt.Sprintf("w%d-%d", w, i), fromBot, "x", now); err != nil {
+						t.Errorf("appendOutbound: %v", err)
 						return
 					}
-					ss.detach(id, c, now)
-				case 1:
-					// Deletes the old sessions; the counted ones are fresh.
-					if _, err := ss.expire(ctx, now.Add(-time.Hour), now); err != nil {
-						t.Errorf("expire: %v", err)
-						return
-					}
+					sent[(w+i)%ids].Add(1)
 				}
-				if _, err := ss.appendOutbound(ctx, id, fmt.Sprintf("w%d-%d", w, i), fromBot, "x", now); err != nil {
-					t.Errorf("appendOutbound: %v", err)
-					return
-				}
-				sent[(w+i)%ids].Add(1)
+			}()
+		}
+		wg.Wait()
+		for i := range ids {
+			st, ok, err := loadSession(ctx, ss.mb, fmt.Sprint("s", i))
+			if err != nil || !ok {
+				t.Fatalf("load s%d: %v, %v", i, ok, err)
 			}
-		}()
-	}
-	wg.Wait()
-	for i := range ids {
-		st, ok, err := ss.mb.load(ctx, fmt.Sprint("s", i))
-		if err != nil || !ok {
-			t.Fatalf("load s%d: %v, %v", i, ok, err)
-		}
-		if st.lastSeq != sent[i].Load() || len(st.history) != int(st.lastSeq) {
-			t.Fatalf("s%d: last_seq %d, %d entries; want %d", i, st.lastSeq, len(st.history), sent[i].Load())
-		}
-		for j, e := range st.history {
-			if e.seq != int64(j+1) {
-				t.Fatalf("s%d: entry %d has seq %d", i, j, e.seq)
+			if st.lastSeq != sent[i].Load() || len(st.history) != int(st.lastSeq) {
+				t.Fatalf("s%d: last_seq %d, %d entries; want %d", i, st.lastSeq, len(st.history), sent[i].Load())
+			}
+			for j, e := range st.history {
+				if e.seq != int64(j+1) {
+					t.Fatalf("s%d: entry %d has seq %d", i, j, e.seq)
+				}
 			}
 		}
-	}
-	if n := len(ss.byID); n > 2 || ss.len() != n {
-		t.Fatalf("%d sessions cached (%d loaded) once idle, want at most max_sessions (2), all loaded", n, ss.len())
-	}
+		if n := len(ss.byID); n > 2 || ss.len() != n {
+			t.Fatalf("%d sessions cached (%d loaded) once idle, want at most max_sessions (2), all loaded", n, ss.len())
+		}
+	})
 }
 
 func TestSessionIDs(t *testing.T) {
@@ -538,7 +569,7 @@ func TestUserMessageLookupInMemory(t *testing.T) {
 			t.Fatalf("session %s: re-sent c1 = %d, %v, %v; want found (seq 1) only while in the history", id, seq, ok, err)
 		}
 	}
-	if err := ss.mb.rdb.Close(); err != nil {
+	if err := ss.mb.(*mailbox).rdb.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"a", "b"} {

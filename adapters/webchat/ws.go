@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/clientip"
 	"github.com/switchboard-gw/switchboard/kit/text"
 )
 
@@ -52,6 +53,11 @@ const (
 type client struct {
 	ws       *websocket.Conn // nil in tests: frames then stay queued
 	maxQueue int
+	// addr is the client's address as per-address limits count it
+	// (kit/clientip.Key); "" when unknown. newSession, if set, reports
+	// whether the client may start a new session now.
+	addr       string
+	newSession func() bool
 
 	done   chan struct{} // closed by kill
 	closed chan struct{} // closed by the writer once it has closed the connection, after kill
@@ -284,6 +290,8 @@ func (a *Adapter) serveWS(w http.ResponseWriter, req *http.Request) {
 	ws.SetReadLimit(int64(6*a.cfg.MaxMessageBytes + 1024))
 
 	c := newClient(ws, a.cfg.HistoryLimit+queueSlack)
+	c.addr = clientip.Key(clientip.From(req))
+	c.newSession = func() bool { return a.allowFrom(a.ipSessions, c.addr, rejectIPSessionLimit) }
 	if !r.Data.clients.add(c) {
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return
@@ -350,6 +358,13 @@ func (a *Adapter) readLoop(r *run, c *client) (websocket.StatusCode, string) {
 	if errors.Is(err, errTooManyConns) {
 		c.enqueue(encode(errorFrame{Type: typeError, Code: codeTooManyConns, Error: "too many open chat windows for this conversation"}))
 		return websocket.StatusTryAgainLater, "too many connections"
+	}
+	if errors.Is(err, errTooManySessions) {
+		// The page reconnects with backoff, with the same session id,
+		// and gets in once the address's allowance has refilled.
+		a.log.Debug("new session refused: its address started too many", "session", shortID(cn.session))
+		c.enqueue(encode(errorFrame{Type: typeError, Code: codeTooManySessions, Error: "too many new chats from your network, please wait a moment"}))
+		return websocket.StatusTryAgainLater, "too many new sessions"
 	}
 	if err != nil {
 		// The page reconnects with backoff; the mailbox may be back then.
@@ -572,11 +587,14 @@ func (a *Adapter) handleMessage(r *run, cn *conn, f clientFrame) *errorFrame {
 	if !ss.allow(cn.session) {
 		return ef(codeRateLimited, fmt.Sprintf("too many messages: at most %d per minute, please wait", a.cfg.RateLimit), true)
 	}
+	if !a.allowFrom(a.ipMessages, cn.c.addr, rejectIPRateLimit) {
+		return ef(codeRateLimited, "too many messages from your network, please wait", true)
+	}
 
 	ctx, cancel = context.WithTimeout(runCtx, deliverTimeout)
 	err = r.Data.deliver(ctx, core.Inbound{
 		ChatID:     cn.session,
-		ID:         f.ID,
+		ID:         inboundID(cn.session, f.ID),
 		Text:       msgText,
 		User:       core.User{Name: cn.name},
 		ReceivedAt: now,
@@ -585,7 +603,8 @@ func (a *Adapter) handleMessage(r *run, cn *conn, f clientFrame) *errorFrame {
 	if err != nil {
 		// Not acknowledged: the page keeps the message and re-sends it
 		// with the same id, which the core dedupes. The core has logged
-		// why.
+		// why. The message did not go through, so it costs no rate.
+		ss.refund(cn.session)
 		a.log.Debug("message not accepted, the page will re-send it", "session", shortID(cn.session), "err", err)
 		return ef(codeDeliverFailed, "could not send, retrying", true)
 	}

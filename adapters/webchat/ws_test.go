@@ -76,7 +76,7 @@ func TestMessageDeliveredAckedAndBroadcast(t *testing.T) {
 
 	tab1.message("c-1", "  Hello there \n")
 
-	want := core.Inbound{ChatID: w.Session, ID: "c-1", Text: "Hello there", User: core.User{Name: "Ann"}}
+	want := core.Inbound{ChatID: w.Session, ID: inboundID(w.Session, "c-1"), Text: "Hello there", User: core.User{Name: "Ann"}}
 	// The ack is queued only after deliver returned, so by the time tab1
 	// reads it, deliver has run.
 	m := tab1.expect(typeMessage)
@@ -109,6 +109,43 @@ func TestMessageDeliveredAckedAndBroadcast(t *testing.T) {
 	ts.send(t, w.Session, "reply")
 	if f := tab2.expect(typeMessage); f.Text != "reply" {
 		t.Fatalf("other tab's next frame = %+v, want the reply", f)
+	}
+}
+
+// TestSameClientIDInTwoSessions: client message ids are unique only within
+// a session (a page may count 1, 2, 3), so a message of session B that
+// reuses an id session A used is delivered, not taken for A's redelivery
+// by the core, which drops repeats by Inbound.ID across the instance. The
+// Inbound.ID carries no session id: the core logs it.
+func TestSameClientIDInTwoSessions(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, nil))
+	a, wa := ts.connect(t, "", 0)
+	b, wb := ts.connect(t, "", 0)
+	a.message("1", "from A")
+	a.expect(typeMessage)
+	a.expect(typeAck)
+	b.message("1", "from B")
+	b.expect(typeMessage)
+	if f := b.expect(typeAck); f.ID != "1" {
+		t.Fatalf("B got %+v, want the ack of its message 1", f)
+	}
+	got := ts.core.Accepted()
+	if len(got) != 2 || got[0].ChatID != wa.Session || got[1].ChatID != wb.Session || got[1].Text != "from B" {
+		t.Fatalf("core accepted %+v, want A's and B's message 1", got)
+	}
+	if got[0].ID == got[1].ID {
+		t.Fatalf("both sessions' message 1 have Inbound.ID %q", got[0].ID)
+	}
+	for _, m := range got {
+		if !strings.HasSuffix(m.ID, "/1") || strings.Contains(m.ID, wa.Session) || strings.Contains(m.ID, wb.Session) {
+			t.Fatalf("Inbound.ID %q: want <session digest>/1, without the session id", m.ID)
+		}
+	}
+	// A re-send in B is still the same message.
+	b.message("1", "from B")
+	b.expect(typeAck)
+	if n := len(ts.core.Accepted()); n != 2 {
+		t.Fatalf("core accepted %d messages after B's re-send, want 2", n)
 	}
 }
 
@@ -385,6 +422,34 @@ func TestRateLimit(t *testing.T) {
 	tb3.message("m5", "hi")
 	tb3.expect(typeMessage)
 	tb3.expect(typeAck)
+}
+
+// TestRateLimitRefundedWhenNotAccepted: messages the core refuses (its
+// disk is full) cost no rate, so the re-sends that follow when it is
+// back are not refused as over the limit.
+func TestRateLimitRefundedWhenNotAccepted(t *testing.T) {
+	ts := startServer(t, newTestAdapter(t, core.RawConfig{"rate_limit": 2}))
+	tb, _ := ts.connect(t, "", 0)
+	ts.core.FailWith(func(context.Context, int, core.Inbound) error { return errDown })
+	for i := 1; i <= 5; i++ {
+		tb.message(fmt.Sprintf("m%d", i), "hi")
+		if f := tb.expect(typeError); f.Code != codeDeliverFailed {
+			t.Fatalf("m%d while the core fails: %+v, want deliver_failed, not rate_limited", i, f)
+		}
+	}
+	ts.core.FailWith(nil)
+	for i := 1; i <= 2; i++ {
+		tb.message(fmt.Sprintf("m%d", i), "hi")
+		tb.expect(typeMessage)
+		if f := tb.expect(typeAck); f.ID != fmt.Sprintf("m%d", i) {
+			t.Fatalf("re-send of m%d: %+v, want its ack", i, f)
+		}
+	}
+	// The limit still holds for the messages that went through.
+	tb.message("m3", "hi")
+	if f := tb.expect(typeError); f.Code != codeRateLimited {
+		t.Fatalf("third accepted message: %+v, want rate_limited", f)
+	}
 }
 
 func TestOriginCheck(t *testing.T) {
