@@ -46,7 +46,20 @@ func newDiscordEnv(t *testing.T, extra map[string]any) (*env, *dcFake) {
 		adapters: []engine.AdapterConfig{{Name: "dc", Kind: discord.Kind, TaskID: "task-dc", Config: cfg}},
 		kinds:    []kind{{discord.Kind, discord.New}},
 	})
+	f.waitSession(t)
 	return e, f
+}
+
+// waitSession waits until the gateway's session is open: the gateway is
+// ready once the instance started, and opens the session right after, on
+// the replica holding the lease (Receive). What a user writes before is
+// not sent again by Discord, and a channel new to the bot is not
+// backfilled.
+func (f *dcFake) waitSession(t *testing.T) {
+	t.Helper()
+	if err := f.bot.WaitLive(ctxTimeout(t), 1); err != nil {
+		t.Fatalf("the gateway session never opened: %v", err)
+	}
 }
 
 // user makes a guild member.
@@ -268,6 +281,9 @@ func TestDiscordTwoInstancesTwoHosts(t *testing.T) {
 			Config: map[string]any{"token": bot.Token(), "api_url": srv.URL(), "typing_timeout": "0s"}})
 	}
 	e := newEnv(t, envOptions{adapters: adapters, kinds: []kind{{discord.Kind, discord.New}}})
+	for _, f := range fakes {
+		f.waitSession(t)
+	}
 	for i, f := range fakes {
 		u := f.user("Ann")
 		dm := f.bot.DMChannel(u)
