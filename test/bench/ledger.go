@@ -80,6 +80,8 @@ type ledger struct {
 	issued atomic.Uint64 // slots handed out by issue
 	done   atomic.Uint64 // slots whose reply arrived (first time)
 	dups   atomic.Uint64 // replies that arrived again
+	// lastReply is when a first reply last arrived, on the ledger's clock.
+	lastReply atomic.Int64
 
 	// window, when not nil, holds one token per message outstanding in a
 	// closed-loop step; a first reply takes one out.
@@ -144,6 +146,7 @@ func (l *ledger) reply(seq uint64, at time.Time) bool {
 	}
 	if l.mark(l.replied, seq, at) {
 		l.done.Add(1)
+		l.lastReply.Store(l.since(at))
 		return true
 	}
 	l.dups.Add(1)
@@ -152,3 +155,9 @@ func (l *ledger) reply(seq uint64, at time.Time) bool {
 
 // complete reports whether every issued message has its reply.
 func (l *ledger) complete() bool { return l.done.Load() >= l.issued.Load() }
+
+// quietFor is how long no first reply has arrived at now, counted from
+// start at the earliest.
+func (l *ledger) quietFor(now, start time.Time) time.Duration {
+	return time.Duration(l.since(now) - max(l.lastReply.Load(), l.since(start)))
+}

@@ -78,3 +78,21 @@ func TestLedger(t *testing.T) {
 		t.Error("a time equal to t0 was stored as 0, which means unset")
 	}
 }
+
+func TestLedgerQuietFor(t *testing.T) {
+	t0 := time.Now()
+	l := newLedger(t0, 100, 10)
+	start := t0.Add(time.Second)
+	if got := l.quietFor(t0.Add(3*time.Second), start); got != 2*time.Second {
+		t.Errorf("no reply yet: quiet for %s, want 2s (since start)", got)
+	}
+	l.issue()
+	l.reply(100, t0.Add(5*time.Second))
+	if got := l.quietFor(t0.Add(8*time.Second), start); got != 3*time.Second {
+		t.Errorf("quiet for %s, want 3s (since the reply)", got)
+	}
+	l.reply(100, t0.Add(7*time.Second)) // a duplicate is no news
+	if got := l.quietFor(t0.Add(8*time.Second), start); got != 3*time.Second {
+		t.Errorf("after a duplicate: quiet for %s, want 3s", got)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"regexp"
 	"strconv"
@@ -23,7 +24,9 @@ const maxLedgerRate = 30000
 type runner struct {
 	o          options
 	driver     Driver
-	proc       *process
+	proc       *procGroup
+	pg         *pgDatabase // the target's database, when it has one
+	log        *slog.Logger
 	watch      *rssWatch
 	chats      int
 	simAddr    string
@@ -126,6 +129,7 @@ func (r *runner) step(ctx context.Context, p stepPlan) (StepResult, error) {
 	m := &measure{r: r, l: l}
 	start := time.Now()
 	var lag time.Duration
+	stalled := false
 	switch p.kind {
 	case stepRate:
 		lag = r.openLoop(ctx, l, p, start, m, jobs)
@@ -133,7 +137,7 @@ func (r *runner) step(ctx context.Context, p stepPlan) (StepResult, error) {
 		r.closedLoop(ctx, l, p, m, jobs)
 	case stepWarmup:
 		m.begin(start)
-		r.warmup(ctx, l, p, jobs)
+		stalled = r.warmup(ctx, l, p, jobs)
 	}
 	close(jobs)
 	wg.Wait()
@@ -154,8 +158,19 @@ func (r *runner) step(ctx context.Context, p stepPlan) (StepResult, error) {
 	res.SendLagMS = ms(lag)
 	res.Errors = r.takeErrors()
 	res.Saturated = res.Lost > 0 || m.cutShort || (p.kind == stepRate && res.Achieved < 0.9*p.rate)
+	if stalled {
+		return res, fmt.Errorf("warm-up stalled: no reply for %s with %d messages outstanding; %d of %d sent had their reply by the end of the drain",
+			stallLimit, p.window, res.Replied, res.Sent)
+	}
 	return res, ctx.Err()
 }
+
+// stallLimit is how long a warm-up whose window is full, or a drain,
+// waits for a reply before it gives up: a target that loses replies
+// would otherwise hold the warm-up for -warmup-max and each drain for
+// its whole length. A target that is only slow answers something every
+// few milliseconds.
+const stallLimit = 10 * time.Second
 
 // issue hands the next message, to the next chat in turn, to the senders.
 func (r *runner) issue(l *ledger, jobs chan<- job) bool {
@@ -194,20 +209,34 @@ const backlogLimit = 2 * time.Second
 
 // warmup sends each chat's first message, p.window at a time, for at
 // most p.dur: chats that have not written by then are not counted as
-// active (see runner.chats).
-func (r *runner) warmup(ctx context.Context, l *ledger, p stepPlan, jobs chan<- job) {
+// active (see runner.chats). It reports whether it stopped because no
+// reply came for stallLimit while the window was full: the target lost
+// them.
+func (r *runner) warmup(ctx context.Context, l *ledger, p stepPlan, jobs chan<- job) (stalled bool) {
 	deadline := time.NewTimer(p.dur)
 	defer deadline.Stop()
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	start := time.Now()
 	for range p.count {
-		select {
-		case l.window <- struct{}{}:
-		case <-deadline.C:
-			return
-		case <-ctx.Done():
-			return
+	wait:
+		for {
+			select {
+			case l.window <- struct{}{}:
+				break wait
+			case <-deadline.C:
+				return false
+			case <-ctx.Done():
+				return false
+			case now := <-check.C:
+				if l.quietFor(now, start) >= stallLimit {
+					return true
+				}
+			}
 		}
 		r.issue(l, jobs)
 	}
+	return false
 }
 
 // openLoop offers p.rate messages a second, spread evenly, whatever the
@@ -279,11 +308,12 @@ func (r *runner) closedLoop(ctx context.Context, l *ledger, p stepPlan, m *measu
 	}
 }
 
-// drain waits until every message of the step has its reply, or for at
-// most within.
+// drain waits until every message of the step has its reply, for at
+// most within, and no longer than stallLimit after the last reply came.
 func (r *runner) drain(ctx context.Context, l *ledger, within time.Duration) {
-	deadline := time.Now().Add(within)
-	for !l.complete() && time.Now().Before(deadline) && ctx.Err() == nil {
+	start := time.Now()
+	deadline := start.Add(within)
+	for !l.complete() && time.Now().Before(deadline) && ctx.Err() == nil && l.quietFor(time.Now(), start) < stallLimit {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
@@ -299,6 +329,9 @@ type measure struct {
 	from, to   int64  // window, on the ledger's clock
 	cpu0, cpu1 time.Duration
 	own0, own1 time.Duration
+	pg0, pg1   map[int]time.Duration // PostgreSQL's processes, by pid
+	commits0   int64                 // the database's commits; -1 unknown
+	commits1   int64
 	sample     procSample
 	load1      float64
 }
@@ -311,6 +344,28 @@ func (m *measure) begin(at time.Time) {
 		m.cpu0 = s.CPU
 	}
 	m.own0 = selfCPU()
+	m.pg0, m.commits0 = m.pgCPU()
+}
+
+// pgCPU samples PostgreSQL's processes for the target's database, and
+// its commits; nil and -1 without one, or when they cannot be read (then
+// logged).
+func (m *measure) pgCPU() (map[int]time.Duration, int64) {
+	if m.r.pg == nil {
+		return nil, -1
+	}
+	ctx := context.Background()
+	c, err := m.r.pg.cpu(ctx)
+	if err != nil {
+		m.r.log.Warn("PostgreSQL's CPU is not measured in this step", "err", err)
+		c = nil
+	}
+	n, err := m.r.pg.commits(ctx)
+	if err != nil {
+		m.r.log.Warn("PostgreSQL's commits are not counted in this step", "err", err)
+		n = -1
+	}
+	return c, n
 }
 
 func (m *measure) end(at time.Time) {
@@ -321,6 +376,7 @@ func (m *measure) end(at time.Time) {
 		m.sample = s
 	}
 	m.own1 = selfCPU()
+	m.pg1, m.commits1 = m.pgCPU()
 	m.load1 = loadAverage()
 }
 
@@ -374,8 +430,15 @@ func (m *measure) result(p stepPlan) StepResult {
 	}
 	res.In, res.Out, res.WebhookAnswer, res.RoundTrip = summarise(in), summarise(out), summarise(wh), summarise(rt)
 	res.CPUSeconds = (m.cpu1 - m.cpu0).Seconds()
+	if m.pg0 != nil && m.pg1 != nil {
+		res.PGCPUSeconds = cpuBetween(m.pg0, m.pg1).Seconds()
+	}
 	if arrived > 0 {
 		res.CPUPer1000 = res.CPUSeconds / float64(arrived) * 1000
+		res.PGCPUPer1000 = res.PGCPUSeconds / float64(arrived) * 1000
+		if m.commits0 >= 0 && m.commits1 >= 0 {
+			res.PGCommitsPerRT = float64(m.commits1-m.commits0) / float64(arrived)
+		}
 	}
 	res.HarnessCPUSeconds = (m.own1 - m.own0).Seconds()
 	return res

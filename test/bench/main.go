@@ -4,18 +4,22 @@
 // users through the Bot API fake in webhook mode; see Driver) through a
 // target to the Selarti simulator, answering at zero think time, and the
 // simulator's webhooks back to the users. The target is, in turn, the
-// real gateway binary with its durable SQLite store, and the bare relay
+// real gateway binary with its durable SQLite store, the bare relay
 // (test/bench/relay), the smallest program that moves the same messages
-// between the same fakes. Both run in the same benchmark, so the
-// gateway's figures are reported as ratios to the relay's.
+// between the same fakes, and one to three gateway replicas on one
+// PostgreSQL database (gateway-pg1 to gateway-pg3: a database of their
+// own on the -pg server for each run, and a round-robin balancer in the
+// harness in front of them; see balancer.go and postgres.go). They run in
+// the same benchmark, so the gateway's figures are reported as ratios to
+// the relay's, and the replicas' also to the single gateway's.
 //
 // For each driver, each of its numbers of active chats (default 10, 1,000
-// and 100,000 for Telegram, 10 and 1,000 for the webchat) and each
-// target: start it, connect the chats, send each chat's first message
-// (warm-up), offer fixed rates open loop (default 100 to 4,000 round
-// trips a second, stopping above the first rate the target cannot
-// sustain), then keep a fixed number of messages outstanding (the max
-// step). It prints a table and writes bench-results/<stamp>.json, .csv,
+// and 100,000 for Telegram, 10 and 1,000 for the webchat; the replicas
+// at 1,000 only, -pg-chats) and each target: start it, connect the
+// chats, send each chat's first message (warm-up), offer fixed rates
+// open loop (default 100 to 4,000 round trips a second, stopping above
+// the first rate the target cannot sustain), then keep a fixed number of
+// messages outstanding (the max step). It prints a table and writes bench-results/<stamp>.json, .csv,
 // .svg (latency against offered load) and .txt.
 //
 // The run is not part of `go test ./...`; only its pure parts have tests.
@@ -49,6 +53,9 @@ type options struct {
 	chats       map[string][]int // by driver
 	rates       []float64
 	targets     []string
+	pgDSN       string           // the server of the gateway-pgN targets' databases
+	pgChats     map[string][]int // by driver: the numbers of chats the gateway-pgN targets run at
+	skipPG      bool
 	step        time.Duration
 	settle      time.Duration
 	drain       time.Duration
@@ -108,6 +115,12 @@ func run() error {
 	} else {
 		defer os.RemoveAll(workDir)
 	}
+	if o.profile {
+		// The gateway writes its profiles there, before the results are.
+		if err := os.MkdirAll(o.out, 0o755); err != nil {
+			return fmt.Errorf("create results directory: %w", err)
+		}
+	}
 	log.Info("building", "profile", o.profile)
 	bins, err := buildBinaries(ctx, workDir, o.profile)
 	if err != nil {
@@ -119,19 +132,24 @@ func run() error {
 		Command: "go run ./test/bench " + strings.Join(os.Args[1:], " "),
 		Machine: machine(),
 		Settings: Settings{
-			Drivers: o.drivers, Chats: o.chats, Rates: o.rates, StepSeconds: o.step.Seconds(),
+			Drivers: o.drivers, Chats: o.chats, Targets: o.targets, PGChats: o.pgChats, Rates: o.rates, StepSeconds: o.step.Seconds(),
 			SettleSeconds: o.settle.Seconds(), Window: o.window, Workers: o.workers, Profile: o.profile,
 		},
 	}
-	for _, driver := range o.drivers {
-		for _, chats := range o.chats[driver] {
-			for _, target := range o.targets {
-				if ctx.Err() != nil {
-					break
-				}
-				rep.Runs = append(rep.Runs, runOne(ctx, log, o, bins, driver, target, chats, workDir))
-			}
+	plan := runPlan(o)
+	if slices.ContainsFunc(plan, func(p planned) bool { return pgReplicas(p.target) > 0 }) {
+		if err := checkPG(ctx, o.pgDSN); err != nil {
+			// Not skipped: each of those runs tries again, and fails with
+			// the reason, unless -skip-pg leaves them out.
+			log.Error("the PostgreSQL targets' runs will fail; start PostgreSQL, or leave them out with -skip-pg", "err", err)
 		}
+	}
+	log.Info("plan", "runs", len(plan))
+	for _, p := range plan {
+		if ctx.Err() != nil {
+			break
+		}
+		rep.Runs = append(rep.Runs, runOne(ctx, log, o, bins, p.driver, p.target, p.chats, workDir))
 	}
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	rep.Comparisons = compareRuns(rep.Runs)
@@ -183,13 +201,16 @@ func replot(jsonPath string) error {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	o := options{stamp: time.Now().Format("20060102-150405")}
-	var drivers, chats, rates, targets string
-	fs.BoolVar(&o.quick, "quick", false, "a 2-4 minute smoke run: 10 and 1,000 chats, three rates, short steps")
+	var drivers, chats, pgChats, rates, targets string
+	fs.BoolVar(&o.quick, "quick", false, "a 4-5 minute smoke run: 10 and 1,000 chats, three rates, short steps, of the replicas "+quickPGTarget+" only")
 	fs.StringVar(&drivers, "drivers", strings.Join(knownDrivers, ","), "load sources (messengers), in the order they run: "+strings.Join(knownDrivers, ", "))
 	fs.StringVar(&drivers, "driver", strings.Join(knownDrivers, ","), "the same as -drivers")
 	fs.StringVar(&chats, "chats", defaultChats, "numbers of active chats, comma-separated: one list for every driver, or lists by driver (\"webchat=10,1000 telegram=100000\"; a bare list is for the drivers not named)")
 	fs.StringVar(&rates, "rates", "100,250,500,1000,2000,4000", "offered loads in round trips a second, comma-separated")
-	fs.StringVar(&targets, "targets", "relay,gateway", "targets, in the order they run for each number of chats")
+	fs.StringVar(&targets, "targets", defaultTargets, "targets, in the order they run for each number of chats: relay, gateway (SQLite), "+targetPGPrefix+"N (N gateway replicas on PostgreSQL behind a balancer)")
+	fs.StringVar(&pgChats, "pg-chats", defaultPGChats, "numbers of chats the "+targetPGPrefix+"N targets run at, in the form of -chats (default: the -chats lists when -chats is given, else these)")
+	fs.StringVar(&o.pgDSN, "pg", pgDSNDefault(), "PostgreSQL server for the "+targetPGPrefix+"N targets (a database of their own is created for each run, and dropped); default $"+envPGDSN+" or this")
+	fs.BoolVar(&o.skipPG, "skip-pg", false, "leave the "+targetPGPrefix+"N targets out (without PostgreSQL their runs fail)")
 	fs.DurationVar(&o.step, "step", 8*time.Second, "measured length of each step")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "unmeasured start of each step")
 	fs.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait for a step's last replies")
@@ -211,9 +232,12 @@ func parseFlags(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["chats"] && !set["pg-chats"] {
+		pgChats = chats
+	}
 	if o.quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["chats"] {
 			chats = "10,1000"
 		}
@@ -226,6 +250,9 @@ func parseFlags(args []string) (options, error) {
 		if !set["settle"] {
 			o.settle = time.Second
 		}
+		if !set["targets"] {
+			targets = quickTargets
+		}
 	}
 	var err error
 	if o.drivers, err = parseDrivers(drivers); err != nil {
@@ -237,16 +264,87 @@ func parseFlags(args []string) (options, error) {
 	if o.rates, err = parseFloats(rates); err != nil {
 		return o, fmt.Errorf("-rates: %w", err)
 	}
-	o.targets = strings.Split(targets, ",")
-	for _, t := range o.targets {
-		if t != targetGateway && t != targetRelay {
-			return o, fmt.Errorf("-targets: unknown target %q (known: relay, gateway)", t)
+	if o.pgChats, err = parseChats(pgChats, o.drivers); err != nil {
+		return o, fmt.Errorf("-pg-chats: %w", err)
+	}
+	for t := range strings.SplitSeq(targets, ",") {
+		t = strings.TrimSpace(t)
+		if err := parseTarget(t); err != nil {
+			return o, fmt.Errorf("-targets: %w", err)
 		}
+		if slices.Contains(o.targets, t) {
+			return o, fmt.Errorf("-targets: %q named twice", t)
+		}
+		if !o.skipPG || pgReplicas(t) == 0 {
+			o.targets = append(o.targets, t)
+		}
+	}
+	if len(o.targets) == 0 {
+		return o, errors.New("-targets: no target left to run (-skip-pg leaves out the PostgreSQL ones)")
 	}
 	if o.window < 1 || o.workers < 1 || o.step <= 0 {
 		return o, errors.New("-window, -workers and -step must be positive")
 	}
 	return o, nil
+}
+
+// defaultTargets are the targets of `make bench`: the bare relay, the
+// gateway on SQLite, and one to three gateway replicas on PostgreSQL.
+const defaultTargets = "relay,gateway," + targetPGPrefix + "1," + targetPGPrefix + "2," + targetPGPrefix + "3"
+
+// quickTargets are -quick's: one replicas target, the smallest that has
+// replicas deliver what another took in.
+const (
+	quickPGTarget = targetPGPrefix + "2"
+	quickTargets  = "relay,gateway," + quickPGTarget
+)
+
+// defaultPGChats are the numbers of chats the PostgreSQL targets run at
+// by default: one level each, a modest one, to keep `make bench` within
+// about 20 minutes on 2 cores.
+const defaultPGChats = "webchat=1000 telegram=1000"
+
+// pgDSNDefault is -pg's default.
+func pgDSNDefault() string {
+	if v := os.Getenv(envPGDSN); v != "" {
+		return v
+	}
+	return defaultPGDSN
+}
+
+// planned is one run: a driver, a number of chats and a target.
+type planned struct {
+	driver string
+	chats  int
+	target string
+}
+
+// runPlan lists the runs in the order they run: by driver, then number
+// of chats (the -chats levels, then those only the PostgreSQL targets
+// run at), then target. The gateway-pgN targets run at the -pg-chats
+// levels, the others at the -chats ones.
+func runPlan(o options) []planned {
+	var out []planned
+	for _, driver := range o.drivers {
+		levels := slices.Clone(o.chats[driver])
+		for _, c := range o.pgChats[driver] {
+			if !slices.Contains(levels, c) {
+				levels = append(levels, c)
+			}
+		}
+		for _, chats := range levels {
+			for _, target := range o.targets {
+				at := o.chats[driver]
+				if pgReplicas(target) > 0 {
+					at = o.pgChats[driver]
+				}
+				if slices.Contains(at, chats) {
+					out = append(out, planned{driver: driver, chats: chats, target: target})
+				}
+			}
+		}
+	}
+	return out
 }
 
 // defaultChats are the default numbers of chats. The webchat's 100,000

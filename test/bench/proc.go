@@ -188,10 +188,12 @@ func raiseFileLimit(want uint64) (uint64, error) {
 	return lim.Cur, nil
 }
 
-// rssWatch samples a process's resident set every interval and keeps the
-// highest value seen in each phase of the run, and the highest VmHWM seen
-// overall: the peak of the whole life, spikes between two samples
-// included.
+// rssWatch samples the resident set of a target's processes every
+// interval and keeps the highest value seen in each phase of the run,
+// and the highest VmHWM seen overall: the peak of the whole life, spikes
+// between two samples included. For a target of several processes (the
+// gateway-pgN replicas) a sample is their sum, and the VmHWM the sum of
+// each one's own peak: an upper bound of their peak together.
 //
 // ru_maxrss, which the kernel reports when the process exits, is no use
 // here: Go starts children with vfork semantics, so the child shares the
@@ -199,7 +201,7 @@ func raiseFileLimit(want uint64) (uint64, error) {
 // mark as the child's. A relay that never held 30 MB reported 390 MB,
 // the harness's size at the time.
 type rssWatch struct {
-	pid   int
+	pids  []int
 	mu    sync.Mutex
 	phase string
 	peaks map[string]int64
@@ -209,8 +211,8 @@ type rssWatch struct {
 	done  chan struct{}
 }
 
-func watchRSS(pid int, interval time.Duration) *rssWatch {
-	w := &rssWatch{pid: pid, phase: "start", peaks: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+func watchRSS(pids []int, interval time.Duration) *rssWatch {
+	w := &rssWatch{pids: pids, phase: "start", peaks: map[string]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(interval)
@@ -222,22 +224,27 @@ func watchRSS(pid int, interval time.Duration) *rssWatch {
 			case <-t.C:
 			}
 			if !w.sample() {
-				return // the process is gone
+				return // a process is gone
 			}
 		}
 	}()
 	return w
 }
 
-// sample reads the process's memory once; false when it is gone.
+// sample reads the processes' memory once; false when one is gone.
 func (w *rssWatch) sample() bool {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.pid))
-	if err != nil {
-		return false
-	}
-	rss, hwm, err := parseStatusMemory(status)
-	if err != nil {
-		return true
+	var rss, hwm int64
+	for _, pid := range w.pids {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return false
+		}
+		r, h, err := parseStatusMemory(status)
+		if err != nil {
+			return true
+		}
+		rss += r
+		hwm += h
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -260,7 +267,9 @@ func (w *rssWatch) setPhase(p string) {
 // the old period's peak into the lifetime one.
 func (w *rssWatch) resetPeak() {
 	w.sample()
-	_ = resetPeak(w.pid)
+	for _, pid := range w.pids {
+		_ = resetPeak(pid)
+	}
 }
 
 // finish stops sampling and returns the peak of each phase, in order, and

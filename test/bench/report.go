@@ -42,7 +42,11 @@ type Settings struct {
 	// Chats are the numbers of chats by driver. (Reports from before the
 	// Telegram driver have "driver" and "chats" instead, which are not
 	// read back.)
-	Chats         map[string][]int `json:"chats_by_driver"`
+	Chats map[string][]int `json:"chats_by_driver"`
+	// Targets are the targets asked for, PGChats the numbers of chats
+	// of the gateway-pgN ones (reports from before them have neither).
+	Targets       []string         `json:"targets,omitempty"`
+	PGChats       map[string][]int `json:"pg_chats_by_driver,omitempty"`
 	Rates         []float64        `json:"rates"`
 	StepSeconds   float64          `json:"step_seconds"`
 	SettleSeconds float64          `json:"settle_seconds"`
@@ -70,10 +74,10 @@ func writeTable(w io.Writer, rep Report) error {
 			}
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "target\tstep\toffered\tachieved rt/s\tsent\tlost\tin p50/p95/p99 ms\tout p50/p95/p99 ms\trt p99 ms\tCPU s/1k\tharness CPU s\tpeak RSS MB\tload1\t")
+		fmt.Fprintln(tw, "target\tstep\toffered\tachieved rt/s\tsent\tlost\tin p50/p95/p99 ms\tout p50/p95/p99 ms\trt p99 ms\tCPU s/1k\tPG CPU s/1k\tharness CPU s\tpeak RSS MB\tload1\t")
 		for _, r := range group {
 			if r.Err != "" {
-				fmt.Fprintf(tw, "%s\terror: %s\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Target, r.Err)
+				fmt.Fprintf(tw, "%s\terror (below)\t\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Target)
 			}
 			for _, s := range r.Steps {
 				offered := "-"
@@ -87,9 +91,13 @@ func writeTable(w io.Writer, rep Report) error {
 				if s.Saturated {
 					mark = "*"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%s\t%d\t%d\t%s\t%s\t%.2f\t%.3f\t%.1f\t%.1f\t%.2f\t\n",
+				pgCPU := "-"
+				if r.Replicas > 0 {
+					pgCPU = fmt.Sprintf("%.3f", s.PGCPUPer1000)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f%s\t%d\t%d\t%s\t%s\t%.2f\t%.3f\t%s\t%.1f\t%.1f\t%.2f\t\n",
 					r.Target, s.Kind, offered, s.Achieved, mark, s.Sent, s.Lost,
-					pct3(s.In), pct3(s.Out), s.RoundTrip.P99, s.CPUPer1000, s.HarnessCPUSeconds,
+					pct3(s.In), pct3(s.Out), s.RoundTrip.P99, s.CPUPer1000, pgCPU, s.HarnessCPUSeconds,
 					float64(s.PeakRSS)/mib, s.Load1)
 			}
 		}
@@ -97,30 +105,70 @@ func writeTable(w io.Writer, rep Report) error {
 			return err
 		}
 		for _, r := range group {
+			if r.Err != "" {
+				fmt.Fprintf(w, "%s: error: %s\n", r.Target, r.Err)
+			}
+		}
+		for _, r := range group {
 			store := "-"
-			if r.Target == targetGateway {
+			switch {
+			case r.Replicas > 0:
+				store = fmt.Sprintf("%.1f MB in the data directories, %.1f MB in the PostgreSQL database", float64(r.StoreBytes)/mib, float64(r.PGBytes)/mib)
+			case isGateway(r.Target):
 				store = fmt.Sprintf("%.1f MB", float64(r.StoreBytes)/mib)
 			}
+			name := r.Target
+			if r.Replicas > 0 {
+				name = fmt.Sprintf("%s (%d replicas, RSS and CPU summed over them)", r.Target, r.Replicas)
+				if r.Replicas == 1 {
+					name = r.Target + " (1 replica)"
+				}
+			}
 			fmt.Fprintf(w, "%s: load average %.2f before it started; idle RSS %.1f MB, connected %.1f MB, peak %.1f MB (highest sample %s), CPU %.1f s in all, store after the run %s\n",
-				r.Target, r.LoadBefore, float64(r.IdleRSS)/mib, float64(r.ConnectedRSS)/mib, float64(r.PeakRSS)/mib, peakPhase(r.Phases), r.CPUSeconds, store)
+				name, r.LoadBefore, float64(r.IdleRSS)/mib, float64(r.ConnectedRSS)/mib, float64(r.PeakRSS)/mib, peakPhase(r.Phases), r.CPUSeconds, store)
+			if r.Replicas > 0 {
+				commits := ""
+				if m, ok := r.step(stepMax, 0); ok && m.PGCommitsPerRT > 0 {
+					commits = fmt.Sprintf(", %.1f commits per round trip at the max step", m.PGCommitsPerRT)
+				}
+				fmt.Fprintf(w, "  PostgreSQL: CPU %.1f s from the replicas' start to the users' disconnect%s; balancer: %s requests to the replicas in turn, %d unanswered\n",
+					r.PGCPUSeconds, commits, joinInts(r.Balanced, "/"), r.BalancerErrors)
+			}
 			if g := r.ConnectedGo; g != nil {
-				fmt.Fprintf(w, "  connected, as Go sees it: heap in use %.1f MB, goroutine stacks %.1f MB (%d goroutines), all Go memory %.1f MB; the rest of the RSS is SQLite's and the runtime's\n",
-					float64(g.HeapInuse)/mib, float64(g.StackInuse)/mib, g.Goroutines, float64(g.Sys)/mib)
+				rest := "the rest of the RSS is SQLite's and the runtime's"
+				if r.Replicas > 0 {
+					rest = "summed over the replicas"
+				}
+				fmt.Fprintf(w, "  connected, as Go sees it: heap in use %.1f MB, goroutine stacks %.1f MB (%d goroutines), all Go memory %.1f MB; %s\n",
+					float64(g.HeapInuse)/mib, float64(g.StackInuse)/mib, g.Goroutines, float64(g.Sys)/mib, rest)
 			}
 		}
 		for _, c := range rep.Comparisons {
 			if c.Driver != first.Driver || c.Chats != first.Chats {
 				continue
 			}
-			fmt.Fprintf(w, "gateway/relay: max rate %.2f, CPU per message %.2f×, peak RSS %.2f×\n", c.MaxRate, c.CPUPer1000, c.PeakRSS)
+			if c.MaxRate == 0 && len(c.Rates) == 0 && !c.gatewayVsRelay() {
+				continue // a replicas run that failed before its steps: nothing to compare
+			}
+			target, base := c.Target, c.Base
+			if target == "" {
+				target, base = targetGateway, targetRelay
+			}
+			fmt.Fprintf(w, "%s/%s: max rate %.2f, CPU per message %.2f×, peak RSS %.2f×\n", target, base, c.MaxRate, c.CPUPer1000, c.PeakRSS)
 			for _, rc := range c.Rates {
-				fmt.Fprintf(w, "  at %.0f rt/s: p99 added over the relay: in %+.2f ms, out %+.2f ms; CPU per message %.2f×\n",
-					rc.Offered, rc.InP99Added, rc.OutP99Added, rc.CPUPer1000)
+				fmt.Fprintf(w, "  at %.0f rt/s: p99 added over the %s: in %+.2f ms, out %+.2f ms; CPU per message %.2f×\n",
+					rc.Offered, base, rc.InP99Added, rc.OutP99Added, rc.CPUPer1000)
 			}
 		}
 	}
 	fmt.Fprintln(w, "\n* saturated: under 90% of the offered load achieved, or replies lost")
 	fmt.Fprintln(w, "in: client send → Selarti accepts; out: Selarti starts the reply webhook → client reads the reply")
+	if slices.ContainsFunc(rep.Runs, func(r RunResult) bool { return r.Replicas > 0 }) {
+		fmt.Fprintln(w, targetPGPrefix+"N: N gateway replicas on one PostgreSQL database, behind the harness's round-robin balancer (its CPU is in the harness's).")
+		fmt.Fprintln(w, "  CPU s/1k, RSS and CPU in all are the replicas' summed (a peak is the sum of each one's own); PG CPU s/1k is PostgreSQL's for the")
+		fmt.Fprintln(w, "  database (its backends) and the server's WAL writer, checkpointer and background writer; PostgreSQL's memory is not counted.")
+		fmt.Fprintln(w, "  The comparisons' CPU per message includes PostgreSQL's.")
+	}
 	if slices.ContainsFunc(rep.Runs, func(r RunResult) bool { return r.Driver == "telegram" }) {
 		fmt.Fprintln(w, "telegram: the send is the user writing (the update then waits for a free webhook connection); the read is the Bot API fake taking the sendMessage")
 	}
@@ -173,6 +221,7 @@ var csvHeader = []string{
 	"webhook_answer_p99_ms", "rt_p50_ms", "rt_p99_ms",
 	"cpu_s", "cpu_s_per_1000", "harness_cpu_s", "rss_bytes", "peak_rss_bytes", "load1", "saturated",
 	"run_idle_rss_bytes", "run_peak_rss_bytes", "run_store_bytes",
+	"replicas", "postgres_cpu_s", "postgres_cpu_s_per_1000", "postgres_commits_per_rt", "run_postgres_cpu_s", "run_postgres_bytes",
 }
 
 func writeCSV(w io.Writer, rep Report) error {
@@ -192,6 +241,7 @@ func writeCSV(w io.Writer, rep Report) error {
 				f(s.CPUSeconds), f(s.CPUPer1000), f(s.HarnessCPUSeconds),
 				strconv.FormatInt(s.RSS, 10), strconv.FormatInt(s.PeakRSS, 10), f(s.Load1), strconv.FormatBool(s.Saturated),
 				strconv.FormatInt(r.IdleRSS, 10), strconv.FormatInt(r.PeakRSS, 10), strconv.FormatInt(r.StoreBytes, 10),
+				i(r.Replicas), f(s.PGCPUSeconds), f(s.PGCPUPer1000), f(s.PGCommitsPerRT), f(r.PGCPUSeconds), strconv.FormatInt(r.PGBytes, 10),
 			}
 			if err := cw.Write(row); err != nil {
 				return err
@@ -241,6 +291,15 @@ func writeFiles(dir, stamp string, rep Report) ([]string, error) {
 		err = write(".txt", func(w io.Writer) error { return writeTable(w, rep) })
 	}
 	return paths, err
+}
+
+// joinInts joins ns with sep: [1 2 3] → "1/2/3".
+func joinInts(ns []int64, sep string) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.FormatInt(n, 10)
+	}
+	return strings.Join(s, sep)
 }
 
 // thousands formats n with commas: 100000 → "100,000".

@@ -47,13 +47,24 @@ type StepResult struct {
 	RoundTrip     Percentiles `json:"round_trip"`
 	// CPUSeconds is the target's CPU time (user + system) in the measured
 	// window; CPUPer1000 that per 1,000 round trips.
+	// For a gateway-pgN target they are its replicas' CPU, summed.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUPer1000 float64 `json:"cpu_s_per_1000"`
+	// PGCPUSeconds is, for a target on PostgreSQL, the CPU time in the
+	// window of the server's processes that worked for its database (see
+	// pgDatabase.cpu); PGCPUPer1000 that per 1,000 round trips.
+	PGCPUSeconds float64 `json:"postgres_cpu_seconds,omitempty"`
+	PGCPUPer1000 float64 `json:"postgres_cpu_s_per_1000,omitempty"`
+	// PGCommitsPerRT is the transactions the database committed in the
+	// window per round trip (pg_stat_database, which lags by up to a
+	// second).
+	PGCommitsPerRT float64 `json:"postgres_commits_per_rt,omitempty"`
 	// HarnessCPUSeconds is the harness's own CPU time in the window: the
-	// load clients and the Selarti simulator, on the same machine.
+	// load clients and the Selarti simulator, on the same machine, and
+	// the balancer in front of replicas.
 	HarnessCPUSeconds float64 `json:"harness_cpu_seconds"`
 	// RSS is the target's resident set at the end of the window; PeakRSS
-	// the highest during the step.
+	// the highest during the step (replicas: sums, see rssWatch).
 	RSS     int64 `json:"rss_bytes"`
 	PeakRSS int64 `json:"peak_rss_bytes"`
 	// Load1 is the machine's 1-minute load average at the end of the step.
@@ -78,6 +89,20 @@ type RunResult struct {
 	Conns  int `json:"connections"`
 	// Mode says how the users held their connections (see Driver.Mode).
 	Mode string `json:"mode"`
+	// Replicas is the number of gateway processes of a gateway-pgN
+	// target, whose CPU and memory figures are sums over them (0 for the
+	// other targets: one process).
+	Replicas int `json:"replicas,omitempty"`
+	// Balanced is how many requests (a WebSocket counts once) the
+	// balancer handed each replica; BalancerErrors those no replica
+	// answered.
+	Balanced       []int64 `json:"balanced_requests,omitempty"`
+	BalancerErrors int64   `json:"balancer_errors,omitempty"`
+	// PGCPUSeconds is PostgreSQL's CPU for the target's database (see
+	// StepResult.PGCPUSeconds) from the replicas' start to the drivers'
+	// close; PGBytes the database's size after the run.
+	PGCPUSeconds float64 `json:"postgres_cpu_seconds,omitempty"`
+	PGBytes      int64   `json:"postgres_database_bytes,omitempty"`
 	// IdleRSS is sampled after start-up, before any chat connects;
 	// ConnectedRSS once every chat is connected and has had its first
 	// round trip; PeakRSS is the peak of the whole life (the highest
@@ -95,7 +120,8 @@ type RunResult struct {
 	// Phases is the highest resident set sampled (every 10 ms) in each
 	// phase of the run, to tell where PeakRSS happened.
 	Phases []PhasePeak `json:"phases"`
-	// StoreBytes is the size of the data directory after a graceful stop.
+	// StoreBytes is the size of the data directory after a graceful stop
+	// (replicas: of their directories together).
 	StoreBytes int64 `json:"store_bytes"`
 	// CPUSeconds is the target's CPU time over its whole life.
 	CPUSeconds float64      `json:"cpu_seconds"`
@@ -113,14 +139,20 @@ func (r RunResult) step(kind string, offered float64) (StepResult, bool) {
 	return StepResult{}, false
 }
 
-// Comparison is the gateway against the relay at one number of chats, as
-// ratios gateway/relay (0 where either is missing).
+// Comparison is a gateway target against a base target (the relay, or
+// for the replicas also the gateway on SQLite) at one number of chats, as
+// ratios target/base (0 where either is missing).
 type Comparison struct {
+	// Target and Base are the targets compared; reports from before the
+	// replicas have neither, and were the gateway against the relay.
+	Target string `json:"target,omitempty"`
+	Base   string `json:"base,omitempty"`
 	Driver string `json:"driver"`
 	Chats  int    `json:"chats"`
-	// MaxRate is gateway max rt/s over relay max rt/s.
+	// MaxRate is the target's max rt/s over the base's.
 	MaxRate float64 `json:"max_rate_ratio"`
-	// CPUPer1000 compares the cost per message at the max step.
+	// CPUPer1000 compares the cost per message at the max step,
+	// PostgreSQL's CPU included (see totalCPUPer1000).
 	CPUPer1000 float64 `json:"cpu_per_1000_ratio"`
 	// PeakRSS compares the peaks of the whole runs.
 	PeakRSS float64 `json:"peak_rss_ratio"`
@@ -131,54 +163,76 @@ type Comparison struct {
 // RateComparison is the latency of both targets at one offered rate.
 type RateComparison struct {
 	Offered float64 `json:"offered_rt_per_s"`
-	// InP99 and OutP99 are the gateway's p99 minus the relay's, in ms:
-	// what the gateway adds over the bare transport.
+	// InP99 and OutP99 are the target's p99 minus the base's, in ms: for
+	// the gateway against the relay, what it adds over the bare
+	// transport.
 	InP99Added  float64 `json:"in_p99_added_ms"`
 	OutP99Added float64 `json:"out_p99_added_ms"`
-	// CPUPer1000 is gateway/relay at this rate.
+	// CPUPer1000 is target/base at this rate.
 	CPUPer1000 float64 `json:"cpu_per_1000_ratio"`
 }
 
-// compareRuns pairs every gateway run with the relay run of the same
-// driver and chats.
+// compareRuns pairs every gateway run (SQLite or replicas) with the relay
+// run of the same driver and chats, and every replicas run also with the
+// SQLite gateway's.
 func compareRuns(runs []RunResult) []Comparison {
 	var out []Comparison
 	for _, g := range runs {
-		if g.Target != targetGateway {
+		if !isGateway(g.Target) {
 			continue
 		}
-		i := slices.IndexFunc(runs, func(r RunResult) bool {
-			return r.Target == targetRelay && r.Driver == g.Driver && r.Chats == g.Chats
-		})
-		if i < 0 {
-			continue
+		bases := []string{targetRelay}
+		if pgReplicas(g.Target) > 0 {
+			bases = append(bases, targetGateway)
 		}
-		rl := runs[i]
-		c := Comparison{Driver: g.Driver, Chats: g.Chats, PeakRSS: ratio(float64(g.PeakRSS), float64(rl.PeakRSS))}
-		if gm, ok := g.step(stepMax, 0); ok {
-			if rm, ok := rl.step(stepMax, 0); ok {
-				c.MaxRate = ratio(gm.Achieved, rm.Achieved)
-				c.CPUPer1000 = ratio(gm.CPUPer1000, rm.CPUPer1000)
-			}
-		}
-		for _, gs := range g.Steps {
-			if gs.Kind != stepRate {
-				continue
-			}
-			rs, ok := rl.step(stepRate, gs.Offered)
-			if !ok {
-				continue
-			}
-			c.Rates = append(c.Rates, RateComparison{
-				Offered:     gs.Offered,
-				InP99Added:  gs.In.P99 - rs.In.P99,
-				OutP99Added: gs.Out.P99 - rs.Out.P99,
-				CPUPer1000:  ratio(gs.CPUPer1000, rs.CPUPer1000),
+		for _, base := range bases {
+			i := slices.IndexFunc(runs, func(r RunResult) bool {
+				return r.Target == base && r.Driver == g.Driver && r.Chats == g.Chats
 			})
+			if i >= 0 {
+				out = append(out, compare(g, runs[i]))
+			}
 		}
-		out = append(out, c)
 	}
 	return out
+}
+
+// compare compares run g with run b of the same driver and chats.
+func compare(g, b RunResult) Comparison {
+	c := Comparison{Target: g.Target, Base: b.Target, Driver: g.Driver, Chats: g.Chats, PeakRSS: ratio(float64(g.PeakRSS), float64(b.PeakRSS))}
+	if gm, ok := g.step(stepMax, 0); ok {
+		if bm, ok := b.step(stepMax, 0); ok {
+			c.MaxRate = ratio(gm.Achieved, bm.Achieved)
+			c.CPUPer1000 = ratio(totalCPUPer1000(gm), totalCPUPer1000(bm))
+		}
+	}
+	for _, gs := range g.Steps {
+		if gs.Kind != stepRate {
+			continue
+		}
+		bs, ok := b.step(stepRate, gs.Offered)
+		if !ok {
+			continue
+		}
+		c.Rates = append(c.Rates, RateComparison{
+			Offered:     gs.Offered,
+			InP99Added:  gs.In.P99 - bs.In.P99,
+			OutP99Added: gs.Out.P99 - bs.Out.P99,
+			CPUPer1000:  ratio(totalCPUPer1000(gs), totalCPUPer1000(bs)),
+		})
+	}
+	return c
+}
+
+// totalCPUPer1000 is a step's cost per 1,000 round trips with
+// PostgreSQL's share: the gateway on SQLite pays for its store in its own
+// process, the replicas partly in the server's.
+func totalCPUPer1000(s StepResult) float64 { return s.CPUPer1000 + s.PGCPUPer1000 }
+
+// gatewayVsRelay says whether c is the SQLite gateway against the relay,
+// the comparison of issue #5's targets.
+func (c Comparison) gatewayVsRelay() bool {
+	return (c.Target == "" || c.Target == targetGateway) && (c.Base == "" || c.Base == targetRelay)
 }
 
 // TargetCheck is one of the issue's targets, checked against a report.
@@ -204,7 +258,9 @@ const (
 	flatnessRateStep = wantP99AtRate
 )
 
-// checkTargets evaluates the issue's targets on the gateway's runs.
+// checkTargets evaluates the issue's targets on the gateway's runs: the
+// single gateway on SQLite, which they were set for (the replicas' runs
+// are compared in the tables only).
 func checkTargets(runs []RunResult, cmp []Comparison) []TargetCheck {
 	var out []TargetCheck
 	var gw []RunResult
@@ -223,6 +279,9 @@ func checkTargets(runs []RunResult, cmp []Comparison) []TargetCheck {
 		}
 	}
 	for _, c := range cmp {
+		if !c.gatewayVsRelay() {
+			continue
+		}
 		t := TargetCheck{Target: fmt.Sprintf("≥ %.0f%% of the bare relay's rate (%s, %d chats)", wantRelayShare*100, c.Driver, c.Chats), Met: notMeasured, Got: "-"}
 		if c.MaxRate > 0 {
 			t.Got, t.Met = fmt.Sprintf("%.0f%%", c.MaxRate*100), metIf(c.MaxRate >= wantRelayShare)

@@ -147,3 +147,66 @@ func TestCheckTargets(t *testing.T) {
 		})
 	}
 }
+
+// A replicas run is compared with the relay and with the gateway on
+// SQLite, its CPU with PostgreSQL's; issue #5's targets stay the SQLite
+// gateway's.
+func TestCompareReplicas(t *testing.T) {
+	pg := fakeRun("gateway-pg2", 10, 50<<20, 120<<20,
+		StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 6}, Out: Percentiles{N: 10, P99: 3}, CPUPer1000: 2, PGCPUPer1000: 2},
+		StepResult{Kind: stepMax, Achieved: 800, CPUPer1000: 1, PGCPUPer1000: 1})
+	pg.Replicas = 2
+	runs := []RunResult{
+		fakeRun(targetRelay, 10, 8<<20, 20<<20,
+			StepResult{Kind: stepRate, Offered: 500, In: Percentiles{P99: 1}, Out: Percentiles{P99: 1}, CPUPer1000: 0.5},
+			StepResult{Kind: stepMax, Achieved: 4000, CPUPer1000: 0.25}),
+		fakeRun(targetGateway, 10, 20<<20, 60<<20,
+			StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 4}, Out: Percentiles{N: 10, P99: 2}, CPUPer1000: 2},
+			StepResult{Kind: stepMax, Achieved: 1600, CPUPer1000: 1}),
+		pg,
+	}
+	cmp := compareRuns(runs)
+	if len(cmp) != 3 {
+		t.Fatalf("%d comparisons, want 3 (gateway/relay, pg2/relay, pg2/gateway): %+v", len(cmp), cmp)
+	}
+	byPair := map[string]Comparison{}
+	for _, c := range cmp {
+		byPair[c.Target+"/"+c.Base] = c
+	}
+	if c := byPair["gateway-pg2/gateway"]; c.MaxRate != 0.5 || c.CPUPer1000 != 2 || c.PeakRSS != 2 || len(c.Rates) != 1 || c.Rates[0].InP99Added != 2 || c.Rates[0].CPUPer1000 != 2 {
+		t.Errorf("pg2/gateway %+v", c)
+	}
+	if c := byPair["gateway-pg2/relay"]; c.MaxRate != 0.2 || c.CPUPer1000 != 8 {
+		t.Errorf("pg2/relay %+v", c)
+	}
+	for _, tc := range checkTargets(runs, cmp) {
+		if strings.Contains(tc.Target, "relay's rate") && tc.Got != "40%" {
+			t.Errorf("%q: %s, want the SQLite gateway's 40%%", tc.Target, tc.Got)
+		}
+		if strings.Contains(tc.Target, "sustained") && tc.Got != "1600 rt/s" {
+			t.Errorf("%q: %s, want the SQLite gateway's only", tc.Target, tc.Got)
+		}
+	}
+
+	failed := RunResult{Target: "gateway-pg3", Driver: "webchat", Chats: 10, Replicas: 3, Err: "PostgreSQL at x cannot be reached"}
+	rep := Report{Runs: append(runs, failed), Comparisons: cmp, Targets: checkTargets(runs, cmp)}
+	var b strings.Builder
+	if err := writeTable(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"PG CPU s/1k", "gateway-pg2 (2 replicas, RSS and CPU summed over them)", "gateway-pg2/gateway: max rate 0.50,",
+		"gateway-pg2/relay: max rate 0.20,", "gateway/relay: max rate 0.40,", "p99 added over the gateway: in +2.00 ms", "in the PostgreSQL database",
+		"gateway-pgN: N gateway replicas", "gateway-pg3  error (below)", "gateway-pg3: error: PostgreSQL at x cannot be reached\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	rep.Comparisons = compareRuns(rep.Runs)
+	b.Reset()
+	if err := writeTable(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "gateway-pg3/") {
+		t.Errorf("a comparison of the failed run, which has no steps:\n%s", b.String())
+	}
+}

@@ -201,16 +201,20 @@ func esc(s string) string { return html.EscapeString(s) }
 // against offered load, a line per target and number of chats (the
 // relay dashed).
 func latencyCharts(runs []RunResult) []chart {
-	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"}
-	// A color per driver and number of chats, shared by its two targets;
+	colors := []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+		"#bcbd22", "#7f7f7f", "#393b79", "#ad494a"}
+	// A color per driver and number of chats, shared by the relay and the
+	// gateway on SQLite, and one per number of replicas on PostgreSQL;
 	// with one driver, the series are named as before it had a name.
 	type level struct {
-		driver string
-		chats  int
+		driver   string
+		chats    int
+		replicas int
 	}
+	levelOf := func(r RunResult) level { return level{r.Driver, r.Chats, pgReplicas(r.Target)} }
 	var levels []level
 	for _, r := range runs {
-		if l := (level{r.Driver, r.Chats}); !slices.Contains(levels, l) {
+		if l := levelOf(r); !slices.Contains(levels, l) {
 			levels = append(levels, l)
 		}
 	}
@@ -229,7 +233,7 @@ func latencyCharts(runs []RunResult) []chart {
 		for _, r := range runs {
 			s := series{
 				Name:   fmt.Sprintf("%s, %s chats", r.Target, thousands(r.Chats)),
-				Color:  colors[slices.Index(levels, level{r.Driver, r.Chats})%len(colors)],
+				Color:  colors[slices.Index(levels, levelOf(r))%len(colors)],
 				Dashed: r.Target == targetRelay,
 			}
 			if named {

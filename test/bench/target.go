@@ -10,16 +10,56 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// Target names.
+// Target names. gateway-pg1, gateway-pg2, ... are N gateway replicas on
+// one PostgreSQL database behind a balancer (see pgReplicas).
 const (
-	targetGateway = "gateway"
-	targetRelay   = "relay"
+	targetGateway  = "gateway"
+	targetRelay    = "relay"
+	targetPGPrefix = "gateway-pg"
 )
+
+// maxReplicas is the most replicas a gateway-pgN target may ask for: the
+// store's pools (8 connections each) must fit in the server's
+// max_connections (100 by default) beside the other users.
+const maxReplicas = 8
+
+// pgReplicas returns how many gateway replicas target runs on
+// PostgreSQL: N for gateway-pgN, 0 for the other targets.
+func pgReplicas(target string) int {
+	rest, ok := strings.CutPrefix(target, targetPGPrefix)
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n < 1 || strconv.Itoa(n) != rest {
+		return 0
+	}
+	return n
+}
+
+// parseTarget checks a -targets entry.
+func parseTarget(t string) error {
+	switch n := pgReplicas(t); {
+	case t == targetGateway || t == targetRelay:
+		return nil
+	case n > maxReplicas:
+		return fmt.Errorf("target %q: at most %d replicas", t, maxReplicas)
+	case n > 0:
+		return nil
+	}
+	return fmt.Errorf("unknown target %q (known: relay, gateway, %sN for N gateway replicas on PostgreSQL, N from 1 to %d)", t, targetPGPrefix, maxReplicas)
+}
+
+// isGateway says whether target runs the gateway (on SQLite, or as
+// replicas on PostgreSQL).
+func isGateway(target string) bool { return target == targetGateway || pgReplicas(target) > 0 }
 
 // Packages the harness builds.
 const (
@@ -58,37 +98,62 @@ func buildBinaries(ctx context.Context, dir string, profile bool) (binaries, err
 
 // gatewayParams are the parts of the gateway's config a run chooses.
 type gatewayParams struct {
-	Listen     string // host:port
+	Listen string // host:port
+	// PublicURL is server.public_url: "http://" + Listen, or the
+	// balancer's address in front of replicas.
+	PublicURL  string
 	SelartiURL string
 	APIKey     string
 	Secret     string
 	DataDir    string
 	Workers    int
 	Adapter    string // the driver's adapters list entry
+	// PGDSN, when set, puts the store on PostgreSQL (store.driver
+	// postgres) with this replica's ReplicaID; DataDir is then the
+	// replica's own directory.
+	PGDSN     string
+	ReplicaID string
 }
 
 // gatewayConfig is the config file of the gateway under test: the durable
 // SQLite store (the default, with its fsynced commits), every default
-// that matters for speed kept, logs at info as in production.
+// that matters for speed kept, logs at info as in production. The
+// connection caps meant for the internet are lifted: the load's users
+// all come from a few loopback addresses, and more than 10,000 at once.
+// A replica on PostgreSQL differs only in its store (postgres, with the
+// store's default pool) and its replica.id; its public URL is the
+// balancer's.
 func gatewayConfig(p gatewayParams) string {
+	public := p.PublicURL
+	if public == "" {
+		public = "http://" + p.Listen
+	}
+	store := "driver: sqlite"
+	replica := ""
+	if p.PGDSN != "" {
+		store = fmt.Sprintf("driver: postgres\n  dsn: %q", p.PGDSN)
+		replica = fmt.Sprintf("replica:\n  id: %q\n", p.ReplicaID)
+	}
 	return fmt.Sprintf(`server:
   listen: %q
-  public_url: "http://%s"
+  public_url: %q
   shutdown_timeout: 20s
+  max_conns: 1000000
+  max_conns_per_ip: 0
 selarti:
   base_url: %q
   api_key: %q
   webhook_secret: %q
 store:
-  driver: sqlite
+  %s
   path: %q
 delivery:
   workers: %d
 log:
   level: info
   format: json
-adapters:
-%s`, p.Listen, p.Listen, p.SelartiURL, p.APIKey, p.Secret, p.DataDir, p.Workers, p.Adapter)
+%sadapters:
+%s`, p.Listen, public, p.SelartiURL, p.APIKey, p.Secret, store, p.DataDir, p.Workers, replica, p.Adapter)
 }
 
 // process is one target running as a child process.
@@ -215,4 +280,58 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// procGroup is the processes of one target: the relay, the gateway, or
+// a gateway-pgN target's N replicas. Its figures (CPU, RSS) are the sums
+// over its processes.
+type procGroup struct {
+	procs []*process
+}
+
+func (g *procGroup) pids() []int {
+	out := make([]int, len(g.procs))
+	for i, p := range g.procs {
+		out[i] = p.pid()
+	}
+	return out
+}
+
+// sample sums the processes' samples; a process that cannot be read (it
+// exited) is an error.
+func (g *procGroup) sample() (procSample, error) {
+	var sum procSample
+	for _, p := range g.procs {
+		s, err := p.sample()
+		if err != nil {
+			return procSample{}, err
+		}
+		sum.CPU += s.CPU
+		sum.RSS += s.RSS
+		sum.HWM += s.HWM
+	}
+	return sum, nil
+}
+
+// stop stops every process at once (see process.stop) and sums their
+// lifetime usage.
+func (g *procGroup) stop(timeout time.Duration) (exitUsage, error) {
+	usages := make([]exitUsage, len(g.procs))
+	errs := make([]error, len(g.procs))
+	var wg sync.WaitGroup
+	for i, p := range g.procs {
+		wg.Go(func() { usages[i], errs[i] = p.stop(timeout) })
+	}
+	wg.Wait()
+	var sum exitUsage
+	for _, u := range usages {
+		sum.CPU += u.CPU
+	}
+	return sum, errors.Join(errs...)
+}
+
+func (g *procGroup) kill() {
+	for _, p := range g.procs {
+		p.kill()
+	}
 }

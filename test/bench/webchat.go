@@ -74,8 +74,9 @@ func (d *webchatDriver) RelayArgs() []string {
 
 // Adapter is the webchat block of the gateway's config. The limits meant
 // for browsers on the internet are lifted so that they do not throttle
-// the load: the rate limit (messages per minute per session) and the
-// sessions kept in memory. Everything else keeps its default, the ping
+// the load: the rate limits (messages per minute per session and per
+// client address, new sessions per address) and the sessions kept in
+// memory. Everything else keeps its default, the ping
 // every 30 s included.
 func (d *webchatDriver) Adapter(instance, task string, chats int) string {
 	return fmt.Sprintf(`    - name: %s
@@ -84,6 +85,8 @@ func (d *webchatDriver) Adapter(instance, task string, chats int) string {
       config:
         path: %s
         rate_limit: 1000000
+        ip_rate_limit: 0
+        ip_session_limit: 0
         max_sessions: %d
 `, instance, task, webchatPath, max(100000, 2*chats))
 }
