@@ -23,8 +23,8 @@ build:
 
 ## test: everything CI runs: static checks, all tests with -race (end-to-end and browser included), short fuzzing
 test: deps vet fmt-check deps-check
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/crash)
-	$(GO) test -race -count=1 -v ./test/crash/   # -v: it prints its figures
+	scripts/with-postgres.sh $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/crash)
+	scripts/with-postgres.sh $(GO) test -race -count=1 -v ./test/crash/   # -v: it prints its figures
 	$(MAKE) --no-print-directory fuzz
 
 ## deps: install what the tests need beyond Go (headless Chromium for the browser test)
@@ -56,7 +56,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzPlainText$$' -fuzztime=$(or $(FUZZTIME),190000x) ./kit/richtext/
 	$(GO) test -run='^$$' -fuzz='^FuzzSafeHTML$$' -fuzztime=$(or $(FUZZTIME),140000x) ./kit/richtext/
 
-## bench: the end-to-end load benchmark, gateway against a bare relay, webchat and Telegram users (about 13 minutes; BENCHFLAGS=-quick for 4); see docs/benchmarks.md
+## bench: the end-to-end load benchmark, gateway against a bare relay, webchat and Telegram users (about 17 to 20 minutes; BENCHFLAGS=-quick for about 4); see docs/benchmarks.md
 bench:
 	$(GO) run ./test/bench $(BENCHFLAGS)
 
