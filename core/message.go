@@ -71,6 +71,14 @@ type Outbound struct {
 	From Sender
 	// Dialog is the dialog's state as of this message.
 	Dialog DialogState
+	// MaybeSent says an earlier attempt at this message may have reached
+	// the network: an attempt failed (a timeout can fail after the network
+	// took the message), or one was in flight when a gateway process died.
+	// An adapter whose network has no idempotency key but lets it read
+	// back what the bot posted (Slack) looks for the message before
+	// sending it again; others may ignore it. It is false on a first
+	// attempt.
+	MaybeSent bool
 }
 
 // DialogState is Selarti's flags for a dialog.

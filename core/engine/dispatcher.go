@@ -227,7 +227,7 @@ func (d *dispatcher) process(ctx context.Context, m store.Message) {
 			until = time.Now().Add(d.policy.backoff(m.Attempts + 1))
 		}
 		res.outcome, res.next = OutcomeDeferred, until
-		serr = d.store.Defer(sctx, m.ID, until, df.inDoubt, df.note())
+		serr = d.store.Defer(sctx, m.ID, until, df.inDoubt || df.keepDoubt, df.note())
 		d.metrics.message(label, inst, OutcomeDeferred)
 		d.log.Debug("delivery deferred", "chat", m.Chat, "seq", m.ID, "until", until, "in_doubt", df.inDoubt, "reason", df.reason)
 	case d.giveUp(m, err):
@@ -270,8 +270,13 @@ func (d *dispatcher) process(ctx context.Context, m store.Message) {
 // still applies to the first kind.
 type deferral struct {
 	until   time.Time
-	inDoubt bool  // the last attempt may have reached the far side
-	reason  error // why; kept as the message's last error when it says more
+	inDoubt bool // the last attempt may have reached the far side
+	// keepDoubt keeps the message's InDoubt mark through a wait that is
+	// not an attempt (its instance is not running yet after a crash), so
+	// that the attempt after it still knows; unlike inDoubt it does not
+	// keep the message from ageing into a dead letter.
+	keepDoubt bool
+	reason    error // why; kept as the message's last error when it says more
 }
 
 func (d *deferral) Error() string { return "deferred: " + d.reason.Error() }

@@ -395,7 +395,7 @@ func (g *Gateway) openStore(ctx context.Context) error {
 		g.store, g.ownStore = st, true
 		g.log.Info("store opened", "path", path)
 		if n := st.InDoubtAtOpen(); n > 0 {
-			g.log.Warn("the last run did not shut down cleanly: messages to Selarti that may have been in flight wait for Selarti's echo before they are sent again",
+			g.log.Warn("the last run did not shut down cleanly: messages that may have been in flight are checked before they are sent again (a message to Selarti waits for its echo; a reply is looked for where the network allows)",
 				"in_doubt", n, "echo_window", g.cfg.Selarti.EchoWindow)
 		}
 	}

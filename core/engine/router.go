@@ -519,7 +519,7 @@ func (r *Router) sendToUser(ctx context.Context, m store.Message) error {
 	}
 	if !inst.running() {
 		// Not an attempt: a slow restart must not dead-letter replies.
-		return &deferral{reason: fmt.Errorf("instance %s is %s: %w", inst.name, inst.snapshot().State, core.ErrNotConnected)}
+		return &deferral{keepDoubt: m.InDoubt, reason: fmt.Errorf("instance %s is %s: %w", inst.name, inst.snapshot().State, core.ErrNotConnected)}
 	}
 	var rec outboundRecord
 	if err := json.Unmarshal(m.Payload, &rec); err != nil {
@@ -531,6 +531,9 @@ func (r *Router) sendToUser(ctx context.Context, m store.Message) error {
 		Text:   rec.Text,
 		From:   rec.From,
 		Dialog: dialogFromFlags(rec.Dialog),
+		// Attempts counts failed attempts; InDoubt marks one in flight
+		// when a process died (store.Message.InDoubt).
+		MaybeSent: m.Attempts > 0 || m.InDoubt,
 	})
 }
 

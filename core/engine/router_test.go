@@ -383,9 +383,11 @@ func TestRouterTransientFailureRetriesInOrder(t *testing.T) {
 	rec := f.msgrs["web"]
 	var mu sync.Mutex
 	failures := 0
+	var maybeSent []bool // of each attempt, in order
 	rec.fail = func(m core.Outbound) error {
 		mu.Lock()
 		defer mu.Unlock()
+		maybeSent = append(maybeSent, m.MaybeSent)
 		if m.Text == "first" && failures < 2 {
 			failures++
 			return errors.New("network down")
@@ -402,6 +404,14 @@ func TestRouterTransientFailureRetriesInOrder(t *testing.T) {
 	waitFor(t, "all delivered", func() bool { return len(rec.texts()) == 3 })
 	if got, want := rec.texts(), []string{"s|first", "s|second", "s|third"}; !slices.Equal(got, want) {
 		t.Fatalf("order = %v, want %v", got, want)
+	}
+	// An attempt after a failure says the message may have gone out (a
+	// network without idempotency keys looks before sending again); a
+	// first attempt does not.
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []bool{false, true, true, false, false}; !slices.Equal(maybeSent, want) {
+		t.Fatalf("Outbound.MaybeSent of the attempts = %v, want %v", maybeSent, want)
 	}
 }
 

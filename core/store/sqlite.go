@@ -174,12 +174,12 @@ const (
 	cleanSQL    = "SELECT value FROM meta WHERE key = 'clean'"
 	setCleanSQL = `INSERT INTO meta (key, value) VALUES ('clean', ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`
-	// inDoubtSQL marks the due head of every chat with messages to Selarti:
+	// inDoubtSQL marks the due head of every chat, in each direction:
 	// after a crash, any of them may have been in flight. Only heads are
 	// ever leased, and a head waiting for its retry time was not.
 	inDoubtSQL = `UPDATE messages SET in_doubt = 1
 		WHERE next_at <= ? AND id IN (
-			SELECT MIN(id) FROM messages WHERE dir = 'to_selarti' AND state = 'pending' GROUP BY chat)`
+			SELECT MIN(id) FROM messages WHERE state = 'pending' GROUP BY dir, chat)`
 )
 
 // recoverFromCrash runs at an owner's open, before anything else writes:

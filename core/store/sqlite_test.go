@@ -92,9 +92,9 @@ func TestSQLiteSurvivesReopen(t *testing.T) {
 	}
 }
 
-// After a crash, the due head of each chat to Selarti may have been in
-// flight: reopening marks exactly those in doubt. After a clean shutdown
-// nothing new is.
+// After a crash, the due head of each chat, in each direction, may have
+// been in flight: reopening marks exactly those in doubt. After a clean
+// shutdown nothing new is.
 func TestSQLiteCrashMarksDueHeadsInDoubt(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "store.db")
@@ -117,13 +117,13 @@ func TestSQLiteCrashMarksDueHeadsInDoubt(t *testing.T) {
 	mustNil(t, store.Abandon(s))
 
 	s = openSQLite(t, path)
-	if n := s.InDoubtAtOpen(); n != 1 {
-		t.Errorf("InDoubtAtOpen = %d, want 1", n)
+	if n := s.InDoubtAtOpen(); n != 2 {
+		t.Errorf("InDoubtAtOpen = %d, want 2", n)
 	}
 	for _, c := range []struct {
 		m    store.Message
 		want bool
-	}{{a1, true}, {a2, false}, {b1, false}, {c1, false}} {
+	}{{a1, true}, {a2, false}, {b1, false}, {c1, true}} {
 		got, err := s.Get(ctx, c.m.ID)
 		if err != nil || got.InDoubt != c.want {
 			t.Errorf("message %d (%s %s) after the crash: InDoubt %v, %v; want %v", c.m.ID, c.m.Dir, c.m.Chat, got.InDoubt, err, c.want)
