@@ -30,9 +30,10 @@ const maxParts = 10
 // the parts that went out if a later one fails (kit/outbound.Progress).
 //
 // chat.postMessage takes no idempotency key (its arguments have none;
-// the client_msg_id on users' messages is set by Slack's own clients),
-// so a retry after a timeout or a crash between Slack's answer and the
-// outbox's record can repeat a message: at least once.
+// the client_msg_id on users' messages is set by Slack's own clients):
+// each part carries its Selarti id as metadata instead, and a message
+// that may have gone out already (core.Outbound.MaybeSent) is first
+// looked for in the conversation (readback.go).
 //
 // Errors follow core.Messenger; see classifySend.
 func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
@@ -59,8 +60,20 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 		a.log.Warn("message too long, only its beginning is sent", "chat", msg.ChatID, "message_id", msg.ID, "parts", len(parts), "sent_parts", maxParts)
 		parts = parts[:maxParts]
 	}
+	var posted map[int]bool
+	if msg.MaybeSent && msg.ID != "" {
+		if posted, err = a.skipPosted(ctx, r, t, msg.ID); err != nil {
+			return fmt.Errorf("check whether the message to %s already went out: %w", t.native(), err)
+		}
+		if len(posted) > 0 {
+			a.log.Info("answer found already posted: not posted again", "chat", msg.ChatID, "message_id", msg.ID, "parts_found", len(posted), "parts", len(parts))
+		}
+	}
 	from, err := a.progress.SendParts(ctx, msg.ID, len(parts), func(ctx context.Context, i int) error {
-		return a.post(ctx, t, parts[i].Text)
+		if posted[i] {
+			return nil
+		}
+		return a.post(ctx, t, parts[i].Text, msg.ID, i)
 	})
 	if from > 0 {
 		a.log.Info("resumed split message", "chat", msg.ChatID, "message_id", msg.ID, "from_part", from+1, "parts", len(parts))
@@ -84,11 +97,16 @@ func (a *Adapter) Send(ctx context.Context, msg core.Outbound) error {
 // has one, after waiting for the channel's turn (about one message a
 // second, as Slack allows). Mentions in the text cannot notify anyone:
 // the renderer escapes <, > and &, and link_names stays off.
-func (a *Adapter) post(ctx context.Context, t target, mrkdwn string) error {
+// id and part, for an answer, go in the message's metadata (see
+// readback.go); a notice has no id.
+func (a *Adapter) post(ctx context.Context, t target, mrkdwn, id string, part int) error {
 	if err := a.limits.Wait(ctx, t.channel); err != nil {
 		return err
 	}
 	opts := []slack.MsgOption{slack.MsgOptionText(mrkdwn, false)}
+	if id != "" {
+		opts = append(opts, slack.MsgOptionMetadata(replyMetadata(id, part)))
+	}
 	if t.thread != "" {
 		opts = append(opts, slack.MsgOptionTS(t.thread))
 	}
@@ -114,7 +132,7 @@ func (a *Adapter) notify(r *run, native, text string) {
 	sent := a.notices.Go(r, func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, noticeTimeout)
 		defer cancel()
-		if err := a.post(ctx, t, richtext.SlackMrkdwn{}.Render(richtext.Text(text))); err != nil {
+		if err := a.post(ctx, t, richtext.SlackMrkdwn{}.Render(richtext.Text(text)), "", 0); err != nil {
 			a.log.Warn("notice not sent", "chat", native, "err", err)
 		}
 	})

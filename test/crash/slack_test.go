@@ -185,9 +185,6 @@ adapters:
 		}
 		l, d, r = compare(want, answers(u))
 		lostOut, dupOut, reorderedOut = lostOut+l, dupOut+d, reorderedOut+r
-		if d > kills {
-			t.Errorf("%s: %d answers repeated, more than one per kill", u.u.Name, d)
-		}
 	}
 	redelivered := 0
 	for _, e := range team.Envelopes() {
@@ -198,9 +195,10 @@ adapters:
 	t.Logf("slack crash test: %d messages over %d DMs, %d kills (SIGKILL) in %s, %d Socket Mode connections, %d envelopes sent again by Slack, %d sends repeated to Selarti (dropped by idempotency key)",
 		users*messages, users, kills, time.Since(start).Round(time.Millisecond), len(team.Connections()), redelivered, sim.Repeats())
 	t.Logf("user→Selarti: lost %d, duplicated %d, overtaken by a redelivery %d", lostIn, dupIn, reorderedIn)
-	t.Logf("Selarti→user: lost %d, duplicated %d (chat.postMessage has no idempotency key), reordered %d", lostOut, dupOut, reorderedOut)
-	if lostIn+dupIn+lostOut+reorderedOut != 0 {
-		t.Errorf("messages lost, duplicated into Selarti, or answers out of order (logs in %s)", g.logDir)
+	t.Logf("Selarti→user: lost %d, duplicated %d, reordered %d; %d conversations read back before an answer that may have gone out",
+		lostOut, dupOut, reorderedOut, len(sl.CallsTo("conversations.history")))
+	if lostIn+dupIn+lostOut+dupOut+reorderedOut != 0 {
+		t.Errorf("messages lost or duplicated, or answers out of order (logs in %s)", g.logDir)
 	}
 	if n := failed(team); n != 0 {
 		t.Errorf("Slack gave up on %d events", n)

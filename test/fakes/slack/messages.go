@@ -113,6 +113,18 @@ func (t *Team) postMessage(req apiRequest) (map[string]any, string) {
 	if strings.TrimSpace(text) == "" && len(blocks) == 0 && len(attachments) == 0 {
 		return nil, "no_text"
 	}
+	var metadata map[string]any
+	if raw := p["metadata"]; raw != "" {
+		if json.Unmarshal([]byte(raw), &metadata) != nil {
+			return nil, "invalid_metadata_format"
+		}
+		if et, _ := metadata["event_type"].(string); et == "" {
+			return nil, "invalid_metadata_schema"
+		}
+		if _, ok := metadata["event_payload"].(map[string]any); !ok {
+			return nil, "invalid_metadata_schema"
+		}
+	}
 	truncated := false
 	if utf8.RuneCountInString(text) > MaxMessageLength {
 		if !t.s.opts.TruncateLongMessages {
@@ -159,7 +171,7 @@ func (t *Team) postMessage(req apiRequest) (map[string]any, string) {
 			msg["parent_user_id"] = parent.user
 		}
 	}
-	t.messages[c.ID] = append(t.messages[c.ID], &storedMessage{ts: ts, threadTS: threadTS, user: t.bot.ID, text: text, botID: t.bot.BotID, ev: msg})
+	t.messages[c.ID] = append(t.messages[c.ID], &storedMessage{ts: ts, threadTS: threadTS, user: t.bot.ID, text: text, botID: t.bot.BotID, ev: msg, metadata: metadata})
 	t.posted = append(t.posted, PostedMessage{
 		Channel:           c.ID,
 		TS:                ts,

@@ -180,6 +180,9 @@ type storedMessage struct {
 	ts, threadTS, user, text string
 	botID                    string
 	ev                       map[string]any // the message as events carry it
+	// metadata is what chat.postMessage's metadata parameter carried;
+	// history shows it only when asked (include_all_metadata).
+	metadata map[string]any
 }
 
 type storedFile struct {

@@ -56,6 +56,10 @@ type Fault struct {
 	Delay time.Duration
 	// Drop closes the connection without an answer, before processing.
 	Drop bool
+	// DropAnswer processes the request, then closes the connection
+	// without an answer: Slack took it, and the client cannot know (a
+	// posted message whose answer was lost to a timeout or a crash).
+	DropAnswer bool
 }
 
 // RateLimited is Slack's answer to a method called too often: HTTP 429,
@@ -264,6 +268,8 @@ var methods = map[string]methodSpec{
 	"chat.postmessage":      {TokenBot, (*Team).postMessage},
 	"users.info":            {TokenBot, (*Team).usersInfo},
 	"conversations.info":    {TokenBot, (*Team).conversationsInfo},
+	"conversations.history": {TokenBot, (*Team).conversationsHistory},
+	"conversations.replies": {TokenBot, (*Team).conversationsReplies},
 	"apps.connections.open": {TokenApp, (*Team).connectionsOpen},
 }
 
@@ -339,9 +345,14 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, method string)
 		writeJSON(w, http.StatusOK, body)
 		return
 	}
-	injected = false // a pure delay does not decide the answer
+	injected = fault.DropAnswer // a pure delay does not decide the answer
 
 	result, code := s.dispatch(lower, req)
+	if fault.DropAnswer {
+		finish(0, code, "", nil)
+		dropConnection(w)
+		return
+	}
 	var warning string
 	if code == "" {
 		warning = req.warning()
