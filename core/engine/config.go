@@ -3,9 +3,11 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -361,8 +363,8 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("key %s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if c.Server.Listen == "" {
-		bad("server.listen", "required")
+	if err := checkListen(c.Server.Listen); err != nil {
+		bad("server.listen", "%v", err)
 	}
 	if c.Server.PublicURL != "" {
 		if err := checkHTTPURL(c.Server.PublicURL); err != nil {
@@ -487,6 +489,31 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkListen parses a listen address as net.Listen would take it,
+// host:port with a numeric port: "8080" alone or ":http" pass
+// net.SplitHostPort or not, but serve would fail on them, or listen
+// somewhere else than meant, only once started.
+func checkListen(addr string) error {
+	if addr == "" {
+		return errors.New("required (e.g. \":8080\" or \"127.0.0.1:8080\")")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var aerr *net.AddrError
+		if errors.As(err, &aerr) {
+			err = errors.New(aerr.Err)
+		}
+		return fmt.Errorf("%q is not host:port (e.g. \":8080\" or \"127.0.0.1:8080\"): %w", addr, err)
+	}
+	if port == "" {
+		return fmt.Errorf("%q has no port (e.g. \"%s:8080\")", addr, host)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n > 65535 {
+		return fmt.Errorf("%q: port %q must be a number from 0 to 65535", addr, port)
+	}
+	return nil
 }
 
 // checkHTTPURL's errors show s with its credentials redacted: url.Parse's

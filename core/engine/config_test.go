@@ -127,6 +127,52 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 			want: []string{"selarti.timeout"},
 		},
 		{
+			// YAML "timeout: 10" would otherwise be 10ns.
+			name: "duration without a unit",
+			edit: func(s string) string { return strings.Replace(s, "selarti:\n", "selarti:\n  timeout: 10\n", 1) },
+			want: []string{`key selarti.timeout: "10" needs a unit, like 10s`},
+		},
+		{
+			name: "duration without a unit, quoted",
+			edit: func(s string) string { return strings.Replace(s, "server:\n", "server:\n  read_timeout: \"30\"\n", 1) },
+			want: []string{`key server.read_timeout: "30" needs a unit, like 30s`},
+		},
+		{
+			name: "fractional duration without a unit",
+			edit: func(s string) string { return s + "delivery:\n  max_age: 1.5\n" },
+			want: []string{`key delivery.max_age: "1.5" needs a unit, like 1.5s`},
+		},
+		{
+			name: "listen without a port",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: "127.0.0.1"`, 1) },
+			want: []string{"key server.listen", `"127.0.0.1" is not host:port`, "missing port"},
+		},
+		{
+			name: "listen as a bare port",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: "8080"`, 1) },
+			want: []string{"key server.listen", `"8080" is not host:port`},
+		},
+		{
+			name: "listen with an empty port",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: "127.0.0.1:"`, 1) },
+			want: []string{"key server.listen", "has no port"},
+		},
+		{
+			name: "listen with a named port",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: ":http"`, 1) },
+			want: []string{"key server.listen", `port "http" must be a number from 0 to 65535`},
+		},
+		{
+			name: "listen with a port out of range",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: ":65536"`, 1) },
+			want: []string{"key server.listen", `port "65536" must be a number from 0 to 65535`},
+		},
+		{
+			name: "listen empty",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: ""`, 1) },
+			want: []string{"key server.listen", "required"},
+		},
+		{
 			name: "bad store driver",
 			edit: func(s string) string { return s + "store:\n  driver: redis\n" },
 			want: []string{"store.driver"},
@@ -252,6 +298,22 @@ func TestNewRefusesAnInvalidConfig(t *testing.T) {
 	cfg.Selarti.WebhookSecret = "short"
 	if _, err := New(cfg, Options{Registry: core.NewRegistry()}); err == nil || !strings.Contains(err.Error(), "selarti.webhook_secret") {
 		t.Fatalf("New with a short webhook secret = %v, want a refusal naming the key", err)
+	}
+}
+
+// A zero duration needs no unit; IPv6 and host-less listen addresses
+// pass.
+func TestLoadConfigAcceptsZeroDurationAndListenForms(t *testing.T) {
+	for _, listen := range []string{":8080", "127.0.0.1:0", "[::1]:8080", "localhost:65535", "gw.example.com:80"} {
+		body := strings.Replace(validYAML, `listen: "127.0.0.1:0"`, `listen: "`+listen+`"`, 1)
+		body = strings.Replace(body, "selarti:\n", "selarti:\n  echo_window: 0\n", 1)
+		cfg, err := LoadConfig(writeConfig(t, body))
+		if err != nil {
+			t.Fatalf("listen %q, echo_window 0: %v", listen, err)
+		}
+		if cfg.Selarti.EchoWindow != 0 {
+			t.Fatalf("echo_window = %v", cfg.Selarti.EchoWindow)
+		}
 	}
 }
 
