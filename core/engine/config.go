@@ -240,8 +240,9 @@ var defaults = map[string]any{
 
 // LoadConfig reads a YAML config file, expands ${ENV_VAR} references in
 // string values, applies SWITCHBOARD_* environment overrides (for example
-// SWITCHBOARD_SELARTI_API_KEY for selarti.api_key), decodes it strictly
-// (an unknown key is an error that names it) and validates it. It does not
+// SWITCHBOARD_SELARTI_API_KEY for selarti.api_key; one that overrides no
+// key is an error, see checkEnvOverrides), decodes it strictly (an
+// unknown key is an error that names it) and validates it. It does not
 // decode the adapters' own blocks: building the gateway does that.
 func LoadConfig(path string) (*Config, error) {
 	v := viper.New()
@@ -268,8 +269,13 @@ func DefaultConfig() (*Config, error) {
 }
 
 func decodeViper(v *viper.Viper) (*Config, error) {
+	// keys are the scalar keys, which an environment variable can
+	// override (adapter blocks are in a list, which viper cannot
+	// address).
+	keys := make([]string, 0, len(defaults)+10)
 	for k, val := range defaults {
 		v.SetDefault(k, val)
+		keys = append(keys, k)
 	}
 	w := selarti.DefaultWire()
 	for k, val := range map[string]string{
@@ -279,12 +285,18 @@ func decodeViper(v *viper.Viper) (*Config, error) {
 		"idempotency_key_field": w.IdempotencyKeyField,
 	} {
 		v.SetDefault("selarti.wire."+k, val)
+		keys = append(keys, "selarti.wire."+k)
 	}
-	v.SetEnvPrefix("SWITCHBOARD")
+	v.SetEnvPrefix(strings.TrimSuffix(EnvPrefix, "_"))
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 
 	settings := v.AllSettings()
+	refs := make(map[string]bool)
+	envRefs(settings, refs)
+	if err := checkEnvOverrides(os.Environ(), keys, refs); err != nil {
+		return nil, err
+	}
 	expanded, err := expandEnv(settings, "")
 	if err != nil {
 		return nil, err

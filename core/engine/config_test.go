@@ -374,3 +374,63 @@ func TestLoadConfigErrorsRedactURLCredentials(t *testing.T) {
 		}
 	}
 }
+
+// An environment variable under SWITCHBOARD_ that overrides no key is an
+// error naming it, with the known one it is likely a typo of.
+func TestLoadConfigUnknownEnvOverride(t *testing.T) {
+	tests := []struct {
+		name, env string
+		want      []string
+		notWant   string
+	}{
+		{name: "misspelt key", env: "SWITCHBOARD_SELARTI_APIKEY",
+			want: []string{"environment variable SWITCHBOARD_SELARTI_APIKEY overrides no config key", "did you mean SWITCHBOARD_SELARTI_API_KEY?"}},
+		{name: "misspelt section", env: "SWITCHBOARD_SERVR_LISTEN",
+			want: []string{"SWITCHBOARD_SERVR_LISTEN", "did you mean SWITCHBOARD_SERVER_LISTEN?"}},
+		{name: "wire key", env: "SWITCHBOARD_SELARTI_WIRE_SEND_PAHT",
+			want: []string{"SWITCHBOARD_SELARTI_WIRE_SEND_PAHT", "did you mean SWITCHBOARD_SELARTI_WIRE_SEND_PATH?"}},
+		{name: "nothing close", env: "SWITCHBOARD_REQUIRE_PG",
+			want: []string{"environment variable SWITCHBOARD_REQUIRE_PG overrides no config key"}, notWant: "did you mean"},
+		{name: "adapter list", env: "SWITCHBOARD_ADAPTERS",
+			want: []string{"environment variable SWITCHBOARD_ADAPTERS overrides no config key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(tt.env, "x")
+			_, err := LoadConfig(writeConfig(t, validYAML))
+			if err == nil {
+				t.Fatalf("LoadConfig accepted %s", tt.env)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if tt.notWant != "" && strings.Contains(err.Error(), tt.notWant) {
+				t.Errorf("error %q mentions %q", err, tt.notWant)
+			}
+		})
+	}
+}
+
+// What may be set under SWITCHBOARD_ without overriding a key: the
+// tests' and benchmarks' own variables, and a variable the file refers
+// to as ${NAME}.
+func TestLoadConfigEnvOverrideExceptions(t *testing.T) {
+	t.Setenv("SWITCHBOARD_TEST_REQUIRE_PG", "1")
+	t.Setenv("SWITCHBOARD_BENCH_PG_DSN", "postgres://bench")
+	t.Setenv("SWITCHBOARD_PG_DSN", "postgres://u:pw@db/x")
+	t.Setenv("SWITCHBOARD_REPLICA_ID", "gw-1")
+	body := validYAML + "store:\n  driver: postgres\n  dsn: \"${SWITCHBOARD_PG_DSN}\"\n"
+	cfg, err := LoadConfig(writeConfig(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.DSN.Reveal() != "postgres://u:pw@db/x" || cfg.Replica.ID != "gw-1" {
+		t.Fatalf("store.dsn = %q, replica.id = %q", cfg.Store.DSN.Reveal(), cfg.Replica.ID)
+	}
+	// The same variable, not referred to, is an error.
+	if _, err := LoadConfig(writeConfig(t, validYAML)); err == nil || !strings.Contains(err.Error(), "SWITCHBOARD_PG_DSN") {
+		t.Fatalf("SWITCHBOARD_PG_DSN set but not referred to: %v", err)
+	}
+}
