@@ -48,6 +48,22 @@ func TestDecodeConfig(t *testing.T) {
 			raw:     RawConfig{"timeout": "3 parsecs"},
 			wantErr: []string{"config.timeout"},
 		},
+		{
+			// YAML "timeout: 10" would otherwise be 10ns.
+			name:    "duration without a unit named",
+			raw:     RawConfig{"timeout": 10},
+			wantErr: []string{`key config.timeout: "10" needs a unit, like 10s`},
+		},
+		{
+			name:    "duration as a string without a unit named",
+			raw:     RawConfig{"timeout": "2.5"},
+			wantErr: []string{`key config.timeout: "2.5" needs a unit, like 2.5s`},
+		},
+		{
+			name: "zero duration needs no unit",
+			raw:  RawConfig{"timeout": 0},
+			want: cfg{Mode: "polling"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -101,7 +101,10 @@ type DeliverFunc func(ctx context.Context, msg Inbound) error
 // HealthChecker is implemented by a Messenger that can probe its network
 // cheaply (getMe, auth.test). The core calls it every 30 s while
 // the instance runs; a failure makes /readyz answer 503 and is shown with
-// the instance, but does not stop deliveries.
+// the instance, but does not stop deliveries. It must also work before
+// Start, where `switchboard check --online` calls it to try the
+// credentials: then it checks what it can without a connection (the
+// token, with the same cheap call) and opens nothing that needs a Stop.
 type HealthChecker interface {
 	CheckHealth(ctx context.Context) error
 }

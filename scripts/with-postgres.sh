@@ -68,7 +68,7 @@ trap drop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-export SWITCHBOARD_REQUIRE_PG=1
+export SWITCHBOARD_TEST_REQUIRE_PG=1
 export SWITCHBOARD_TEST_PG_DSN="postgres://$user@$host:$port/$db?sslmode=disable"
 status=0
 "$@" || status=$?

@@ -370,20 +370,27 @@ func (a *Adapter) Stop(ctx context.Context) error {
 // CheckHealth fails while this replica receives and its gateway session
 // is down (a standby replica has none, and needs none to send), and asks
 // Discord who the bot is (GET /users/@me), which fails when Discord is
-// unreachable or the token was revoked.
+// unreachable or the token was revoked. Before Start (`switchboard check
+// --online`) it asks only that, with a session made for the purpose.
 func (a *Adapter) CheckHealth(ctx context.Context) error {
-	r := a.runs.Current()
-	if r == nil {
-		return core.ErrNotConnected
-	}
-	if x := a.receiving.Current(); x != nil {
-		if since, down := x.Data.downSince(); down {
-			return fmt.Errorf("gateway session down since %s", since.Format(time.RFC3339))
+	var s *discordgo.Session
+	if r := a.runs.Current(); r != nil {
+		if x := a.receiving.Current(); x != nil {
+			if since, down := x.Data.downSince(); down {
+				return fmt.Errorf("gateway session down since %s", since.Format(time.RFC3339))
+			}
+		}
+		s = r.Data.s
+	} else {
+		// REST only: a session that is never opened holds no connection.
+		var err error
+		if s, err = a.newSession(); err != nil {
+			return err
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
 	defer cancel()
-	if _, err := r.Data.s.User("@me", discordgo.WithContext(cctx)); err != nil {
+	if _, err := s.User("@me", discordgo.WithContext(cctx)); err != nil {
 		return fmt.Errorf("get bot user: %w", err)
 	}
 	return nil

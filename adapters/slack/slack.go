@@ -248,13 +248,10 @@ func (a *Adapter) Stop(ctx context.Context) error {
 
 // CheckHealth fails while no Socket Mode connection has been up for a
 // while (downFor), and asks Slack who the bot is (auth.test), which fails
-// when Slack is unreachable or the token was revoked.
+// when Slack is unreachable or the token was revoked. Before Start
+// (`switchboard check --online`) it asks only that.
 func (a *Adapter) CheckHealth(ctx context.Context) error {
-	r := a.runs.Current()
-	if r == nil {
-		return core.ErrNotConnected
-	}
-	if a.cfg.Mode == ModeSocket {
+	if r := a.runs.Current(); r != nil && a.cfg.Mode == ModeSocket {
 		if since, down := r.Data.downSince(); down && time.Since(since) > downFor {
 			return fmt.Errorf("no Socket Mode connection since %s", since.Format(time.RFC3339))
 		}

@@ -2,7 +2,7 @@
 // Selarti behind many messengers.
 //
 //	switchboard serve -c config.yaml   run the gateway
-//	switchboard check -c config.yaml   validate a config and exit
+//	switchboard check -c config.yaml   validate a config and exit (--online: try the credentials too)
 //	switchboard demo [--port 8080]     webchat + a local Selarti simulator, no account needed
 //	switchboard version                print the version
 package main

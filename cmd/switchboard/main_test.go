@@ -143,7 +143,7 @@ adapters:
 		t.Fatalf("check = %q, %v", out, err)
 	}
 	var logs bytes.Buffer
-	cfg, err := loadAndBuild(p, slog.New(slog.NewJSONHandler(&logs, nil)))
+	cfg, _, err := loadAndBuild(p, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

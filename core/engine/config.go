@@ -3,9 +3,11 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -238,8 +240,9 @@ var defaults = map[string]any{
 
 // LoadConfig reads a YAML config file, expands ${ENV_VAR} references in
 // string values, applies SWITCHBOARD_* environment overrides (for example
-// SWITCHBOARD_SELARTI_API_KEY for selarti.api_key), decodes it strictly
-// (an unknown key is an error that names it) and validates it. It does not
+// SWITCHBOARD_SELARTI_API_KEY for selarti.api_key; one that overrides no
+// key is an error, see checkEnvOverrides), decodes it strictly (an
+// unknown key is an error that names it) and validates it. It does not
 // decode the adapters' own blocks: building the gateway does that.
 func LoadConfig(path string) (*Config, error) {
 	v := viper.New()
@@ -266,8 +269,13 @@ func DefaultConfig() (*Config, error) {
 }
 
 func decodeViper(v *viper.Viper) (*Config, error) {
+	// keys are the scalar keys, which an environment variable can
+	// override (adapter blocks are in a list, which viper cannot
+	// address).
+	keys := make([]string, 0, len(defaults)+10)
 	for k, val := range defaults {
 		v.SetDefault(k, val)
+		keys = append(keys, k)
 	}
 	w := selarti.DefaultWire()
 	for k, val := range map[string]string{
@@ -277,12 +285,18 @@ func decodeViper(v *viper.Viper) (*Config, error) {
 		"idempotency_key_field": w.IdempotencyKeyField,
 	} {
 		v.SetDefault("selarti.wire."+k, val)
+		keys = append(keys, "selarti.wire."+k)
 	}
-	v.SetEnvPrefix("SWITCHBOARD")
+	v.SetEnvPrefix(strings.TrimSuffix(EnvPrefix, "_"))
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 
 	settings := v.AllSettings()
+	refs := make(map[string]bool)
+	envRefs(settings, refs)
+	if err := checkEnvOverrides(os.Environ(), keys, refs); err != nil {
+		return nil, err
+	}
 	expanded, err := expandEnv(settings, "")
 	if err != nil {
 		return nil, err
@@ -361,8 +375,8 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("key %s: %s", key, fmt.Sprintf(format, args...)))
 	}
-	if c.Server.Listen == "" {
-		bad("server.listen", "required")
+	if err := checkListen(c.Server.Listen); err != nil {
+		bad("server.listen", "%v", err)
 	}
 	if c.Server.PublicURL != "" {
 		if err := checkHTTPURL(c.Server.PublicURL); err != nil {
@@ -487,6 +501,31 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkListen parses a listen address as net.Listen would take it,
+// host:port with a numeric port: "8080" alone or ":http" pass
+// net.SplitHostPort or not, but serve would fail on them, or listen
+// somewhere else than meant, only once started.
+func checkListen(addr string) error {
+	if addr == "" {
+		return errors.New("required (e.g. \":8080\" or \"127.0.0.1:8080\")")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var aerr *net.AddrError
+		if errors.As(err, &aerr) {
+			err = errors.New(aerr.Err)
+		}
+		return fmt.Errorf("%q is not host:port (e.g. \":8080\" or \"127.0.0.1:8080\"): %w", addr, err)
+	}
+	if port == "" {
+		return fmt.Errorf("%q has no port (e.g. \"%s:8080\")", addr, host)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n > 65535 {
+		return fmt.Errorf("%q: port %q must be a number from 0 to 65535", addr, port)
+	}
+	return nil
 }
 
 // checkHTTPURL's errors show s with its credentials redacted: url.Parse's

@@ -127,6 +127,52 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 			want: []string{"selarti.timeout"},
 		},
 		{
+			// YAML "timeout: 10" would otherwise be 10ns.
+			name: "duration without a unit",
+			edit: func(s string) string { return strings.Replace(s, "selarti:\n", "selarti:\n  timeout: 10\n", 1) },
+			want: []string{`key selarti.timeout: "10" needs a unit, like 10s`},
+		},
+		{
+			name: "duration without a unit, quoted",
+			edit: func(s string) string { return strings.Replace(s, "server:\n", "server:\n  read_timeout: \"30\"\n", 1) },
+			want: []string{`key server.read_timeout: "30" needs a unit, like 30s`},
+		},
+		{
+			name: "fractional duration without a unit",
+			edit: func(s string) string { return s + "delivery:\n  max_age: 1.5\n" },
+			want: []string{`key delivery.max_age: "1.5" needs a unit, like 1.5s`},
+		},
+		{
+			name: "listen without a port",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: "127.0.0.1"`, 1) },
+			want: []string{"key server.listen", `"127.0.0.1" is not host:port`, "missing port"},
+		},
+		{
+			name: "listen as a bare port",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: "8080"`, 1) },
+			want: []string{"key server.listen", `"8080" is not host:port`},
+		},
+		{
+			name: "listen with an empty port",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: "127.0.0.1:"`, 1) },
+			want: []string{"key server.listen", "has no port"},
+		},
+		{
+			name: "listen with a named port",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: ":http"`, 1) },
+			want: []string{"key server.listen", `port "http" must be a number from 0 to 65535`},
+		},
+		{
+			name: "listen with a port out of range",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: ":65536"`, 1) },
+			want: []string{"key server.listen", `port "65536" must be a number from 0 to 65535`},
+		},
+		{
+			name: "listen empty",
+			edit: func(s string) string { return strings.Replace(s, `listen: "127.0.0.1:0"`, `listen: ""`, 1) },
+			want: []string{"key server.listen", "required"},
+		},
+		{
 			name: "bad store driver",
 			edit: func(s string) string { return s + "store:\n  driver: redis\n" },
 			want: []string{"store.driver"},
@@ -255,6 +301,22 @@ func TestNewRefusesAnInvalidConfig(t *testing.T) {
 	}
 }
 
+// A zero duration needs no unit; IPv6 and host-less listen addresses
+// pass.
+func TestLoadConfigAcceptsZeroDurationAndListenForms(t *testing.T) {
+	for _, listen := range []string{":8080", "127.0.0.1:0", "[::1]:8080", "localhost:65535", "gw.example.com:80"} {
+		body := strings.Replace(validYAML, `listen: "127.0.0.1:0"`, `listen: "`+listen+`"`, 1)
+		body = strings.Replace(body, "selarti:\n", "selarti:\n  echo_window: 0\n", 1)
+		cfg, err := LoadConfig(writeConfig(t, body))
+		if err != nil {
+			t.Fatalf("listen %q, echo_window 0: %v", listen, err)
+		}
+		if cfg.Selarti.EchoWindow != 0 {
+			t.Fatalf("echo_window = %v", cfg.Selarti.EchoWindow)
+		}
+	}
+}
+
 func TestLoadConfigServerDefaults(t *testing.T) {
 	cfg, err := LoadConfig(writeConfig(t, validYAML))
 	if err != nil {
@@ -310,5 +372,65 @@ func TestLoadConfigErrorsRedactURLCredentials(t *testing.T) {
 		if strings.Contains(err.Error(), "hunter2") {
 			t.Fatalf("the error shows the password: %v", err)
 		}
+	}
+}
+
+// An environment variable under SWITCHBOARD_ that overrides no key is an
+// error naming it, with the known one it is likely a typo of.
+func TestLoadConfigUnknownEnvOverride(t *testing.T) {
+	tests := []struct {
+		name, env string
+		want      []string
+		notWant   string
+	}{
+		{name: "misspelt key", env: "SWITCHBOARD_SELARTI_APIKEY",
+			want: []string{"environment variable SWITCHBOARD_SELARTI_APIKEY overrides no config key", "did you mean SWITCHBOARD_SELARTI_API_KEY?"}},
+		{name: "misspelt section", env: "SWITCHBOARD_SERVR_LISTEN",
+			want: []string{"SWITCHBOARD_SERVR_LISTEN", "did you mean SWITCHBOARD_SERVER_LISTEN?"}},
+		{name: "wire key", env: "SWITCHBOARD_SELARTI_WIRE_SEND_PAHT",
+			want: []string{"SWITCHBOARD_SELARTI_WIRE_SEND_PAHT", "did you mean SWITCHBOARD_SELARTI_WIRE_SEND_PATH?"}},
+		{name: "nothing close", env: "SWITCHBOARD_REQUIRE_PG",
+			want: []string{"environment variable SWITCHBOARD_REQUIRE_PG overrides no config key"}, notWant: "did you mean"},
+		{name: "adapter list", env: "SWITCHBOARD_ADAPTERS",
+			want: []string{"environment variable SWITCHBOARD_ADAPTERS overrides no config key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(tt.env, "x")
+			_, err := LoadConfig(writeConfig(t, validYAML))
+			if err == nil {
+				t.Fatalf("LoadConfig accepted %s", tt.env)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if tt.notWant != "" && strings.Contains(err.Error(), tt.notWant) {
+				t.Errorf("error %q mentions %q", err, tt.notWant)
+			}
+		})
+	}
+}
+
+// What may be set under SWITCHBOARD_ without overriding a key: the
+// tests' and benchmarks' own variables, and a variable the file refers
+// to as ${NAME}.
+func TestLoadConfigEnvOverrideExceptions(t *testing.T) {
+	t.Setenv("SWITCHBOARD_TEST_REQUIRE_PG", "1")
+	t.Setenv("SWITCHBOARD_BENCH_PG_DSN", "postgres://bench")
+	t.Setenv("SWITCHBOARD_PG_DSN", "postgres://u:pw@db/x")
+	t.Setenv("SWITCHBOARD_REPLICA_ID", "gw-1")
+	body := validYAML + "store:\n  driver: postgres\n  dsn: \"${SWITCHBOARD_PG_DSN}\"\n"
+	cfg, err := LoadConfig(writeConfig(t, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Store.DSN.Reveal() != "postgres://u:pw@db/x" || cfg.Replica.ID != "gw-1" {
+		t.Fatalf("store.dsn = %q, replica.id = %q", cfg.Store.DSN.Reveal(), cfg.Replica.ID)
+	}
+	// The same variable, not referred to, is an error.
+	if _, err := LoadConfig(writeConfig(t, validYAML)); err == nil || !strings.Contains(err.Error(), "SWITCHBOARD_PG_DSN") {
+		t.Fatalf("SWITCHBOARD_PG_DSN set but not referred to: %v", err)
 	}
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("StartAgainAfterStop", func(t *testing.T) { startAgainAfterStop(t, h) })
 	t.Run("SendBeforeStart", func(t *testing.T) { sendBeforeStart(t, h) })
 	t.Run("SendAfterStop", func(t *testing.T) { sendAfterStop(t, h) })
+	t.Run("HealthBeforeStart", func(t *testing.T) { healthBeforeStart(t, h) })
 	t.Run("StopAfterFailedStart", func(t *testing.T) {
 		if h.NewBroken == nil {
 			t.Skip("harness has no NewBroken")
@@ -272,6 +273,22 @@ func sendBeforeStart(t *testing.T, h Harness) {
 		t.Fatal("Send before Start returned nil: a message would be marked delivered without going anywhere")
 	}
 	stop(t, m) // Stop without Start is safe too
+}
+
+// healthBeforeStart: a HealthChecker's probe works before Start, on the
+// credentials alone: `switchboard check --online` calls it so.
+func healthBeforeStart(t *testing.T, h Harness) {
+	m, _ := h.New(t)
+	hc, ok := m.(core.HealthChecker)
+	if !ok {
+		t.Skip("not a core.HealthChecker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hc.CheckHealth(ctx); err != nil {
+		t.Fatalf("CheckHealth before Start = %v, want nil: check --online would report a working instance as failing", err)
+	}
+	stop(t, m) // the probe left nothing that Stop must end
 }
 
 // sendAfterStop: after Stop, Send to a chat that exists must fail as not

@@ -21,7 +21,7 @@ import (
 // so that a run of `make test` never passes without the database tests).
 const (
 	EnvDSN     = "SWITCHBOARD_TEST_PG_DSN"
-	EnvRequire = "SWITCHBOARD_REQUIRE_PG"
+	EnvRequire = "SWITCHBOARD_TEST_REQUIRE_PG"
 )
 
 // Base returns the test database's DSN. Without one the test is skipped

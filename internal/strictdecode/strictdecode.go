@@ -7,22 +7,25 @@ package strictdecode
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 )
 
 // Decode decodes in into out (fields tagged `mapstructure:"name"`),
 // reporting keys out does not know, and type errors, under prefix
-// ("config" gives "config.mode"). Durations take Go syntax ("30s");
-// comma-separated strings decode into slices; input is weakly typed
-// ("12" decodes into an int).
+// ("config" gives "config.mode"). Durations take Go syntax ("30s") and
+// need a unit (see durationHook); comma-separated strings decode into
+// slices; input is weakly typed ("12" decodes into an int).
 func Decode(in any, out any, prefix string) error {
 	var md mapstructure.Metadata
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
+			durationHook,
 			mapstructure.StringToSliceHookFunc(","),
 		),
 		WeaklyTypedInput: true,
@@ -44,6 +47,44 @@ func Decode(in any, out any, prefix string) error {
 		return fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
 	}
 	return nil
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// durationHook decodes a time.Duration from Go syntax ("30s", "1m30s")
+// and refuses a bare number, "timeout: 10": weakly typed, mapstructure
+// would take it as 10ns, which no operator means, and the gateway would
+// then time out at once. Zero needs no unit: it is zero in every unit.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != durationType {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case time.Duration:
+		return v, nil
+	case string:
+		s := strings.TrimSpace(v)
+		if _, err := strconv.ParseFloat(s, 64); err == nil {
+			return bareDuration(s)
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration (write it like 30s, 1m or 1h30m)", v)
+		}
+		return d, nil
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return bareDuration(fmt.Sprint(v))
+	}
+	return data, nil
+}
+
+// bareDuration is a duration written as a number without a unit: 0, or
+// an error saying a unit is needed.
+func bareDuration(s string) (any, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f == 0 {
+		return time.Duration(0), nil
+	}
+	return nil, fmt.Errorf("%q needs a unit, like %ss", s, s)
 }
 
 // rewriteDecodeError turns mapstructure's messages, which name fields
