@@ -127,6 +127,12 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		}
 		g.instances = append(g.instances, inst)
 		g.byName[inst.name] = inst
+		if inst.enabled {
+			// A series from the start, so that an alert on == 0 fires
+			// for an instance that never ran (Start failed before its
+			// supervisor began, or it is still in its first Start).
+			g.metrics.adapterUp.WithLabelValues(inst.name, inst.kind).Set(0)
+		}
 	}
 	privacy := privacyOf(g.instances)
 	g.privacy.Store(&privacy)
