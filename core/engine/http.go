@@ -160,10 +160,20 @@ type healthReply struct {
 	Outbox    map[string]outStat `json:"outbox,omitempty"`
 }
 
+// outStat is one outbox's figures as /readyz and /admin/outbox show them:
+// snake_case, the age in seconds like the metrics.
 type outStat struct {
 	Pending          int     `json:"pending"`
 	Dead             int     `json:"dead"`
-	OldestPendingSec float64 `json:"oldest_pending_seconds"`
+	OldestPendingSec float64 `json:"oldest_pending_seconds"` // 0 when none is pending
+}
+
+func viewStats(st store.Stats, now time.Time) outStat {
+	var age float64
+	if !st.OldestPending.IsZero() {
+		age = now.Sub(st.OldestPending).Seconds()
+	}
+	return outStat{Pending: st.Pending, Dead: st.Dead, OldestPendingSec: age}
 }
 
 // healthz is liveness: the process serves HTTP. It always answers 200 and
@@ -204,11 +214,7 @@ func (g *Gateway) readyz(c echo.Context) error {
 				ready = false
 				continue
 			}
-			var age float64
-			if !st.OldestPending.IsZero() {
-				age = time.Since(st.OldestPending).Seconds()
-			}
-			reply.Outbox[directionLabel(dir)] = outStat{Pending: st.Pending, Dead: st.Dead, OldestPendingSec: age}
+			reply.Outbox[directionLabel(dir)] = viewStats(st, time.Now())
 		}
 	}
 	if !ready {
