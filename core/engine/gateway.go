@@ -209,6 +209,9 @@ func checkHTTPPrefixes(instances []*instance) error {
 			errs = append(errs, fmt.Errorf("instance %q: http path %q must start and end with \"/\" and not be \"/\"", inst.name, p))
 			continue
 		}
+		if lp, ok := svc.(core.LandingPage); ok && !strings.HasPrefix(lp.LandingPath(), p) {
+			errs = append(errs, fmt.Errorf("instance %q: landing page %q is not under its http path %q", inst.name, lp.LandingPath(), p))
+		}
 		for _, cp := range corePaths {
 			if strings.HasPrefix(p, cp) || strings.HasPrefix(cp, p) {
 				errs = append(errs, fmt.Errorf("instance %q: http path %q collides with the gateway's %s", inst.name, p, cp))
