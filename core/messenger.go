@@ -183,6 +183,15 @@ type HTTPService interface {
 	http.Handler
 }
 
+// LandingPage is optionally implemented by an HTTPService that serves a
+// page for people (the webchat). The gateway redirects GET / to the
+// LandingPath of the first enabled instance that has one, so that the
+// gateway's own address leads somewhere; the path must lie under the
+// instance's HTTPPrefix. A webhook receiver does not implement it.
+type LandingPage interface {
+	LandingPath() string
+}
+
 // Factory builds one adapter instance. It decodes and validates
 // inst.Config (use DecodeConfig) and does no network I/O: connecting
 // happens in Start. `switchboard check` runs every factory, so a factory

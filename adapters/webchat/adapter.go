@@ -371,6 +371,10 @@ func (a *Adapter) PrivateChatIDs() bool { return true }
 // and WebSocket are all under it.
 func (a *Adapter) HTTPPrefix() string { return a.cfg.Path }
 
+// LandingPath is the chat page (core.LandingPage): the gateway's GET /
+// leads to it.
+func (a *Adapter) LandingPath() string { return a.cfg.Path }
+
 // current returns what the run in progress holds, or nil before Start
 // and after Stop.
 func (a *Adapter) current() *runData {

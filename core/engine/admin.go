@@ -141,13 +141,13 @@ func (a *adminAPI) show(c echo.Context) error {
 }
 
 func (a *adminAPI) outbox(c echo.Context) error {
-	out := map[string]store.Stats{}
+	out := map[string]outStat{}
 	for _, dir := range store.Directions {
 		s, err := a.store().Stats(c.Request().Context(), dir)
 		if err != nil {
 			return echo.NewHTTPError(http.StatusServiceUnavailable, "store: "+err.Error())
 		}
-		out[directionLabel(dir)] = s
+		out[directionLabel(dir)] = viewStats(s, time.Now())
 	}
 	return c.JSON(http.StatusOK, out)
 }

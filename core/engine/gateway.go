@@ -127,6 +127,12 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		}
 		g.instances = append(g.instances, inst)
 		g.byName[inst.name] = inst
+		if inst.enabled {
+			// A series from the start, so that an alert on == 0 fires
+			// for an instance that never ran (Start failed before its
+			// supervisor began, or it is still in its first Start).
+			g.metrics.adapterUp.WithLabelValues(inst.name, inst.kind).Set(0)
+		}
 	}
 	privacy := privacyOf(g.instances)
 	g.privacy.Store(&privacy)
@@ -202,6 +208,9 @@ func checkHTTPPrefixes(instances []*instance) error {
 		if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || p == "/" {
 			errs = append(errs, fmt.Errorf("instance %q: http path %q must start and end with \"/\" and not be \"/\"", inst.name, p))
 			continue
+		}
+		if lp, ok := svc.(core.LandingPage); ok && !strings.HasPrefix(lp.LandingPath(), p) {
+			errs = append(errs, fmt.Errorf("instance %q: landing page %q is not under its http path %q", inst.name, lp.LandingPath(), p))
 		}
 		for _, cp := range corePaths {
 			if strings.HasPrefix(p, cp) || strings.HasPrefix(cp, p) {

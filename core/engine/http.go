@@ -56,12 +56,16 @@ func (g *Gateway) newHTTPHandler() http.Handler {
 	admin := &adminAPI{token: g.cfg.Admin.Token, store: func() store.Store { return g.store }, privacy: g.ChatPrivacy()}
 	admin.mount(e)
 
+	landing := ""
 	for _, inst := range g.instances {
 		svc, ok := inst.messenger.(core.HTTPService)
 		if !ok || !inst.enabled {
 			continue
 		}
 		prefix := svc.HTTPPrefix()
+		if lp, ok := svc.(core.LandingPage); ok && landing == "" {
+			landing = lp.LandingPath() // under prefix: checkHTTPPrefixes saw to it
+		}
 		h := echo.WrapHandler(svc)
 		e.Any(prefix+"*", h)
 		// "/chat" → "/chat/", so relative links on the page resolve.
@@ -73,7 +77,34 @@ func (g *Gateway) newHTTPHandler() http.Handler {
 			return c.Redirect(http.StatusMovedPermanently, target)
 		})
 	}
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/", rootHandler(landing))
 	return e
+}
+
+// rootText is GET / on a gateway without a page for people: operators
+// who open its address learn where to look instead of a bare 404.
+const rootText = `Switchboard gateway. No chat page is configured here.
+
+GET /healthz   liveness: the process serves HTTP
+GET /readyz    readiness: store, adapter instances, Selarti, outbox figures
+GET /metrics   Prometheus metrics
+`
+
+// rootHandler answers GET /: a redirect to landing (the first enabled
+// webchat's page, see core.LandingPage), or rootText when there is none.
+// The redirect is temporary (302): which page leads is configuration,
+// and browsers must not remember it.
+func rootHandler(landing string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if landing == "" {
+			return c.String(http.StatusOK, rootText)
+		}
+		target := landing
+		if q := c.Request().URL.RawQuery; q != "" {
+			target += "?" + q
+		}
+		return c.Redirect(http.StatusFound, target)
+	}
 }
 
 // guard runs first on every request. It records the client's address
@@ -160,10 +191,20 @@ type healthReply struct {
 	Outbox    map[string]outStat `json:"outbox,omitempty"`
 }
 
+// outStat is one outbox's figures as /readyz and /admin/outbox show them:
+// snake_case, the age in seconds like the metrics.
 type outStat struct {
 	Pending          int     `json:"pending"`
 	Dead             int     `json:"dead"`
-	OldestPendingSec float64 `json:"oldest_pending_seconds"`
+	OldestPendingSec float64 `json:"oldest_pending_seconds"` // 0 when none is pending
+}
+
+func viewStats(st store.Stats, now time.Time) outStat {
+	var age float64
+	if !st.OldestPending.IsZero() {
+		age = now.Sub(st.OldestPending).Seconds()
+	}
+	return outStat{Pending: st.Pending, Dead: st.Dead, OldestPendingSec: age}
 }
 
 // healthz is liveness: the process serves HTTP. It always answers 200 and
@@ -204,11 +245,7 @@ func (g *Gateway) readyz(c echo.Context) error {
 				ready = false
 				continue
 			}
-			var age float64
-			if !st.OldestPending.IsZero() {
-				age = time.Since(st.OldestPending).Seconds()
-			}
-			reply.Outbox[directionLabel(dir)] = outStat{Pending: st.Pending, Dead: st.Dead, OldestPendingSec: age}
+			reply.Outbox[directionLabel(dir)] = viewStats(st, time.Now())
 		}
 	}
 	if !ready {

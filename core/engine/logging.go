@@ -1,15 +1,17 @@
 package engine
 
 import (
-	"github.com/switchboard-gw/switchboard/core"
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/switchboard-gw/switchboard/core"
 )
 
 // NewLogger builds the gateway's logger from the log config. As a second
 // line of defence behind the Secret type, any attribute whose key names a
-// credential is redacted whatever its type.
+// credential is redacted whatever its type. Durations are written as text
+// ("720h0m0s") in both formats: the JSON handler would write nanoseconds.
 func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	var level slog.Level
 	switch cfg.Level {
@@ -22,7 +24,7 @@ func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	default:
 		level = slog.LevelInfo
 	}
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redactAttr}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: replaceAttr}
 	if cfg.Format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
@@ -32,6 +34,14 @@ func NewLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 // credentialWords are substrings of attribute keys whose values are never
 // logged.
 var credentialWords = []string{"secret", "token", "password", "api_key", "apikey", "authorization"}
+
+func replaceAttr(groups []string, a slog.Attr) slog.Attr {
+	a = redactAttr(groups, a)
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
+}
 
 func redactAttr(_ []string, a slog.Attr) slog.Attr {
 	key := strings.ToLower(a.Key)

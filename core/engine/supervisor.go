@@ -29,8 +29,7 @@ const startTimeout = 30 * time.Second
 func (i *instance) supervise(deliver core.DeliverFunc, metrics *Metrics) {
 	defer close(i.done)
 	defer i.triedOnce.Do(func() { close(i.tried) })
-	up := metrics.adapterUp.WithLabelValues(i.name, i.kind)
-	up.Set(0) // a series from the start, so that an alert on == 0 fires for one that never ran
+	up := metrics.adapterUp.WithLabelValues(i.name, i.kind) // 0 since New
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = time.Second
 	b.MaxInterval = time.Minute

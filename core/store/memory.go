@@ -179,6 +179,7 @@ func (s *Memory) Delivered(ctx context.Context, id int64) error {
 	}
 	s.leave(m)
 	m.State = Delivered
+	m.Attempts++ // the one that delivered it
 	return nil
 }
 

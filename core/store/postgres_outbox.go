@@ -252,7 +252,7 @@ SELECT count(*) FROM m`
 }
 
 var (
-	pgDeliveredSQL = pgLeaveSQL("state = 'delivered'")
+	pgDeliveredSQL = pgLeaveSQL("state = 'delivered', attempts = attempts + 1")
 	pgKillSQL      = pgLeaveSQL("state = 'dead', attempts = attempts + 1, last_error = $2")
 	pgRetrySQL     = pgStaySQL("attempts = attempts + 1, next_at = $2, last_error = $3, in_doubt = false")
 	// The last error is kept when the note is empty.

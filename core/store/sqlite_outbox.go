@@ -50,7 +50,7 @@ const (
 			WHERE excluded.last_seen > chats.last_seen + ?`
 
 	// The ends of attempts and Replay return what the pending index needs.
-	deliveredSQL = `UPDATE messages SET state = 'delivered'
+	deliveredSQL = `UPDATE messages SET state = 'delivered', attempts = attempts + 1
 		WHERE id = ? AND state = 'pending' RETURNING id`
 	retrySQL = `UPDATE messages SET attempts = attempts + 1, next_at = ?, last_error = ?, in_doubt = 0
 		WHERE id = ? AND state = 'pending' RETURNING id`

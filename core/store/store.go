@@ -45,7 +45,7 @@ type Message struct {
 	DedupeKey string    // unique per Dir among kept messages; "" disables dedupe
 	Payload   []byte    // the encoded message
 	State     State     // set by the store
-	Attempts  int       // failed attempts so far
+	Attempts  int       // attempts so far: the failed ones (Retry, Kill) and the one that delivered it; Defer does not count
 	CreatedAt time.Time // when Enqueue accepted it
 	NextAt    time.Time // not to be attempted before this
 	LastError string    // the last attempt's error, for retries and dead letters
@@ -136,8 +136,9 @@ type Store interface {
 	// must be positive; a limit <= 0 returns nothing.
 	Claim(ctx context.Context, dir Direction, now time.Time, lease time.Duration, limit int) ([]Message, error)
 
-	// Delivered marks a pending message delivered. Delivered, Retry, Defer
-	// and Kill return ErrNotFound for a message that is not pending (already
+	// Delivered marks a pending message delivered, counting the attempt
+	// that delivered it in Attempts. Delivered, Retry, Defer and Kill
+	// return ErrNotFound for a message that is not pending (already
 	// delivered after a lease ran out and another worker took it, for
 	// example). A durable store may commit these three without waiting
 	// for the disk: they survive the process crashing, and a power cut

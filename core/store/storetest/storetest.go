@@ -443,6 +443,9 @@ func testRetryHoldsBack(t *testing.T, st store.Store) {
 		t.Fatalf("after Retry: %+v; want pending, 1 attempt, boom, NextAt %v", got, next)
 	}
 	must(t, "Delivered", st.Delivered(ctx, b1.ID))
+	if m := get(t, st, b1.ID); m.State != store.Delivered || m.Attempts != 1 {
+		t.Fatalf("delivered at the first attempt: %+v, want 1 attempt", m)
+	}
 	// a2 is due, but a1 comes first and is not.
 	wantIDs(t, "claim before a1 is due", claim(t, st, now, 10))
 	wantIDs(t, "claim a minute before a1 is due", claim(t, st, next.Add(-time.Minute), 10))
@@ -457,6 +460,9 @@ func testRetryHoldsBack(t *testing.T, st store.Store) {
 	}
 	wantIDs(t, "claim after a1 due again", claim(t, st, next.Add(time.Minute), 10), a1)
 	must(t, "Delivered", st.Delivered(ctx, a1.ID))
+	if m := get(t, st, a1.ID); m.State != store.Delivered || m.Attempts != 3 || m.LastError != "again" {
+		t.Fatalf("delivered after two failed attempts: %+v, want 3 attempts and the last error kept", m)
+	}
 	wantIDs(t, "claim after a1 delivered", claim(t, st, next.Add(time.Minute), 10), a2)
 }
 
@@ -796,7 +802,7 @@ func testNotFound(t *testing.T, st store.Store) {
 		m     store.Message
 		state store.State
 	}{{pending, store.Pending}, {delivered, store.Delivered}, {dead, store.Dead}} {
-		if m := get(t, st, want.m.ID); m.State != want.state || (want.state == store.Dead) != (m.Attempts == 1) {
+		if m := get(t, st, want.m.ID); m.State != want.state || (want.state == store.Pending) != (m.Attempts == 0) {
 			t.Fatalf("message %d after failed calls: %+v, want %s", m.ID, m, want.state)
 		}
 	}
