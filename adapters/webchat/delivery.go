@@ -135,3 +135,17 @@ func (ss *sessions) appendStatus(ctx context.Context, id string, st deliveryStat
 	s.statuses[st.ID] = key
 	return true, nil
 }
+
+// forgetStatus forgets the last delivery state stored for the client's
+// message msgID in session id, once the user asked to send it again: the
+// next report is news even if it repeats the state before the retry (it
+// failed again, for the same reason).
+func (ss *sessions) forgetStatus(ctx context.Context, id, msgID string, now time.Time) error {
+	s, err := ss.acquire(ctx, id, now)
+	if err != nil {
+		return err
+	}
+	defer ss.release(s)
+	delete(s.statuses, msgID)
+	return nil
+}

@@ -149,6 +149,11 @@ func TestRetryOfUndeliveredMessage(t *testing.T) {
 	if f := tb.expect(typeMessage); f.Text != "barrier" || f.Seq != 3 {
 		t.Fatalf("next frame = %+v, want the barrier with seq 3 (no second copy of c-1)", f)
 	}
+	// It fails again, for the same reason: that is news after a retry.
+	changed(t, ts.a, core.DeliveryEvent{ChatID: w.Session, ID: inboundID(w.Session, "c-1"), State: core.DeliveryFailed, Reason: core.ReasonUnreachable})
+	if f := tb.expectStatus("c-1", "failed", "unreachable"); f.Seq != 4 {
+		t.Fatalf("failure after the retry has seq %d, want 4", f.Seq)
+	}
 
 	// A retry the core cannot take now is refused as retryable, and
 	// costs no rate.

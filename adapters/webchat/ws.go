@@ -612,6 +612,15 @@ func (a *Adapter) handleMessage(r *run, cn *conn, f clientFrame) *errorFrame {
 		a.log.Debug("message not accepted, the page will re-send it", "session", shortID(cn.session), "err", err)
 		return ef(codeDeliverFailed, "could not send, retrying", true)
 	}
+	if f.Retry {
+		ctx, cancel = context.WithTimeout(runCtx, storeTimeout)
+		err = ss.forgetStatus(ctx, cn.session, f.ID, now)
+		cancel()
+		if err != nil {
+			// At worst a repeated failure is not shown again.
+			a.log.Debug("forget delivery status", "session", shortID(cn.session), "err", err)
+		}
+	}
 	if ok {
 		// A retry of a message the history holds: it is there once, in
 		// its place, and its status frames follow.
