@@ -387,7 +387,7 @@ func TestBrowserWebchatLanguages(t *testing.T) {
 	// data-color inside the chat; something that is not a colour is not
 	// taken.
 	const accent = `getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()`
-	for q, want := range map[string]string{"%23ff0000": "#ff0000", "red%3Bbackground%3Aurl(x)": "#2563eb", "teal": "teal"} {
+	for q, want := range map[string]string{"%23ff0000": "#ff0000", "red%3Bbackground%3Aurl(x)": "#2563eb", "var(--bg)": "#2563eb", "teal": "teal"} {
 		if err := chromedp.Do(ctx, chromedp.Navigate(e.base+"/ru/?embed=1&color="+q), chromedp.WaitVisible(chromedp.ID("input"))); err != nil {
 			t.Fatal(err)
 		}
