@@ -416,3 +416,34 @@ func TestBrowserWebchatLanguages(t *testing.T) {
 		t.Errorf("widget frame and button after opening: %q", got)
 	}
 }
+
+// TestBrowserWebchatOfflineThenSent: a message typed while the gateway is
+// away says it waits for the connection, not that it is being sent, and
+// goes once the page is connected again.
+func TestBrowserWebchatOfflineThenSent(t *testing.T) {
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{{Name: "web", Kind: "webchat", TaskID: "t"}}})
+	ctx := newBrowser(t)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(e.base+"/chat/"),
+		chromedp.WaitVisible(chromedp.ID("input")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, `document.getElementById('status').textContent === ''`, 10*time.Second)
+	e.stop()
+	waitFor(ctx, t, `document.getElementById('status').textContent === 'Reconnecting…'`, 10*time.Second)
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("input"), "still there?"),
+		chromedp.Click(chromedp.ID("send")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got := evalString(ctx, t, `document.querySelector('#messages .msg-user.pending .msg-state').textContent`); got != "Offline: it will be sent when the connection is back" {
+		t.Errorf("waiting message says %q", got)
+	}
+	e.start(e.addr)
+	waitForText(ctx, t, botTexts, `You said: "still there?"`)
+	if got := receivedTexts(e); len(got) != 1 || got[0] != "still there?" {
+		t.Fatalf("selarti received %q, want the message once", got)
+	}
+}
