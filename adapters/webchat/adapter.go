@@ -39,10 +39,11 @@ func init() { core.Register(Kind, New) }
 
 // Interface guards.
 var (
-	_ core.Messenger      = (*Adapter)(nil)
-	_ core.HTTPService    = (*Adapter)(nil)
-	_ core.DialogObserver = (*Adapter)(nil)
-	_ core.PrivateChatIDs = (*Adapter)(nil)
+	_ core.Messenger        = (*Adapter)(nil)
+	_ core.HTTPService      = (*Adapter)(nil)
+	_ core.DialogObserver   = (*Adapter)(nil)
+	_ core.PrivateChatIDs   = (*Adapter)(nil)
+	_ core.DeliveryObserver = (*Adapter)(nil)
 )
 
 // maxJanitorInterval caps how often idle sessions are looked for.

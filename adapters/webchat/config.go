@@ -21,15 +21,23 @@ type Config struct {
 	// Path+"ws". It must start and end with "/".
 	Path string `mapstructure:"path"`
 
-	// Title is the heading of the chat page (and its <title>).
+	// Title is the heading of the chat page (and its <title>). Empty
+	// means the page's language's own ("Chat with us").
 	Title string `mapstructure:"title"`
+
+	// Lang is the language of the page's and the widget's texts: "en",
+	// "ru", "uz" (Uzbek, Latin script), or "auto", the first of the
+	// browser's languages (navigator.languages) that has a catalogue,
+	// else English. The catalogues are assets/i18n.json.
+	Lang string `mapstructure:"lang"`
 
 	// Welcome is an optional first line shown on the bot's side of the
 	// page. It is only displayed in the browser; it is not sent to Selarti
 	// and is not part of the conversation history.
 	Welcome string `mapstructure:"welcome"`
 
-	// Placeholder is the hint shown in the empty message box.
+	// Placeholder is the hint shown in the empty message box. Empty
+	// means the page's language's own ("Type a message…").
 	Placeholder string `mapstructure:"placeholder"`
 
 	// AllowedOrigins lists the other sites that may embed the chat widget
@@ -99,8 +107,7 @@ const (
 // keep.
 func (c *Config) setDefaults() {
 	c.Path = "/chat/"
-	c.Title = "Chat with us"
-	c.Placeholder = "Type a message…"
+	c.Lang = langAuto
 	c.HistoryLimit = 200
 	c.SessionTTL = 720 * time.Hour
 	c.MaxSessions = 100000
@@ -130,9 +137,6 @@ var originRE = regexp.MustCompile(`^(https?://)?(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0
 func (c *Config) validate() error {
 	if !pathRE.MatchString(c.Path) || strings.Contains(c.Path, "/./") || strings.Contains(c.Path, "/../") {
 		return fmt.Errorf("config.path: must start and end with \"/\" and contain only letters, digits and ._~- (like \"/chat/\"), got %q", c.Path)
-	}
-	if strings.TrimSpace(c.Title) == "" {
-		return fmt.Errorf("config.title: must not be empty")
 	}
 	for i, o := range c.AllowedOrigins {
 		switch {

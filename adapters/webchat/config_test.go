@@ -19,7 +19,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if want.Path != "/chat/" || want.HistoryLimit != 200 || want.SessionTTL != 720*time.Hour ||
 		want.MaxSessions != 100000 || want.MaxMessageBytes != 4000 || want.RateLimit != 30 ||
-		want.MaxConnsPerSession != 5 || want.PingInterval != 30*time.Second || want.Title != "Chat with us" {
+		want.MaxConnsPerSession != 5 || want.PingInterval != 30*time.Second || want.Title != "" || want.Lang != "auto" {
 		t.Fatalf("defaults drifted from the documented ones: %+v", want)
 	}
 }
@@ -79,7 +79,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "zero rate", raw: core.RawConfig{"rate_limit": 0}, want: []string{"config.rate_limit"}},
 		{name: "zero conns", raw: core.RawConfig{"max_conns_per_session": 0}, want: []string{"config.max_conns_per_session"}},
 		{name: "fast ping", raw: core.RawConfig{"ping_interval": "10ms"}, want: []string{"config.ping_interval"}},
-		{name: "empty title", raw: core.RawConfig{"title": " "}, want: []string{"config.title"}},
+		{name: "unknown language", raw: core.RawConfig{"lang": "de"}, want: []string{"config.lang", `"de"`, "en, ru, uz"}},
 		{name: "origin with path", raw: core.RawConfig{"allowed_origins": []any{"https://shop.example.com/"}}, want: []string{"config.allowed_origins[0]"}},
 		{name: "origin with CSP injection", raw: core.RawConfig{"allowed_origins": []any{"https://a.com; script-src *"}}, want: []string{"config.allowed_origins[0]"}},
 		{name: "star with others", raw: core.RawConfig{"allowed_origins": []any{"*", "https://a.com"}}, want: []string{"config.allowed_origins", "only entry"}},

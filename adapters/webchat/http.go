@@ -40,7 +40,11 @@ type site struct {
 // pageData is what index.html is rendered with. html/template escapes it
 // for its context, so operator-supplied texts cannot inject markup.
 type pageData struct {
-	Title       string
+	Title       string // the operator's, or "": the language's
+	T           map[string]string
+	Lang        string // Config.Lang
+	HTMLLang    string // the fallback texts' language
+	Dir         string
 	Welcome     string
 	WelcomeHTML string // Welcome's Markdown, rendered as replies are
 	Placeholder string
@@ -54,9 +58,24 @@ func newSite(cfg *Config) (*site, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse chat page: %w", err)
 	}
+	cats, texts, err := loadCatalogues()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLang(cfg.Lang, cats); err != nil {
+		return nil, err
+	}
+	fallback := cfg.Lang
+	if fallback == langAuto {
+		fallback = defaultLang
+	}
 	var page bytes.Buffer
 	err = tmpl.Execute(&page, pageData{
 		Title:       cfg.Title,
+		T:           cats[fallback].Strings,
+		Lang:        cfg.Lang,
+		HTMLLang:    fallback,
+		Dir:         cats[fallback].Dir,
 		Welcome:     cfg.Welcome,
 		WelcomeHTML: renderReply(cfg.Welcome),
 		Placeholder: cfg.Placeholder,
@@ -84,8 +103,14 @@ func newSite(cfg *Config) (*site, error) {
 		if strings.HasSuffix(file, ".css") {
 			ctype = "text/css; charset=utf-8"
 		}
+		if rel == "widget.js" {
+			if b, err = widgetScript(b, texts, cfg.Lang); err != nil {
+				return nil, fmt.Errorf("load chat asset %s: %w", file, err)
+			}
+		}
 		st.files[rel] = newAsset(b, ctype)
 	}
+	st.files["assets/i18n.js"] = newAsset(i18nScript(texts), "text/javascript; charset=utf-8")
 	return st, nil
 }
 

@@ -74,8 +74,8 @@ func entryKey(e *entry) string {
 // journalData is an entry's JournalEntry.Data: what the key and the
 // entry's time do not hold, in short JSON.
 type journalData struct {
-	From     string `json:"f,omitempty"` // messages
-	Text     string `json:"t,omitempty"`
+	From     string `json:"f,omitempty"` // messages, and "status" for delivery statuses
+	Text     string `json:"t,omitempty"` // a delivery status's JSON, too
 	Event    bool   `json:"e,omitempty"`
 	Operator bool   `json:"o,omitempty"` // events
 	Closed   bool   `json:"c,omitempty"` // events
@@ -84,7 +84,7 @@ type journalData struct {
 // encodeEntry returns e as a journal entry (its seq is the store's).
 func encodeEntry(e *entry) (core.JournalEntry, error) {
 	d := journalData{Event: e.event, Operator: e.operator, Closed: e.closed}
-	if !e.event {
+	if !e.event || e.from == fromStatus {
 		d.From, d.Text = e.from, e.text
 	}
 	b, err := json.Marshal(d)

@@ -66,8 +66,8 @@ var mailboxSchema = []string{
 		session   TEXT    NOT NULL,
 		seq       INTEGER NOT NULL,
 		kind      TEXT    NOT NULL CHECK (kind IN ('message', 'event')),
-		sender    TEXT    NOT NULL DEFAULT '', -- user, bot or operator; '' for events
-		text      TEXT    NOT NULL DEFAULT '',
+		sender    TEXT    NOT NULL DEFAULT '', -- user, bot or operator; '' for events, 'status' for delivery statuses
+		text      TEXT    NOT NULL DEFAULT '', -- a delivery status: its JSON
 		ts        INTEGER NOT NULL,
 		client_id TEXT    NOT NULL DEFAULT '', -- the browser's id of a user message
 		msg_id    TEXT    NOT NULL DEFAULT '', -- Selarti's id of a bot or operator message

@@ -25,6 +25,7 @@ const (
 	typeEvent   = "event"
 	typeAck     = "ack"
 	typeError   = "error"
+	typeStatus  = "status"
 )
 
 // Error codes carried by error frames. They let the page tell a message
@@ -55,6 +56,9 @@ type clientFrame struct {
 	// message
 	ID   string `json:"id"`
 	Text string `json:"text"`
+	// Retry marks a message the user asked to send again after a status
+	// frame said it was not delivered (core.Inbound.Retry).
+	Retry bool `json:"retry"`
 }
 
 // welcomeFrame answers hello. LastSeq is the newest seq the server holds

@@ -51,6 +51,9 @@ type entry struct {
 
 // frame encodes e as the server frame that shows it.
 func (e *entry) frame() []byte {
+	if e.event && e.from == fromStatus {
+		return statusFrameOf(e)
+	}
 	if e.event {
 		return encode(eventFrame{Type: typeEvent, Seq: e.seq, Operator: e.operator, Closed: e.closed, TS: formatTS(e.ts)})
 	}
@@ -103,6 +106,9 @@ type session struct {
 	// how many, and the ticket of the last; none once a synced commit
 	// has come after it.
 	unsynced unsyncedEntries
+	// statuses holds the last delivery state and reason stored per
+	// client message id (see appendStatus). Guarded by lock.
+	statuses map[string]string
 	// list is sessions.idle or sessions.active while the session is in
 	// it (see place), else nil.
 	list *simplelru.LRU[string, *session]
@@ -473,6 +479,7 @@ func (ss *sessions) invalidate(s *session) {
 func (ss *sessions) invalidateLocked(s *session) {
 	s.loaded, s.epoch, s.lastSeq = false, "", 0
 	s.users, s.usersKnown = nil, false
+	s.statuses = nil
 	for _, c := range s.conns {
 		c.kill(websocket.StatusGoingAway, "session reloaded")
 	}

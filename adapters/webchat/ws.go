@@ -573,12 +573,12 @@ func (a *Adapter) handleMessage(r *run, cn *conn, f clientFrame) *errorFrame {
 	if err != nil && a.log.Enabled(runCtx, slog.LevelDebug) {
 		a.log.Debug("look up message", "session", shortID(cn.session), "err", err)
 	}
-	if ok {
+	if ok && !f.Retry {
 		cn.c.enqueue(encode(ackFrame{Type: typeAck, ID: f.ID, Seq: seq}))
 		return nil
 	}
 	msgText := strings.TrimSpace(f.Text)
-	if msgText == "" {
+	if msgText == "" && !ok {
 		return ef(codeEmpty, "message is empty", false)
 	}
 	if len(msgText) > a.cfg.MaxMessageBytes {
@@ -598,6 +598,10 @@ func (a *Adapter) handleMessage(r *run, cn *conn, f clientFrame) *errorFrame {
 		Text:       msgText,
 		User:       core.User{Name: cn.name},
 		ReceivedAt: now,
+		// The user pressed Retry on a message reported undelivered: the
+		// core queues its dead letter again (a message still on its way
+		// is a plain duplicate there).
+		Retry: f.Retry,
 	})
 	cancel()
 	if err != nil {
@@ -607,6 +611,21 @@ func (a *Adapter) handleMessage(r *run, cn *conn, f clientFrame) *errorFrame {
 		ss.refund(cn.session)
 		a.log.Debug("message not accepted, the page will re-send it", "session", shortID(cn.session), "err", err)
 		return ef(codeDeliverFailed, "could not send, retrying", true)
+	}
+	if f.Retry {
+		ctx, cancel = context.WithTimeout(runCtx, storeTimeout)
+		err = ss.forgetStatus(ctx, cn.session, f.ID, now)
+		cancel()
+		if err != nil {
+			// At worst a repeated failure is not shown again.
+			a.log.Debug("forget delivery status", "session", shortID(cn.session), "err", err)
+		}
+	}
+	if ok {
+		// A retry of a message the history holds: it is there once, in
+		// its place, and its status frames follow.
+		cn.c.enqueue(encode(ackFrame{Type: typeAck, ID: f.ID, Seq: seq}))
+		return nil
 	}
 	ctx, cancel = context.WithTimeout(runCtx, storeTimeout)
 	err = ss.appendUser(ctx, cn.session, f.ID, msgText, cn.name, cn.c, a.now())

@@ -19,12 +19,68 @@
   var EMBED = params.get('embed') === '1';
   var NAME = (params.get('name') || '').slice(0, 64);
 
+  // ---- texts -------------------------------------------------------------
+  // Every text the page shows comes from the catalogues (assets/i18n.js,
+  // made from the adapter's assets/i18n.json); the instance's lang option
+  // picks one, or "auto" the first of the browser's languages that has
+  // one, else English. The operator's title and placeholder win.
+  var TEXTS = window.switchboardWebchatTexts || {};
+  function pickLang(want) {
+    if (want !== 'auto' && TEXTS[want]) return want;
+    var prefs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || ''];
+    for (var i = 0; i < prefs.length; i++) {
+      var l = String(prefs[i] || '').toLowerCase();
+      if (TEXTS[l]) return l;
+      var base = l.split('-')[0];
+      if (TEXTS[base]) return base;
+    }
+    return 'en';
+  }
+  var LANG = pickLang(body.getAttribute('data-lang') || 'auto');
+  var CAT = TEXTS[LANG] || { dir: 'ltr', strings: {} };
+  function t(key, n) {
+    var s = (CAT.strings && CAT.strings[key]) || (TEXTS.en && TEXTS.en.strings[key]) || key;
+    return n === undefined ? s : s.replace('{n}', String(n));
+  }
+  function applyTexts() {
+    var root = document.documentElement;
+    root.lang = LANG;
+    root.dir = CAT.dir === 'rtl' ? 'rtl' : 'ltr';
+    var title = body.getAttribute('data-title') || t('title');
+    document.title = title;
+    document.getElementById('title').textContent = title;
+    document.getElementById('input').placeholder = body.getAttribute('data-placeholder') || t('placeholder');
+    Array.prototype.forEach.call(document.querySelectorAll('[data-i18n]'), function (n) {
+      n.textContent = t(n.getAttribute('data-i18n'));
+    });
+    Array.prototype.forEach.call(document.querySelectorAll('[data-i18n-label]'), function (n) {
+      n.setAttribute('aria-label', t(n.getAttribute('data-i18n-label')));
+    });
+  }
+  applyTexts();
+
+  // The widget's data-color, passed as ?color=: the accent inside the
+  // chat too. Only a plain colour is taken (no url(), no ";"), and only
+  // one the browser parses as a colour.
+  var COLOR = /^(#[0-9a-fA-F]{3,8}|[a-zA-Z]{1,32}|(rgb|rgba|hsl|hsla)\([0-9.,%\s\/]{1,64}\))$/;
+  (function (c) {
+    if (c && COLOR.test(c) && window.CSS && CSS.supports && CSS.supports('color', c)) {
+      document.documentElement.style.setProperty('--accent', c);
+    }
+  })(params.get('color') || '');
+
+  // Why a message is late or was not delivered, by the status frame's
+  // reason (and the page's own: offline, rate limited).
+  var DELAYED = { unreachable: t('delayed_unreachable'), throttled: t('delayed_throttled'), refused: t('delayed_refused') };
+  var FAILED = { unreachable: t('failed_unreachable'), throttled: t('failed_throttled'), refused: t('failed_refused') };
+
   var TYPING_TIMEOUT = 60000; // hide "typing…" if no reply comes
   var RETRY_DELAY = 3000; // first re-send of a message the server could not take
   var RATE_DELAY = 10000; // first re-send after "too many messages"
   var MIN_BACKOFF = 1000;
   var MAX_BACKOFF = 30000;
   var MAX_OUTBOX = 50;
+  var ANSWER_TIMEOUT = 15000; // a sent message with no answer is sent again
   var CLOSE_EVENT = 'switchboard-webchat:close';
   var OPEN_EVENT = 'switchboard-webchat:open';
 
@@ -88,6 +144,14 @@
   var typingTimer = null;
   var replies = 0; // bot/operator messages seen, to place "typing…" right
   var repliesAtSend = {};
+  // The latest delivery status per client message id (status frames),
+  // applied whenever its bubble shows up or is confirmed.
+  var statuses = {};
+  // The outbox is sent one message at a time, in typed order: inFlight
+  // is the id sent and not answered yet. A message refused for now
+  // (rate limited) holds back those typed after it, so none overtakes it.
+  var inFlight = null;
+  var inFlightTimer = null;
 
   // The outbox holds messages not yet acknowledged, one key per message so
   // that tabs of the same session never overwrite each other's.
@@ -99,14 +163,24 @@
         if (it && typeof it.id === 'string' && typeof it.text === 'string') items.push(it);
       } catch (e) { storage.remove(k); }
     });
-    items.sort(function (a, b) { return (a.ts || '') < (b.ts || '') ? -1 : 1; });
+    items.sort(function (a, b) {
+      if (typeof a.n === 'number' && typeof b.n === 'number' && a.n !== b.n) return a.n - b.n;
+      return (a.ts || '') < (b.ts || '') ? -1 : (a.ts || '') > (b.ts || '') ? 1 : 0;
+    });
     while (items.length > MAX_OUTBOX) storage.remove('outbox:' + items.shift().id);
     return items;
   }
   function outboxGet(id) {
     try { return JSON.parse(storage.get('outbox:' + id)); } catch (e) { return null; }
   }
-  function outboxPut(item) { storage.set('outbox:' + item.id, JSON.stringify(item)); }
+  function outboxPut(item) {
+    if (typeof item.n !== 'number') {
+      // Typed order, across reloads and tabs: timestamps tie in a burst.
+      item.n = (parseInt(storage.get('outbox_n'), 10) || 0) + 1;
+      storage.set('outbox_n', String(item.n));
+    }
+    storage.set('outbox:' + item.id, JSON.stringify(item));
+  }
   function outboxRemove(id) {
     storage.remove('outbox:' + id);
     if (retryTimers[id]) { clearTimeout(retryTimers[id]); delete retryTimers[id]; }
@@ -202,10 +276,10 @@
   function bubble(from, text, ts, id, html) {
     var node = el('div', 'msg msg-' + from);
     if (id) node.setAttribute('data-id', id);
-    if (from === 'operator') node.appendChild(el('div', 'msg-label', 'Operator'));
-    var t = el('div', 'msg-text');
-    if (from !== 'user' && html) renderHTML(t, html); else t.textContent = text;
-    node.appendChild(t);
+    if (from === 'operator') node.appendChild(el('div', 'msg-label', t('operator')));
+    var textEl = el('div', 'msg-text');
+    if (from !== 'user' && html) renderHTML(textEl, html); else textEl.textContent = text;
+    node.appendChild(textEl);
     var meta = el('div', 'msg-meta');
     var time = el('time', 'msg-time', formatTime(ts));
     if (ts) time.setAttribute('datetime', ts);
@@ -217,10 +291,48 @@
 
   function setState(node, cls, text) {
     if (!node) return;
-    node.classList.remove('pending', 'retrying', 'failed');
+    node.classList.remove('pending', 'retrying', 'failed', 'delayed', 'undelivered', 'resending');
     if (cls) node.classList.add(cls);
     var s = node.querySelector('.msg-state');
     if (s) s.textContent = text || '';
+    var old = node.querySelector('.msg-retry');
+    if (old) old.remove();
+    if (cls === 'undelivered') {
+      var b = el('button', 'msg-retry', t('retry'));
+      b.type = 'button';
+      b.addEventListener('click', function () { retryMessage(node); });
+      node.querySelector('.msg-meta').appendChild(b);
+    }
+  }
+
+  // applyStatus shows on node what the server last said of its delivery.
+  function applyStatus(node) {
+    var id = node && node.getAttribute('data-id');
+    var st = id && statuses[id];
+    if (!st || node.classList.contains('pending') || node.classList.contains('retrying') || node.classList.contains('resending')) return;
+    if (st.state === 'delayed') setState(node, 'delayed', DELAYED[st.reason] || DELAYED.unreachable);
+    else if (st.state === 'failed') setState(node, 'undelivered', FAILED[st.reason] || FAILED.unreachable);
+    else setState(node, null, '');
+  }
+
+  // retryMessage sends an undelivered message again, with the same id
+  // and the retry flag: the gateway asks the core to queue it again.
+  function retryMessage(node) {
+    var id = node.getAttribute('data-id');
+    var text = node.querySelector('.msg-text').textContent;
+    delete statuses[id];
+    repliesAtSend[id] = replies;
+    setState(node, 'resending', connected ? t('sending') : t('offline'));
+    outboxPut({ id: id, text: text, ts: new Date().toISOString(), retry: true });
+    pump();
+  }
+
+  // The messages still waiting say whether the page is offline.
+  function showWaiting() {
+    Array.prototype.forEach.call(els.messages.querySelectorAll('.msg.pending, .msg.resending'), function (n) {
+      var s = n.querySelector('.msg-state');
+      if (s) s.textContent = connected ? t('sending') : t('offline');
+    });
   }
 
   function findByID(id) {
@@ -240,9 +352,17 @@
   }
 
   function confirmBubble(node) {
-    if (!node || !(node.classList.contains('pending') || node.classList.contains('retrying'))) return;
+    if (!node) return;
+    if (node.classList.contains('resending')) {
+      // A retry: the message keeps its place in the history.
+      setState(node, null, '');
+      applyStatus(node);
+      return;
+    }
+    if (!(node.classList.contains('pending') || node.classList.contains('retrying'))) return;
     setState(node, null, '');
     placeConfirmed(node);
+    applyStatus(node);
   }
 
   function note(text) {
@@ -273,7 +393,31 @@
   }
 
   function sendItem(item) {
-    send({ type: 'message', id: item.id, text: item.text });
+    var f = { type: 'message', id: item.id, text: item.text };
+    if (item.retry) f.retry = true;
+    return send(f);
+  }
+
+  // pump sends the oldest message of the outbox, unless one is in flight
+  // or the oldest waits to be retried: one at a time, in typed order.
+  function pump() {
+    if (!connected || inFlight) return;
+    var items = outboxItems();
+    if (!items.length || retryTimers[items[0].id]) return;
+    var item = items[0];
+    if (!sendItem(item)) return;
+    inFlight = item.id;
+    clearTimeout(inFlightTimer);
+    inFlightTimer = setTimeout(function () { answered(item.id); }, ANSWER_TIMEOUT);
+  }
+
+  // answered ends the flight of id (acknowledged, refused, or no answer
+  // in time) and sends the next.
+  function answered(id) {
+    if (inFlight !== id) return;
+    inFlight = null;
+    clearTimeout(inFlightTimer);
+    pump();
   }
 
   function onWelcome(f) {
@@ -290,7 +434,9 @@
     everConnected = true;
     attempt = 0;
     setStatus('');
-    outboxItems().forEach(sendItem);
+    inFlight = null;
+    showWaiting();
+    pump();
   }
 
   function onMessage(f) {
@@ -300,10 +446,12 @@
       if (f.from === 'user') {
         var mine = f.id ? findByID(f.id) : null;
         if (mine) {
-          outboxRemove(f.id);
+          if (!mine.classList.contains('resending')) outboxRemove(f.id);
           confirmBubble(mine);
         } else {
-          placeConfirmed(bubble('user', String(f.text), f.ts, f.id));
+          var n = bubble('user', String(f.text), f.ts, f.id);
+          placeConfirmed(n);
+          applyStatus(n);
         }
         return;
       }
@@ -322,20 +470,39 @@
     var closed = !!f.closed;
     change(function () {
       if (operator !== dialog.operator) {
-        note(operator ? 'You are now chatting with a human operator' : 'You are now chatting with the assistant');
+        note(operator ? t('now_operator') : t('now_assistant'));
       }
       if (closed && !dialog.closed) {
-        note('This conversation was closed');
+        note(t('closed'));
         hideTyping();
       }
     });
     dialog = { operator: operator, closed: closed };
   }
 
+  // onStatus shows what became of a message on its way to the assistant:
+  // late (and why), not delivered (with a Retry button), or delivered
+  // after all. The "typing…" dots stop: nobody is answering it now.
+  function onStatus(f) {
+    if (typeof f.seq === 'number') {
+      if (f.seq <= lastSeq) return;
+      setLastSeq(f.seq);
+    }
+    if (typeof f.id !== 'string' || !f.id) return;
+    statuses[f.id] = { state: String(f.state), reason: String(f.reason || '') };
+    if (f.state !== 'delivered') {
+      hideTyping();
+      delete repliesAtSend[f.id];
+    }
+    var node = findByID(f.id);
+    if (node) change(function () { applyStatus(node); });
+  }
+
   function onAck(f) {
     if (typeof f.id !== 'string') return;
     var node = findByID(f.id);
     outboxRemove(f.id);
+    answered(f.id);
     change(function () {
       confirmBubble(node);
       // "typing…" only for a message sent from this page, and only if no
@@ -349,7 +516,7 @@
 
   function onError(f) {
     if (f.code === 'too_many_connections') {
-      setStatus('This chat is open in too many windows.');
+      setStatus(t('too_many_windows'));
       return;
     }
     if (typeof f.id !== 'string' || !f.id) {
@@ -359,23 +526,26 @@
     var node = findByID(f.id);
     var item = outboxGet(f.id);
     if (f.retry) {
-      if (!item) return; // acknowledged meanwhile (through another tab)
-      setState(node, 'retrying', 'Not sent yet, retrying…');
+      if (!item) { answered(f.id); return; } // acknowledged meanwhile (through another tab)
+      var limited = f.code === 'rate_limited';
+      if (!item.retry) setState(node, 'retrying', limited ? t('rate_limited') : t('retrying'));
       item.tries = (item.tries || 0) + 1;
       outboxPut(item);
-      var base = f.code === 'rate_limited' ? RATE_DELAY : RETRY_DELAY;
+      var base = limited ? RATE_DELAY : RETRY_DELAY;
       var delay = Math.min(MAX_BACKOFF, base * Math.pow(2, Math.min(item.tries - 1, 4)));
       if (!retryTimers[f.id]) {
         retryTimers[f.id] = setTimeout(function () {
           delete retryTimers[f.id];
-          var again = outboxGet(f.id);
-          if (again) sendItem(again);
+          pump();
         }, delay);
       }
+      answered(f.id);
       return;
     }
     outboxRemove(f.id);
-    setState(node, 'failed', 'Not sent: ' + String(f.error || 'error'));
+    answered(f.id);
+    var why = f.code === 'empty' ? t('error_empty') : f.code === 'too_long' ? t('error_too_long') : t('error_other');
+    setState(node, 'failed', why);
   }
 
   function handle(f) {
@@ -386,6 +556,7 @@
       case 'event': onEvent(f); break;
       case 'ack': onAck(f); break;
       case 'error': onError(f); break;
+      case 'status': onStatus(f); break;
     }
   }
 
@@ -398,7 +569,7 @@
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
     if (ws) return;
-    setStatus(everConnected || attempt > 0 ? 'Reconnecting…' : 'Connecting…');
+    setStatus(everConnected || attempt > 0 ? t('reconnecting') : t('connecting'));
     var sock;
     try { sock = new WebSocket(wsURL()); } catch (e) { scheduleReconnect(0); return; }
     ws = sock;
@@ -416,6 +587,8 @@
       if (sock !== ws) return;
       ws = null;
       connected = false;
+      inFlight = null;
+      showWaiting();
       scheduleReconnect(e.code);
     };
   }
@@ -427,7 +600,7 @@
     var base = Math.min(MAX_BACKOFF, MIN_BACKOFF * Math.pow(2, attempt - 1));
     if (code === 1008) base = MAX_BACKOFF;
     var delay = base / 2 + Math.random() * base / 2;
-    if (els.status.textContent !== 'This chat is open in too many windows.') setStatus('Reconnecting…');
+    if (els.status.textContent !== t('too_many_windows')) setStatus(t('reconnecting'));
     clearTimeout(reconnectTimer);
     reconnectTimer = setTimeout(connect, delay);
   }
@@ -463,7 +636,7 @@
     var text = els.input.value.replace(/^\s+|\s+$/g, '');
     if (!text) return;
     if (utf8Length(text) > MAX_BYTES) {
-      els.error.textContent = 'This message is too long (at most ' + MAX_BYTES + ' bytes).';
+      els.error.textContent = t('too_long', MAX_BYTES);
       return;
     }
     els.error.textContent = '';
@@ -472,12 +645,12 @@
     repliesAtSend[item.id] = replies;
     change(function () {
       var node = bubble('user', text, item.ts, item.id);
-      setState(node, 'pending', 'Sending…');
+      setState(node, 'pending', connected ? t('sending') : t('offline'));
       els.messages.appendChild(node);
     }, true);
     els.input.value = '';
     autoresize();
-    sendItem(item);
+    pump();
   }
 
   els.form.addEventListener('submit', function (e) {
@@ -529,8 +702,9 @@
   // Messages typed before a reload and never acknowledged: show them as
   // waiting; they are re-sent (same id, the gateway dedupes) once connected.
   outboxItems().forEach(function (item) {
+    if (item.retry) return; // in the history: the replay shows it
     var node = bubble('user', item.text, item.ts, item.id);
-    setState(node, 'pending', 'Sending…');
+    setState(node, 'pending', t('offline'));
     els.messages.appendChild(node);
   });
   window.addEventListener('online', reconnectNow);

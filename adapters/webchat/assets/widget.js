@@ -4,8 +4,13 @@
 //
 // and gets a floating chat button that opens the chat page in an iframe.
 // Optional attributes on the script tag: data-label (button label and
-// iframe title), data-color (button colour), data-name (the visitor's
-// display name, passed to the chat), data-position ("left" or "right").
+// iframe title), data-color (the button's colour, and the chat's accent
+// inside the frame), data-name (the visitor's display name, passed to the
+// chat), data-position ("left" or "right").
+//
+// Its texts are in the instance's language (the lang option; "auto": the
+// browser's), from the same catalogues as the page (assets/i18n.json),
+// which the gateway writes into this file where the markers are.
 //
 // It runs on the host site, so it touches nothing but the two elements it
 // creates, sets styles through the CSSOM (which host CSPs allow), and only
@@ -27,7 +32,23 @@
   if (window[flag]) return; // loaded twice
   window[flag] = true;
 
-  var label = script.getAttribute('data-label') || 'Chat with us';
+  var TEXTS = /*@texts@*/null || {};
+  var LANG = (function (want) {
+    if (want !== 'auto' && TEXTS[want]) return want;
+    var prefs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || ''];
+    for (var i = 0; i < prefs.length; i++) {
+      var l = String(prefs[i] || '').toLowerCase();
+      if (TEXTS[l]) return l;
+      if (TEXTS[l.split('-')[0]]) return l.split('-')[0];
+    }
+    return 'en';
+  })(/*@lang@*/"auto");
+  function t(key) {
+    var c = TEXTS[LANG] || TEXTS.en;
+    return (c && c.strings[key]) || (TEXTS.en && TEXTS.en.strings[key]) || key;
+  }
+
+  var label = script.getAttribute('data-label') || t('widget_label');
   var color = script.getAttribute('data-color') || '#2563eb';
   var name = script.getAttribute('data-name') || '';
   var side = script.getAttribute('data-position') === 'left' ? 'left' : 'right';
@@ -94,7 +115,8 @@
 
   function makeFrame() {
     frame = document.createElement('iframe');
-    var url = base + '?embed=1' + (name ? '&name=' + encodeURIComponent(name) : '');
+    var url = base + '?embed=1' + (name ? '&name=' + encodeURIComponent(name) : '') +
+      (script.getAttribute('data-color') ? '&color=' + encodeURIComponent(color) : '');
     frame.src = url;
     frame.title = label;
     frame.setAttribute('allow', 'clipboard-write');
@@ -125,7 +147,7 @@
       layoutFrame();
     }
     button.setAttribute('aria-expanded', open ? 'true' : 'false');
-    button.setAttribute('aria-label', open ? 'Close chat' : label);
+    button.setAttribute('aria-label', open ? t('widget_close') : label);
     setIcon(open ? closeIcon : chatIcon);
     if (open) {
       focusChat();
