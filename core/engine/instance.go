@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/kit/lifecycle"
 )
 
 // InstanceState is where an adapter instance is in its life.
@@ -131,14 +132,7 @@ func (i *instance) watchHealth(ctx context.Context) {
 	if i.healthEvery > 0 {
 		every = i.healthEvery
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	lifecycle.Every(ctx, every, func() {
 		hctx, cancel := context.WithTimeout(ctx, healthTimeout)
 		err := hc.CheckHealth(hctx)
 		cancel()
@@ -151,7 +145,7 @@ func (i *instance) watchHealth(ctx context.Context) {
 			i.log.Info("adapter healthy again")
 		}
 		i.setHealth(err)
-	}
+	})
 }
 
 func (i *instance) snapshot() InstanceStatus {

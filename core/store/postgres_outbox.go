@@ -542,49 +542,28 @@ func (s *Postgres) queryMessages(ctx context.Context, q string, args ...any) ([]
 
 // Get implements Store.
 func (s *Postgres) Get(ctx context.Context, id int64) (Message, error) {
-	op := fmt.Sprintf("get message %d", id)
-	done, err := s.use(ctx)
-	if err != nil {
-		return Message{}, fmt.Errorf("%s: %w", op, err)
-	}
-	defer done()
-	m, err := scanPgMessage(s.pool.QueryRow(ctx, pgGetSQL, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, fmt.Errorf("%s: %w", op, ErrNotFound)
-	}
-	if err != nil {
-		return Message{}, s.fail(op, err)
-	}
-	return m, nil
+	return s.queryMessage(ctx, fmt.Sprintf("get message %d", id), pgGetSQL, id)
 }
 
 // FindByKey implements Store.
 func (s *Postgres) FindByKey(ctx context.Context, dir Direction, key string) (Message, error) {
-	const op = "find message by key"
-	done, err := s.use(ctx)
-	if err != nil {
-		return Message{}, fmt.Errorf("%s: %w", op, err)
-	}
-	defer done()
-	m, err := scanPgMessage(s.pool.QueryRow(ctx, pgFindByKeySQL, string(dir), key))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, fmt.Errorf("%s: %w", op, ErrNotFound)
-	}
-	if err != nil {
-		return Message{}, s.fail(op, err)
-	}
-	return m, nil
+	return s.queryMessage(ctx, "find message by key", pgFindByKeySQL, string(dir), key)
 }
 
 // Head implements Heads: the message the chat's heads row names.
 func (s *Postgres) Head(ctx context.Context, dir Direction, chat string) (Message, error) {
-	const op = "read the head of a chat"
+	return s.queryMessage(ctx, "read the head of a chat", pgHeadSQL, string(dir), chat)
+}
+
+// queryMessage runs a query for at most one message: ErrNotFound when it
+// finds none.
+func (s *Postgres) queryMessage(ctx context.Context, op, query string, args ...any) (Message, error) {
 	done, err := s.use(ctx)
 	if err != nil {
 		return Message{}, fmt.Errorf("%s: %w", op, err)
 	}
 	defer done()
-	m, err := scanPgMessage(s.pool.QueryRow(ctx, pgHeadSQL, string(dir), chat))
+	m, err := scanPgMessage(s.pool.QueryRow(ctx, query, args...))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Message{}, fmt.Errorf("%s: %w", op, ErrNotFound)
 	}
