@@ -102,3 +102,47 @@ func TestDemoBrowserWidgetOnHostPageChats(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// The operator console, in a browser: the visitor asks for a human, the
+// operator takes the conversation over and answers, and the chat shows
+// the answer as an operator's.
+func TestDemoBrowserOperatorConsole(t *testing.T) {
+	u := startDemo(t)
+	chat := demoBrowser(t)
+	if err := chromedp.Do(chat,
+		chromedp.Navigate(u.chat+"/chat/"),
+		chromedp.WaitVisible(chromedp.ID("input")),
+		chromedp.SendKeys(chromedp.ID("input"), "operator"),
+		chromedp.Click(chromedp.ID("send")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	console, cancel := chromedp.NewContext(chat) // a second tab
+	defer cancel()
+	if err := chromedp.Do(console,
+		chromedp.Navigate(u.console),
+		chromedp.WaitVisible(chromedp.CSS("#list li")),
+		chromedp.Click(chromedp.CSS("#list li")),
+		chromedp.WaitVisible(chromedp.ID("take")),
+		chromedp.Click(chromedp.ID("take")),
+		chromedp.WaitNotVisible(chromedp.ID("take")),
+		chromedp.SendKeys(chromedp.ID("text"), "Hi, Olga here."),
+		chromedp.Click(chromedp.CSS("#reply button[type=submit]")),
+	); err != nil {
+		t.Fatalf("operator console: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := chromedp.Run(chat, chromedp.Evaluate[string](`Array.from(document.querySelectorAll('#messages .msg-operator .msg-text')).map(e => e.textContent).join('\n')`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(got, "Olga here") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the chat shows no operator message: %q", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
