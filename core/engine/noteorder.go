@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"encoding/json"
 	"sync"
+	"time"
 
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/store"
@@ -21,12 +23,20 @@ import (
 //
 // The counts live in memory only: after a restart the records still
 // carry their changes, and only the holding of rider-less ones is lost,
-// which the notes' advisory nature allows.
+// which the notes' advisory nature allows. With replicas on one store,
+// another replica may deliver the message, and this one never hears it
+// done: so nothing is held longer than noteHoldMax.
 type noteOrder struct {
 	mu      sync.Mutex
 	riding  map[string]int         // chat → messages carrying a change, not yet done
 	waiting map[string][]dialogJob // chat → rider-less changes held behind them
+	timers  map[string]*time.Timer // chat → expire of its held changes
+	holdMax time.Duration          // 0: noteHoldMax
 }
+
+// noteHoldMax bounds how long a change waits behind a message: far more
+// than a delivery takes, short enough that a note is not lost from sight.
+const noteHoldMax = 30 * time.Second
 
 // wait notes that a message carrying a change for chat is being queued.
 func (o *noteOrder) wait(chat string) {
@@ -50,6 +60,10 @@ func (o *noteOrder) done(r *Router, chat string) {
 		delete(o.riding, chat)
 		release = o.waiting[chat]
 		delete(o.waiting, chat)
+		if t := o.timers[chat]; t != nil {
+			t.Stop()
+			delete(o.timers, chat)
+		}
 	}
 	o.mu.Unlock()
 	for _, j := range release {
@@ -65,12 +79,32 @@ func (o *noteOrder) show(r *Router, inst *instance, ev core.DialogEvent) {
 		if o.waiting == nil {
 			o.waiting = map[string][]dialogJob{}
 		}
+		if len(o.waiting[chat]) == 0 {
+			if o.timers == nil {
+				o.timers = map[string]*time.Timer{}
+			}
+			o.timers[chat] = time.AfterFunc(cmp.Or(o.holdMax, noteHoldMax), func() { o.expire(r, chat) })
+		}
 		o.waiting[chat] = append(o.waiting[chat], dialogJob{inst: inst, ev: ev})
 		o.mu.Unlock()
 		return
 	}
 	o.mu.Unlock()
 	r.showDialog(inst, ev)
+}
+
+// expire shows what is held for chat, and forgets its riding changes,
+// once noteHoldMax has passed.
+func (o *noteOrder) expire(r *Router, chat string) {
+	o.mu.Lock()
+	release := o.waiting[chat]
+	delete(o.waiting, chat)
+	delete(o.riding, chat)
+	delete(o.timers, chat)
+	o.mu.Unlock()
+	for _, j := range release {
+		r.showDialog(j.inst, j.ev)
+	}
 }
 
 // afterDelivery is the outbound dispatcher's onResult: once a message

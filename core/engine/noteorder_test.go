@@ -54,3 +54,19 @@ func TestRouterDialogNoteAfterDeadMessage(t *testing.T) {
 	}
 	waitFor(t, "the note", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.events) == 1 })
 }
+
+// A message this replica never hears done (another replica delivered it)
+// holds the chat's later changes no longer than holdMax.
+func TestRouterDialogNoteHeldAtMostHoldMax(t *testing.T) {
+	f := newRouterFixture(t, "web")
+	f.router.notes.holdMax = 50 * time.Millisecond
+	f.userSays(t, "web", "s", "m1", "hi")
+	f.router.notes.wait("web:s") // a rider another replica delivers
+	closed := webhook("web:s", "b", selarti.TypeUser, "bye")
+	closed.Close = true
+	if err := f.router.HandleWebhook(context.Background(), closed); err != nil {
+		t.Fatal(err)
+	}
+	rec := f.msgrs["web"]
+	waitFor(t, "the held note", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.events) == 1 })
+}
