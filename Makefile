@@ -1,6 +1,8 @@
 # The two commands: `make demo` (try it, no account anywhere) and `make test`.
 GO       ?= go
 PORT     ?= 8080
+# DATA, when set, is the demo's data directory, kept after exit.
+DATA     ?=
 BENCHFLAGS ?=
 # FUZZTIME, when set (e.g. 60s or 1000000x), is every fuzz target's budget.
 # By default each runs a count of inputs, about 10 s on the reference
@@ -13,9 +15,11 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 
 .PHONY: demo test build vet fmt-check deps-check fuzz deps bench bench-store clean
 
-## demo: run the webchat against a local Selarti simulator on http://127.0.0.1:$(PORT)/chat/
-demo:
-	$(GO) run ./cmd/switchboard demo --port $(PORT)
+## demo: run the webchat against a local Selarti simulator on http://127.0.0.1:$(PORT)/chat/ (DATA=dir keeps the history)
+# Built, then run, not `go run`: go run exits 1 after an interrupt even
+# when the program stopped cleanly, and make would report Ctrl+C as an error.
+demo: build
+	$(BIN) demo --port $(PORT)$(if $(DATA), --data $(DATA))
 
 ## build: build the binary into $(BIN)
 build:

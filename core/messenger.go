@@ -111,8 +111,10 @@ type HealthChecker interface {
 
 // DialogObserver is implemented by a Messenger that wants to show changes
 // of the dialog's state to the user (handed to an operator, closed). The
-// core calls it when Selarti's flags for a chat change. It is advisory: an
-// error is logged and the event is not retried.
+// core calls it when Selarti's flags for a chat change: after the Send of
+// the message that carried the change is done, so that a note about it
+// follows that message. It is advisory: an error is logged and the event
+// is not retried.
 type DialogObserver interface {
 	DialogChanged(ctx context.Context, ev DialogEvent) error
 }

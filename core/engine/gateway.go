@@ -273,6 +273,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		r.toSelarti.onDelivered = func(m store.Message) { r.echoes.recorded(m.Chat, m.ID) }
 	}
 	r.toUser = newDispatcher(store.ToUser, g.store, r.sendToUser, policy, d.Workers, g.log, g.metrics)
+	r.toUser.onResult = r.afterDelivery // a dialog change after the message that carried it
 	g.router = r
 
 	ln := g.opts.Listener

@@ -45,6 +45,8 @@ type Router struct {
 
 	// chats caches what the store knows of the chats active lately.
 	chats *chatCache
+	// notes orders dialog events after the messages that carried them.
+	notes noteOrder
 	// events queues dialog events for runEvents, which shows them one at a
 	// time so that a user sees "operator joined" before "closed".
 	events chan dialogJob
@@ -120,6 +122,11 @@ type outboundRecord struct {
 	Text      string      `json:"t"`
 	From      core.Sender `json:"f"`
 	Dialog    uint32      `json:"d"`
+	// Prev, when set, is the dialog's flags before this message changed
+	// them: the change is shown once the message is delivered (or given
+	// up), since the user must read "Connecting you to a human..." before
+	// the note that a human has joined.
+	Prev *uint32 `json:"p,omitempty"`
 }
 
 // deliverFunc returns the DeliverFunc handed to one instance's Start.
@@ -251,7 +258,8 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 		return fmt.Errorf("%w %q", ErrUnknownInstance, chat.Instance)
 	}
 	dialog := dialogFromWebhook(wh)
-	if err := r.updateDialog(ctx, inst, chat, dialog); err != nil {
+	ev, changed, err := r.updateDialog(ctx, inst, chat, dialog)
+	if err != nil {
 		return err
 	}
 	for _, w := range wh.Warnings {
@@ -263,6 +271,11 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 		// Sending it to the user would echo every message (and on
 		// networks that relay bot messages, loop). It is proof that
 		// Selarti took the message, though.
+		if changed {
+			// No message of its own to wait for; still after the notes
+			// of messages queued before it (see noteOrder).
+			r.notes.show(r, inst, ev)
+		}
 		if r.echoes != nil {
 			if err := r.settleByEcho(ctx, inst, chat, wh.MessageText); err != nil {
 				return err
@@ -272,12 +285,17 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 		inst.log.Debug("user echo suppressed", "chat", chat.Native, "message_id", wh.MessageID)
 		return nil
 	}
-	payload, err := json.Marshal(outboundRecord{
+	rec := outboundRecord{
 		MessageID: wh.MessageID,
 		Text:      wh.MessageText,
 		From:      core.Sender(wh.MessageType),
 		Dialog:    dialogFlags(dialog),
-	})
+	}
+	if changed {
+		prev := dialogFlags(ev.Previous)
+		rec.Prev = &prev
+	}
+	payload, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode message: %w", err)
 	}
@@ -287,14 +305,23 @@ func (r *Router) HandleWebhook(ctx context.Context, wh selarti.Webhook) error {
 		DedupeKey: wh.MessageID,
 		Payload:   payload,
 	}
-	_, err = r.queue(ctx, inst, m, r.toUser)
+	if changed {
+		// Before queue: the fast path may deliver it before queue returns.
+		r.notes.wait(chat.String())
+	}
+	dup, err := r.queue(ctx, inst, m, r.toUser)
+	if changed && (err != nil || dup) {
+		// Not queued, so its note will not come after it: shown now.
+		r.notes.show(r, inst, ev)
+		r.notes.done(r, chat.String())
+	}
 	return err
 }
 
 // updateDialog checks that a user wrote from chat (else ErrUnknownChat),
 // stores the chat's dialog flags and, when they changed, logs the change
-// and tells the adapter if it wants to know.
-func (r *Router) updateDialog(ctx context.Context, inst *instance, chat ChatID, now core.DialogState) error {
+// and returns it as an event for the caller to show (see noteOrder).
+func (r *Router) updateDialog(ctx context.Context, inst *instance, chat ChatID, now core.DialogState) (core.DialogEvent, bool, error) {
 	id := chat.String()
 	mu := r.chats.lock(id)
 	mu.Lock()
@@ -306,14 +333,14 @@ func (r *Router) updateDialog(ctx context.Context, inst *instance, chat ChatID, 
 	}
 	mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("update dialog state: %w", err)
+		return core.DialogEvent{}, false, fmt.Errorf("update dialog state: %w", err)
 	}
 	if !info.Known {
-		return fmt.Errorf("%w %q", core.ErrUnknownChat, id)
+		return core.DialogEvent{}, false, fmt.Errorf("%w %q", core.ErrUnknownChat, id)
 	}
 	prev := dialogFromFlags(info.Flags)
 	if prev == now {
-		return nil
+		return core.DialogEvent{}, false, nil
 	}
 	for _, c := range dialogChanges(prev, now) {
 		r.metrics.dialogEvents.WithLabelValues(c.flag, fmt.Sprint(c.value)).Inc()
@@ -321,18 +348,22 @@ func (r *Router) updateDialog(ctx context.Context, inst *instance, chat ChatID, 
 	inst.log.Info("dialog state changed", "chat", chat.Native,
 		"operator", now.Operator, "closed", now.Closed, "got_contact", now.GotContact,
 		"interest", now.Interest, "success", now.Success)
+	return core.DialogEvent{ChatID: chat.Native, Previous: prev, Current: now}, true, nil
+}
+
+// showDialog hands ev to the instance's Messenger if it wants to know.
+// Possibly slow (a network call): shown by runEvents, outside the webhook
+// request, so that Selarti gets its 2xx at once.
+func (r *Router) showDialog(inst *instance, ev core.DialogEvent) {
 	obs, ok := inst.messenger.(core.DialogObserver)
 	if !ok || !inst.running() {
-		return nil
+		return
 	}
-	// Possibly slow (a network call): shown outside the webhook request,
-	// so that Selarti gets its 2xx at once.
 	select {
-	case r.events <- dialogJob{inst: inst, obs: obs, ev: core.DialogEvent{ChatID: chat.Native, Previous: prev, Current: now}}:
+	case r.events <- dialogJob{inst: inst, obs: obs, ev: ev}:
 	default:
-		inst.log.Warn("dialog event queue full, event not shown", "chat", chat.Native)
+		inst.log.Warn("dialog event queue full, event not shown", "chat", ev.ChatID)
 	}
-	return nil
 }
 
 // chatInfo returns what the store knows of chat, from the cache when it

@@ -23,6 +23,7 @@ type recorder struct {
 	mu     sync.Mutex
 	sent   []core.Outbound
 	events []core.DialogEvent
+	order  []string // "msg:<text>" and "note:operator=<bool>,closed=<bool>", as they came
 	fail   func(core.Outbound) error
 	notify chan struct{}
 }
@@ -42,6 +43,7 @@ func (r *recorder) Send(_ context.Context, m core.Outbound) error {
 	}
 	r.mu.Lock()
 	r.sent = append(r.sent, m)
+	r.order = append(r.order, "msg:"+m.Text)
 	r.mu.Unlock()
 	r.notify <- struct{}{}
 	return nil
@@ -49,6 +51,7 @@ func (r *recorder) Send(_ context.Context, m core.Outbound) error {
 func (r *recorder) DialogChanged(_ context.Context, ev core.DialogEvent) error {
 	r.mu.Lock()
 	r.events = append(r.events, ev)
+	r.order = append(r.order, fmt.Sprintf("note:operator=%v,closed=%v", ev.Current.Operator, ev.Current.Closed))
 	r.mu.Unlock()
 	r.notify <- struct{}{}
 	return nil
@@ -153,6 +156,7 @@ func newRouterFixtureOn(t *testing.T, shared store.Store, setup func(*Router), n
 	policy := retryPolicy{initial: 5 * time.Millisecond, max: 20 * time.Millisecond, maxAttempts: 3, maxAge: time.Hour, attemptTimeout: time.Second}
 	r.toSelarti = newDispatcher(store.ToSelarti, st, r.sendToSelarti, policy, 4, log, m)
 	r.toUser = newDispatcher(store.ToUser, st, r.sendToUser, policy, 4, log, m)
+	r.toUser.onResult = r.afterDelivery     // a dialog change after the message that carried it
 	r.toSelarti.onResult = r.reportDelivery // as the gateway wires it
 	if setup != nil {
 		setup(r)

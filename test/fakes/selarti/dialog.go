@@ -27,6 +27,10 @@ type dialog struct {
 	contacts []string // distinct, in the order given
 
 	closed, getContact, interest, operator, success bool
+	// human is set when an operator took the dialog over in the operator
+	// console: the assistant falls silent in it, as Selarti's AI does
+	// once a human has the dialog.
+	human bool
 
 	// queue holds the dialog's webhooks in order. One goroutine drains it
 	// while it is non-empty and exits when it is empty (running says
@@ -80,6 +84,9 @@ func (s *Server) accept(msg Received, ready <-chan struct{}) bool {
 	// A closed dialog reopens when the user writes again.
 	d.closed = false
 	s.enqueueLocked(d, s.messageLocked(d, selarti.TypeUser, msg.Text, ready, 0))
+	if d.human {
+		return true // the operator answers, from the console
+	}
 
 	// What the assistant concludes from the message shows from its reply
 	// on, as the AI marks the dialog when it answers.
@@ -105,18 +112,28 @@ func (s *Server) accept(msg Received, ready <-chan struct{}) bool {
 // webhook stays queued. If chatID has dialogs in several tasks, the one
 // that last received a message is used.
 func (s *Server) InjectOperator(ctx context.Context, chatID, text string) error {
+	err := s.operatorWrites(ctx, text, func() *dialog { return s.lastByChat[chatID] })
+	if err != nil {
+		return fmt.Errorf("inject operator message into chat %q: %w", chatID, err)
+	}
+	return nil
+}
+
+// operatorWrites is InjectOperator into the dialog find returns (called
+// under s.mu; nil: ErrNoDialog).
+func (s *Server) operatorWrites(ctx context.Context, text string, find func() *dialog) error {
 	if strings.TrimSpace(text) == "" {
-		return fmt.Errorf("inject operator message into chat %q: empty text", chatID)
+		return errors.New("empty text")
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("inject operator message into chat %q: %w", chatID, errClosed)
+		return errClosed
 	}
-	d := s.lastByChat[chatID]
+	d := find()
 	if d == nil {
 		s.mu.Unlock()
-		return fmt.Errorf("inject operator message into chat %q: %w", chatID, ErrNoDialog)
+		return ErrNoDialog
 	}
 	d.operator = true
 	j := s.messageLocked(d, selarti.TypeOperator, text, nil, 0)
@@ -126,14 +143,11 @@ func (s *Server) InjectOperator(ctx context.Context, chatID, text string) error 
 
 	select {
 	case err := <-j.done:
-		if err != nil {
-			return fmt.Errorf("inject operator message into chat %q: %w", chatID, err)
-		}
-		return nil
+		return err
 	case <-ctx.Done():
-		return fmt.Errorf("inject operator message into chat %q: %w", chatID, ctx.Err())
+		return ctx.Err()
 	case <-s.ctx.Done():
-		return fmt.Errorf("inject operator message into chat %q: %w", chatID, errClosed)
+		return errClosed
 	}
 }
 

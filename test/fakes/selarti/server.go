@@ -261,6 +261,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAPI(rw, r)
 	case r.Method == http.MethodGet && (strings.HasPrefix(r.URL.Path, panelPrefix) || strings.HasPrefix(r.URL.Path, sharePrefix)):
 		s.servePanel(rw, r)
+	case strings.HasPrefix(r.URL.Path, operatorPrefix):
+		s.serveOperator(rw, r)
 	default:
 		writeBubbleError(rw, http.StatusNotFound, "NOT_FOUND", "page not found", 0)
 	}
