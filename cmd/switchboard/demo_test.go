@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -346,7 +345,7 @@ func TestMakeDemoPassesData(t *testing.T) {
 
 // demoChildEnv makes the test binary run the demo as main would (see
 // TestDemoExitsZeroOnSignal).
-const demoChildEnv = "SWITCHBOARD_DEMO_CHILD"
+const demoChildEnv = "SWITCHBOARD_TEST_DEMO_CHILD" // SWITCHBOARD_TEST_: not taken for a config override
 
 func TestMain(m *testing.M) {
 	if os.Getenv(demoChildEnv) == "1" {
@@ -369,8 +368,8 @@ func TestDemoExitsZeroOnSignal(t *testing.T) {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), demoChildEnv+"=1")
 			out := &testutil.SyncBuffer{}
-			var stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = out, &stderr
+			stderr := &testutil.SyncBuffer{}
+			cmd.Stdout, cmd.Stderr = out, stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
