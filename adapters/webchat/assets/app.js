@@ -528,7 +528,11 @@
     if (f.retry) {
       if (!item) { answered(f.id); return; } // acknowledged meanwhile (through another tab)
       var limited = f.code === 'rate_limited';
-      if (!item.retry) setState(node, 'retrying', limited ? t('rate_limited') : t('retrying'));
+      // deliver_failed: the gateway itself could not take the message
+      // (its store is failing, or it is stopping); anything else retryable
+      // gets the plain text.
+      var reason = limited ? t('rate_limited') : f.code === 'deliver_failed' ? t('service_busy') : t('retrying');
+      if (!item.retry) setState(node, 'retrying', reason);
       item.tries = (item.tries || 0) + 1;
       outboxPut(item);
       var base = limited ? RATE_DELAY : RETRY_DELAY;
