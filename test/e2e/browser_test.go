@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard-gw/switchboard/core/engine"
@@ -445,5 +447,56 @@ func TestBrowserWebchatOfflineThenSent(t *testing.T) {
 	waitForText(ctx, t, botTexts, `You said: "still there?"`)
 	if got := receivedTexts(e); len(got) != 1 || got[0] != "still there?" {
 		t.Fatalf("selarti received %q, want the message once", got)
+	}
+}
+
+// TestBrowserWebchatRightToLeft: a right-to-left catalogue (a Hebrew one,
+// put beside the real ones before the page reads them, with a browser
+// that prefers Hebrew) turns the page around: the document's direction
+// is rtl, and the user's own message sits on the left, where it sits on
+// the right in a left-to-right language. Nothing in the page's layout is
+// written for one direction only.
+func TestBrowserWebchatRightToLeft(t *testing.T) {
+	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{{Name: "web", Kind: "webchat", TaskID: "t"}}})
+	const hebrew = `
+Object.defineProperty(navigator, 'languages', {get: () => ['he-IL', 'he']});
+Object.defineProperty(window, 'switchboardWebchatTexts', {configurable: true, get() { return undefined; },
+  set(v) { v.he = {name: 'עברית', dir: 'rtl', strings: Object.assign({}, v.en.strings, {placeholder: 'הקלידו הודעה…'})};
+    Object.defineProperty(window, 'switchboardWebchatTexts', {value: v, writable: true, configurable: true}); }});`
+	// side is where the user's message sits in the message list.
+	const side = `(() => { const m = document.querySelector('#messages .msg-user'), l = document.getElementById('messages');
+	  if (!m) return ''; const r = m.getBoundingClientRect(), c = l.getBoundingClientRect();
+	  return document.documentElement.dir + ' ' + (r.left + r.right < c.left + c.right ? 'left' : 'right'); })()`
+	for _, tc := range []struct {
+		name, init, want, placeholder string
+	}{
+		{"ltr", "", "ltr right", "Type a message…"},
+		{"rtl", hebrew, "rtl left", "הקלידו הודעה…"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := newBrowser(t)
+			if tc.init != "" {
+				addScript := func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+					_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: tc.init})
+					return chromedp.Void{}, err
+				}
+				if err := chromedp.Do(ctx, addScript); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := chromedp.Do(ctx, chromedp.Navigate(e.base+"/chat/"), chromedp.WaitVisible(chromedp.ID("input"))); err != nil {
+				t.Fatal(err)
+			}
+			if got := evalString(ctx, t, `document.getElementById('input').placeholder`); got != tc.placeholder {
+				t.Fatalf("placeholder %q, want %q: the catalogue was not picked", got, tc.placeholder)
+			}
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { document.getElementById('input').value = 'shalom'; document.getElementById('send').click(); return true; })()`)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(ctx, t, `!!document.querySelector('#messages .msg-user')`, 10*time.Second)
+			if got := evalString(ctx, t, side); got != tc.want {
+				t.Fatalf("direction and side of the user's message: %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
