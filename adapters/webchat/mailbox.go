@@ -230,10 +230,6 @@ func openMailboxFile(ctx context.Context, path string, historyLimit int) (_ *mai
 	if err := m.recoverUnsynced(ctx, abs+unsyncedSuffix); err != nil {
 		return nil, err
 	}
-	wstmts, err := sqlitedb.PrepareAll(ctx, m.wdb, mailboxWrites)
-	if err != nil {
-		return nil, err
-	}
 	if m.rdb, err = sqlitedb.OpenReader(abs); err != nil {
 		return nil, err
 	}
@@ -241,7 +237,9 @@ func openMailboxFile(ctx context.Context, path string, historyLimit int) (_ *mai
 		return nil, err
 	}
 
-	m.commits = sqlitedb.NewCommitter(m.wdb, wstmts)
+	if m.commits, err = sqlitedb.NewCommitter(ctx, m.wdb, mailboxWrites); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

@@ -325,15 +325,27 @@ func TestMailboxSettings(t *testing.T) {
 	mb := openTestMailbox(t, path, 10)
 	var mode string
 	var sync, version int
-	if err := mb.wdb.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+	// The settings of the write connection itself, which the committer
+	// holds.
+	err := mb.commits.Conn(context.Background(), func(conn *sql.Conn) error {
+		ctx := context.Background()
+		if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+			return err
+		}
+		if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+			return err
+		}
+		return conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version)
+	})
+	if err != nil || mode != "wal" {
 		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
 	}
 	// 2 is FULL: a commit is synced before append returns.
-	if err := mb.wdb.QueryRow("PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
-		t.Fatalf("synchronous = %d, %v; want 2 (FULL)", sync, err)
+	if sync != 2 {
+		t.Fatalf("synchronous = %d; want 2 (FULL)", sync)
 	}
-	if err := mb.wdb.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != mailboxSchemaVersion {
-		t.Fatalf("user_version = %d, %v; want %d", version, err, mailboxSchemaVersion)
+	if version != mailboxSchemaVersion {
+		t.Fatalf("user_version = %d; want %d", version, mailboxSchemaVersion)
 	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {

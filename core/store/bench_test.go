@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -242,28 +243,15 @@ func BenchmarkClaimManyChats(b *testing.B) {
 // with one message due in a year, in one transaction: Enqueue, one commit
 // each, would take minutes. The store sees them once it is opened again.
 func bulkLoad(b *testing.B, st *store.SQLite, due, backoff int, base time.Time) {
-	db := store.DBOf(st)
-	tx, err := db.Begin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tx.Rollback()
 	later := base.Add(365 * 24 * time.Hour).UnixNano()
-	stmts := []struct {
-		q    string
-		args []any
-	}{
-		{`WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+	const q = `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
 			INSERT INTO messages (dir, chat, payload, state, created_at, next_at)
-			SELECT 'to_user', 'bulk:' || i, x'', 'pending', ?, CASE WHEN i < ? THEN 0 ELSE ? END FROM n`,
-			[]any{due + backoff, base.UnixNano(), due, later}},
-	}
-	for _, s := range stmts {
-		if _, err := tx.Exec(s.q, s.args...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
+			SELECT 'to_user', 'bulk:' || i, x'', 'pending', ?, CASE WHEN i < ? THEN 0 ELSE ? END FROM n`
+	err := store.WithWriteConn(st, func(conn *sql.Conn) error {
+		_, err := conn.ExecContext(context.Background(), q, due+backoff, base.UnixNano(), due, later)
+		return err
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
 }

@@ -9,9 +9,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// DBOf gives the store_test tests the database behind s, to inspect the
-// schema and the query plans, and to load many rows fast in benchmarks.
-func DBOf(s *SQLite) *sql.DB { return s.wdb }
+// ReadDBOf gives the store_test tests the read connections behind s, to
+// inspect the schema and the query plans.
+func ReadDBOf(s *SQLite) *sql.DB { return s.rdb }
+
+// WithWriteConn runs fn on the store's write connection, between two of
+// the committer's commits.
+func WithWriteConn(s *SQLite, fn func(*sql.Conn) error) error {
+	return s.commits.Conn(context.Background(), fn)
+}
 
 // PendingSQL is pendingSQL, for the query-plan test.
 const PendingSQL = pendingSQL

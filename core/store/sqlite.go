@@ -147,10 +147,6 @@ func openSQLite(ctx context.Context, path string, shared bool) (*SQLite, error) 
 			return nil, err
 		}
 	}
-	wstmts, err := sqlitedb.PrepareAll(ctx, db, writeQueries)
-	if err != nil {
-		return nil, err
-	}
 	if err := s.loadPending(ctx, db); err != nil {
 		return nil, err
 	}
@@ -163,7 +159,9 @@ func openSQLite(ctx context.Context, path string, shared bool) (*SQLite, error) 
 		return nil, err
 	}
 
-	s.commits = sqlitedb.NewCommitter(db, wstmts)
+	if s.commits, err = sqlitedb.NewCommitter(ctx, db, writeQueries); err != nil {
+		return nil, err
+	}
 	ok = true
 	return s, nil
 }

@@ -419,7 +419,7 @@ func TestSQLiteFileMode(t *testing.T) {
 func TestSQLitePendingPlan(t *testing.T) {
 	s := openSQLite(t, filepath.Join(t.TempDir(), "store.db"))
 	defer s.Close()
-	rows, err := store.DBOf(s).Query("EXPLAIN QUERY PLAN "+store.PendingSQL, "to_user")
+	rows, err := store.ReadDBOf(s).Query("EXPLAIN QUERY PLAN "+store.PendingSQL, "to_user")
 	mustNil(t, err)
 	defer rows.Close()
 	var plan []string
@@ -484,7 +484,7 @@ func TestSQLiteUpgradeFromVersion1(t *testing.T) {
 		t.Fatalf("chat after the upgrade = %+v, %v; want known, flags 5", c, err)
 	}
 	var n int
-	mustNil(t, store.DBOf(s).QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('heads', 'heads_claim', 'messages_pending_chat')").Scan(&n))
+	mustNil(t, store.ReadDBOf(s).QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('heads', 'heads_claim', 'messages_pending_chat')").Scan(&n))
 	if n != 0 {
 		t.Fatalf("%d of the claim order's old tables and indexes are left after the upgrade", n)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +44,9 @@ const (
 
 // request is one call's write, waiting for the committer.
 type request struct {
-	fn      func(t *Tx) error // nil for a checkpoint
-	ckpt    bool
-	then    func() // optional: after the commit, in the committer
+	fn      func(t *Tx) error       // nil for a raw request
+	raw     func(c *sql.Conn) error // a Checkpoint or a Conn call
+	then    func()                  // optional: after the commit, in the committer
 	durable bool
 	state   atomic.Int32
 	done    chan error // buffered: the committer never blocks on it
@@ -55,8 +56,14 @@ type request struct {
 // connection it was given, and closes it in Close. Its methods are safe
 // for concurrent use.
 type Committer struct {
-	db    *sql.DB
-	stmts map[string]*sql.Stmt // prepared on db
+	db *sql.DB
+	// conn is db's one connection, held by the committer for its whole
+	// life, and stmts are prepared on it: a statement runs on it directly,
+	// where a statement prepared on db would go through database/sql's
+	// pool and be wrapped anew for each transaction (Tx.Stmt), which cost
+	// a tenth of the bytes the gateway allocated per round trip.
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
 
 	writes   chan *request
 	stop     chan struct{} // closed by Close to end the committer
@@ -71,19 +78,35 @@ type Committer struct {
 }
 
 // NewCommitter starts the committer on db, the connection OpenWriter
-// opened, which it owns from now on: nothing else may write through it.
-// stmts are statements prepared on db (PrepareAll); Tx runs a query that
-// is among them prepared.
-func NewCommitter(db *sql.DB, stmts map[string]*sql.Stmt) *Committer {
+// opened, which it owns from now on: nothing else may use it. It prepares
+// queries on it; Tx runs a query that is among them prepared.
+func NewCommitter(ctx context.Context, db *sql.DB, queries []string) (*Committer, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("take the write connection: %w", err)
+	}
+	stmts := make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := conn.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range stmts {
+				_ = st.Close()
+			}
+			_ = conn.Close()
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
+		stmts[q] = st
+	}
 	c := &Committer{
 		db:       db,
+		conn:     conn,
 		stmts:    stmts,
 		writes:   make(chan *request, maxBatch),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
 	go c.loop()
-	return c
+	return c, nil
 }
 
 // Close stops the committer, once the write it may be running has
@@ -98,7 +121,15 @@ func (c *Committer) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		<-c.loopDone
-		err = c.db.Close()
+		// Statements prepared on a Conn are the caller's to close
+		// (database/sql closes only those prepared on the DB), and SQLite
+		// does not truly close a connection with statements open: the
+		// last close would not checkpoint the WAL.
+		var errs []error
+		for _, st := range c.stmts {
+			errs = append(errs, st.Close())
+		}
+		err = errors.Join(append(errs, c.conn.Close(), c.db.Close())...)
 	})
 	return err
 }
@@ -108,40 +139,36 @@ func (c *Committer) Close() error {
 // context: cancelling a statement inside an explicit transaction can roll
 // back the whole transaction, other callers' writes included.
 type Tx struct {
-	tx    *sql.Tx
+	conn  *sql.Conn // in a transaction: BEGIN IMMEDIATE ran on it
 	stmts map[string]*sql.Stmt
 }
 
-func (t *Tx) stmt(q string) *sql.Stmt {
-	if st := t.stmts[q]; st != nil {
-		return t.tx.Stmt(st) // reuses the statement prepared on this connection
-	}
-	return nil
-}
+// bg is the context of the statements (see Tx).
+var bg = context.Background()
 
 // Exec runs q in the transaction, as sql.Tx.Exec does.
 func (t *Tx) Exec(q string, args ...any) (sql.Result, error) {
-	if st := t.stmt(q); st != nil {
+	if st := t.stmts[q]; st != nil {
 		return st.Exec(args...)
 	}
-	return t.tx.Exec(q, args...)
+	return t.conn.ExecContext(bg, q, args...)
 }
 
 // QueryRow runs q in the transaction, as sql.Tx.QueryRow does.
 func (t *Tx) QueryRow(q string, args ...any) *sql.Row {
-	if st := t.stmt(q); st != nil {
+	if st := t.stmts[q]; st != nil {
 		return st.QueryRow(args...)
 	}
-	return t.tx.QueryRow(q, args...)
+	return t.conn.QueryRowContext(bg, q, args...)
 }
 
 // Query runs q in the transaction, as sql.Tx.Query does. The caller closes
 // the rows before fn returns.
 func (t *Tx) Query(q string, args ...any) (*sql.Rows, error) {
-	if st := t.stmt(q); st != nil {
+	if st := t.stmts[q]; st != nil {
 		return st.Query(args...)
 	}
-	return t.tx.Query(q, args...)
+	return t.conn.QueryContext(bg, q, args...)
 }
 
 // Write runs fn in a committed transaction, through the committer, and
@@ -217,7 +244,15 @@ var ErrCheckpointBusy = errors.New("checkpoint incomplete: a reader is using the
 // checkpoint that fails (the database file cannot grow on a full disk)
 // loses nothing: the WAL keeps what it held.
 func (c *Committer) Checkpoint(ctx context.Context) error {
-	return c.submit(ctx, &request{ckpt: true, done: make(chan error, 1)})
+	return c.Conn(ctx, func(*sql.Conn) error { return c.checkpoint() })
+}
+
+// Conn runs fn with the write connection, in the committer, between two
+// commits and outside any transaction: for what must see or set that one
+// connection (a PRAGMA of it, a bulk load in a test). Writes queued behind
+// it wait until fn returns. fn must leave no transaction open.
+func (c *Committer) Conn(ctx context.Context, fn func(conn *sql.Conn) error) error {
+	return c.submit(ctx, &request{raw: fn, done: make(chan error, 1)})
 }
 
 // checkpointBusyTimeout is how long a Checkpoint waits for readers to
@@ -233,16 +268,16 @@ func (c *Committer) checkpoint() error {
 		return c.broken
 	}
 	ctx := context.Background()
-	if _, err := c.db.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", checkpointBusyTimeout.Milliseconds())); err != nil {
+	if _, err := c.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", checkpointBusyTimeout.Milliseconds())); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	defer func() {
-		if _, err := c.db.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds())); err != nil {
+		if _, err := c.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds())); err != nil {
 			c.broken = fmt.Errorf("store needs reopening: restore busy_timeout: %w", err)
 		}
 	}()
 	var busy, walFrames, copied int
-	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &walFrames, &copied); err != nil {
+	if err := c.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &walFrames, &copied); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	if busy != 0 {
@@ -283,13 +318,13 @@ func (c *Committer) loop() {
 // correct.
 func (c *Committer) commit(batch []*request) {
 	lazy, durable := c.lazy[:0], c.durable[:0]
-	var ckpts []*request
+	var raws []*request
 	for _, r := range batch {
 		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
 			continue // its caller gave up and returned
 		}
-		if r.ckpt {
-			ckpts = append(ckpts, r)
+		if r.raw != nil {
+			raws = append(raws, r)
 		} else if r.durable {
 			durable = append(durable, r)
 		} else {
@@ -298,8 +333,12 @@ func (c *Committer) commit(batch []*request) {
 	}
 	c.commitPart(lazy, false)
 	c.commitPart(durable, true)
-	for _, r := range ckpts {
-		r.done <- c.checkpoint()
+	for _, r := range raws {
+		if c.broken != nil {
+			r.done <- c.broken
+			continue
+		}
+		r.done <- r.raw(c.conn)
 	}
 	clear(lazy)
 	clear(durable)
@@ -342,45 +381,65 @@ func (c *Committer) runBatch(live []*request, durable bool) (errs []error, err e
 	errs = make([]error, len(live))
 	ctx := context.Background()
 	if !durable {
-		if _, err := c.db.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		if _, err := c.conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
 			return errs, fmt.Errorf("lower synchronous: %w", err)
 		}
 		defer func() {
-			if _, rerr := c.db.ExecContext(ctx, "PRAGMA synchronous = FULL"); rerr != nil {
+			if _, rerr := c.conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); rerr != nil {
 				// Never commit a durable write without FULL: stop writing.
 				c.broken = fmt.Errorf("store needs reopening: restore synchronous=FULL: %w", rerr)
 			}
 		}()
 	}
 
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
+	// The transaction is run by hand on the held connection, as
+	// database/sql's BeginTx would with _txlock=immediate (OpenWriter).
+	if _, err := c.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return errs, err
 	}
-	t := &Tx{tx: tx, stmts: c.stmts}
+	t := &Tx{conn: c.conn, stmts: c.stmts}
 	if len(live) == 1 {
 		// The usual case under light load: no savepoint needed.
 		if errs[0] = live[0].fn(t); errs[0] != nil {
-			_ = tx.Rollback()
-			return errs, nil
+			return errs, c.rollback()
 		}
-		return errs, tx.Commit()
+		return errs, c.commitTx()
 	}
 	for i, r := range live {
 		if _, err := t.Exec("SAVEPOINT w"); err != nil {
-			_ = tx.Rollback()
-			return errs, err
+			return errs, errors.Join(err, c.rollback())
 		}
 		if errs[i] = r.fn(t); errs[i] != nil {
 			if _, err := t.Exec("ROLLBACK TO w"); err != nil {
-				_ = tx.Rollback()
-				return errs, err
+				return errs, errors.Join(err, c.rollback())
 			}
 		}
 		if _, err := t.Exec("RELEASE w"); err != nil {
-			_ = tx.Rollback()
-			return errs, err
+			return errs, errors.Join(err, c.rollback())
 		}
 	}
-	return errs, tx.Commit()
+	return errs, c.commitTx()
+}
+
+// commitTx commits the transaction runBatch began. A COMMIT that fails
+// (a full disk) can leave the transaction open in SQLite: it is rolled
+// back, so that the next batch does not begin inside it.
+func (c *Committer) commitTx() error {
+	if _, err := c.conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+		return errors.Join(err, c.rollback())
+	}
+	return nil
+}
+
+// rollback ends the transaction runBatch began, undoing it. A rollback
+// that fails when SQLite has already ended the transaction (it rolls back
+// by itself on some errors) is no failure; any other leaves the
+// connection in an unknown state, and the committer stops writing.
+func (c *Committer) rollback() error {
+	_, err := c.conn.ExecContext(context.Background(), "ROLLBACK")
+	if err == nil || strings.Contains(err.Error(), "no transaction is active") {
+		return nil
+	}
+	c.broken = fmt.Errorf("store needs reopening: roll back a failed write: %w", err)
+	return c.broken
 }

@@ -38,11 +38,10 @@ func openCommitter(t *testing.T) (*Committer, string) {
 	if _, err := db.ExecContext(ctx, qCreate); err != nil {
 		t.Fatal(err)
 	}
-	stmts, err := PrepareAll(ctx, db, []string{qInsert})
+	c, err := NewCommitter(ctx, db, []string{qInsert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := NewCommitter(db, stmts)
 	t.Cleanup(func() { c.Close() })
 	return c, path
 }

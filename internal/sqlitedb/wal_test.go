@@ -42,7 +42,7 @@ func writeRows(t *testing.T, c *Committer, prefix string, n, size int) {
 func TestWALSizeLimit(t *testing.T) {
 	c, path := openCommitter(t)
 	var limit int64
-	if err := c.db.QueryRow("PRAGMA journal_size_limit").Scan(&limit); err != nil || limit != WALSizeLimit {
+	if err := c.conn.QueryRowContext(context.Background(), "PRAGMA journal_size_limit").Scan(&limit); err != nil || limit != WALSizeLimit {
 		t.Fatalf("journal_size_limit = %d (%v), want %d", limit, err, WALSizeLimit)
 	}
 	// A reader in a transaction keeps every frame after its snapshot.
@@ -125,7 +125,7 @@ func TestCheckpointBusy(t *testing.T) {
 	}
 	// The busy timeout for writes is back.
 	var ms int
-	if err := c.db.QueryRow("PRAGMA busy_timeout").Scan(&ms); err != nil || ms != int(busyTimeout.Milliseconds()) {
+	if err := c.conn.QueryRowContext(context.Background(), "PRAGMA busy_timeout").Scan(&ms); err != nil || ms != int(busyTimeout.Milliseconds()) {
 		t.Fatalf("busy_timeout after a checkpoint = %d (%v), want %d", ms, err, busyTimeout.Milliseconds())
 	}
 	rtx.Rollback()
