@@ -33,6 +33,11 @@ type slackDriver struct {
 	team *fakeslack.Team
 
 	users []fakeslack.User
+	// procs is how many target processes were configured (Adapter is
+	// called once per gateway replica, RelayArgs once for the relay):
+	// each opens its own slackSocketConns connections, as every replica
+	// does (Slack spreads the events over all of an app's connections).
+	procs int
 	once  sync.Once
 }
 
@@ -69,6 +74,7 @@ func (d *slackDriver) Prepare(context.Context) error {
 // benchmark's max step exceeds (it sends a chat's next message as soon as
 // the last is answered). Everything else keeps its default.
 func (d *slackDriver) Adapter(instance, task string, _ int) string {
+	d.procs++
 	return fmt.Sprintf(`    - name: %s
       kind: slack
       task_id: %q
@@ -85,12 +91,13 @@ func (d *slackDriver) Adapter(instance, task string, _ int) string {
 
 // RelayArgs puts the relay in slack mode against the fake.
 func (d *slackDriver) RelayArgs() []string {
+	d.procs++
 	return []string{"-mode", "slack", "-slack-api", d.fake.URL(), "-slack-bot-token", d.team.BotToken(),
 		"-slack-app-token", d.team.AppToken(), "-slack-conns", strconv.Itoa(slackSocketConns)}
 }
 
 // Open adds the chats' users, waits until the target's Socket Mode
-// connections are open (an event raised before is queued, not lost, but
+// connections are open (all of them: slackSocketConns per process) (an event raised before is queued, not lost, but
 // its wait would count in its latency), then takes the app's posts as
 // replies. base is unused: the target connects to the fake.
 func (d *slackDriver) Open(ctx context.Context, _ string, chats int, onReply func(string, time.Time), _ func(string)) error {
@@ -103,7 +110,7 @@ func (d *slackDriver) Open(ctx context.Context, _ string, chats int, onReply fun
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := d.team.WaitOpen(wctx, slackSocketConns); err != nil {
+	if err := d.team.WaitOpen(wctx, d.Conns()); err != nil {
 		return fmt.Errorf("the target opened no Socket Mode connections (%d open): %w", d.team.OpenConnections(), err)
 	}
 	d.team.Observe(func(m fakeslack.PostedMessage) {
@@ -127,12 +134,13 @@ func (d *slackDriver) Send(_ context.Context, chat int, _ string, text string) (
 	return at, nil
 }
 
-// Conns is the target's Socket Mode connections; its Web API calls go
-// over keep-alive connections of its own choosing.
-func (d *slackDriver) Conns() int { return slackSocketConns }
+// Conns is the target's Socket Mode connections, slackSocketConns per
+// process; its Web API calls go over keep-alive connections of its own
+// choosing.
+func (d *slackDriver) Conns() int { return max(1, d.procs) * slackSocketConns }
 
 func (d *slackDriver) Mode() string {
-	return fmt.Sprintf("socket mode: no connection per chat; the target's %d WebSockets carry every DM, replies over the Web API", slackSocketConns)
+	return fmt.Sprintf("socket mode: no connection per chat; the target's %d WebSockets carry every DM, replies over the Web API", d.Conns())
 }
 
 // Close stops the fake. It may be called more than once, and without

@@ -14,7 +14,7 @@ import (
 )
 
 // The Slack driver against a stand-in target: an app of slack-go's
-// socketmode clients (as many connections as the driver expects) that
+// socketmode clients (as many connections as two replicas open) that
 // acknowledges every envelope and answers each user's DM by quoting it,
 // and drops its own messages, which the fake sends back to it. Every
 // message sent must come back through onReply once, each chat must be a
@@ -28,6 +28,9 @@ func TestSlackDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	// Two replicas' configs: the driver then waits for both sets of
+	// connections.
+	d.Adapter("sl", "task", 3)
 	if cfg := d.Adapter("sl", "task", 3); !containsAll(cfg, "kind: slack", "mode: socket", d.fake.URL(), d.team.BotToken(),
 		d.team.AppToken(), "channel_rate_limit: 1000000", "channel_burst: 1000", "connections: "+strconv.Itoa(slackSocketConns)) {
 		t.Errorf("adapter config:\n%s", cfg)
@@ -40,7 +43,7 @@ func TestSlackDriver(t *testing.T) {
 	appCtx, stopApp := context.WithCancel(ctx)
 	var app sync.WaitGroup
 	defer func() { stopApp(); app.Wait() }()
-	for range slackSocketConns {
+	for range 2 * slackSocketConns {
 		sm := socketmode.New(api)
 		app.Go(func() { _ = sm.RunContext(appCtx) })
 		app.Go(func() {
@@ -86,8 +89,8 @@ func TestSlackDriver(t *testing.T) {
 	}, func(code string) { t.Errorf("error %s", code) }); err != nil {
 		t.Fatal(err)
 	}
-	if d.Conns() != slackSocketConns {
-		t.Errorf("Conns = %d, want %d", d.Conns(), slackSocketConns)
+	if d.Conns() != 2*slackSocketConns {
+		t.Errorf("Conns = %d, want %d", d.Conns(), 2*slackSocketConns)
 	}
 	var wg sync.WaitGroup
 	for i := range n {
