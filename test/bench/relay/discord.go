@@ -30,7 +30,8 @@ import (
 //     /channels/<id>/messages, in plain content.
 //
 // It differs from the gateway's adapter in what it leaves out: no resume
-// or reconnect (a lost session ends the relay), no "typing…", no
+// or reconnect (a lost session is logged, and the relay gets no more
+// messages), no "typing…", no
 // backfill, no splitting of long answers, no rate-limit handling, no
 // dedupe, no guild channels, threads or attachments.
 type discord struct {

@@ -31,7 +31,8 @@ import (
 //     chat.postMessage to the channel, in plain text.
 //
 // It differs from the gateway's adapter in what it leaves out: no
-// reconnect (a lost connection ends the relay), no per-channel pacing,
+// reconnect (a lost connection is logged, and the relay's others are
+// closed: it gets no more messages), no per-channel pacing,
 // no mrkdwn conversion, no splitting, no dedupe of retried envelopes, no
 // user lookups, no channels, threads or files.
 type slack struct {
