@@ -31,9 +31,9 @@ import (
 //
 // It differs from the gateway's adapter in what it leaves out: no resume
 // or reconnect (a lost session is logged, and the relay gets no more
-// messages), no "typing…", no
-// backfill, no splitting of long answers, no rate-limit handling, no
-// dedupe, no guild channels, threads or attachments.
+// messages), no "typing…", no backfill, no splitting of long answers,
+// no rate-limit handling, no dedupe, no guild channels, threads or
+// attachments.
 type discord struct {
 	api   string // the REST base, e.g. http://127.0.0.1:port/api/v10
 	token string

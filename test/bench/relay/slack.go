@@ -32,9 +32,9 @@ import (
 //
 // It differs from the gateway's adapter in what it leaves out: no
 // reconnect (a lost connection is logged, and the relay's others are
-// closed: it gets no more messages), no per-channel pacing,
-// no mrkdwn conversion, no splitting, no dedupe of retried envelopes, no
-// user lookups, no channels, threads or files.
+// closed: it gets no more messages), no per-channel pacing, no mrkdwn
+// conversion, no splitting, no dedupe of retried envelopes, no user
+// lookups, no channels, threads or files.
 type slack struct {
 	api      string // the Web API base, ending in "/"
 	botToken string
