@@ -11,7 +11,9 @@ import (
 // network against the target (the gateway or the bare relay) and reports
 // the replies they get. The webchat's WebSocket users are one (webchat.go);
 // Telegram users, through the Bot API fake in webhook mode, are another
-// (telegram.go).
+// (telegram.go); Discord users writing DMs through the Discord fake
+// (discord.go) and Slack users writing DMs through the Slack fake in
+// Socket Mode (slack.go) are the others.
 //
 // For each run (one target, one number of chats) the harness makes a new
 // driver and calls Prepare, then Adapter (gateway) or RelayArgs (relay)
@@ -56,8 +58,14 @@ type Driver interface {
 	Close() error
 }
 
-// knownDrivers are the drivers newDriver makes, in their default order.
-var knownDrivers = []string{"webchat", "telegram"}
+// knownDrivers are the drivers newDriver makes, in the order -drivers
+// lists them.
+var knownDrivers = []string{"webchat", "telegram", "discord", "slack"}
+
+// defaultDrivers are the drivers of `make bench`, in the order they run.
+// Discord and Slack are left out to keep its time (about 20 minutes on 2
+// cores); `-drivers discord,slack` runs them.
+var defaultDrivers = []string{"webchat", "telegram"}
 
 // newDriver returns a new driver called name, for one run.
 func newDriver(name string, o options) (Driver, error) {
@@ -66,6 +74,10 @@ func newDriver(name string, o options) (Driver, error) {
 		return &webchatDriver{maxConns: o.maxConns, dialers: o.sourceIPs, perIP: o.connsPerIP}, nil
 	case "telegram":
 		return &telegramDriver{}, nil
+	case "discord":
+		return &discordDriver{}, nil
+	case "slack":
+		return &slackDriver{}, nil
 	default:
 		return nil, fmt.Errorf("unknown driver %q (known: %s)", name, strings.Join(knownDrivers, ", "))
 	}

@@ -1,9 +1,10 @@
 // Command bench is Switchboard's end-to-end load benchmark (issue #5),
 // run by `make bench`. On loopback it drives load from many users of a
 // messenger (the drivers: webchat users on the WebSocket, and Telegram
-// users through the Bot API fake in webhook mode; see Driver) through a
-// target to the Selarti simulator, answering at zero think time, and the
-// simulator's webhooks back to the users. The target is, in turn, the
+// users through the Bot API fake in webhook mode; Discord and Slack users
+// writing DMs through their fakes with -drivers discord,slack; see
+// Driver) through a target to the Selarti simulator, answering at zero
+// think time, and the simulator's webhooks back to the users. The target is, in turn, the
 // real gateway binary with its durable SQLite store, the bare relay
 // (test/bench/relay), the smallest program that moves the same messages
 // between the same fakes, and one to three gateway replicas on one
@@ -203,8 +204,8 @@ func parseFlags(args []string) (options, error) {
 	o := options{stamp: time.Now().Format("20060102-150405")}
 	var drivers, chats, pgChats, rates, targets string
 	fs.BoolVar(&o.quick, "quick", false, "a 4-5 minute smoke run: 10 and 1,000 chats, three rates, short steps, of the replicas "+quickPGTarget+" only")
-	fs.StringVar(&drivers, "drivers", strings.Join(knownDrivers, ","), "load sources (messengers), in the order they run: "+strings.Join(knownDrivers, ", "))
-	fs.StringVar(&drivers, "driver", strings.Join(knownDrivers, ","), "the same as -drivers")
+	fs.StringVar(&drivers, "drivers", strings.Join(defaultDrivers, ","), "load sources (messengers), in the order they run: any of "+strings.Join(knownDrivers, ", "))
+	fs.StringVar(&drivers, "driver", strings.Join(defaultDrivers, ","), "the same as -drivers")
 	fs.StringVar(&chats, "chats", defaultChats, "numbers of active chats, comma-separated: one list for every driver, or lists by driver (\"webchat=10,1000 telegram=100000\"; a bare list is for the drivers not named)")
 	fs.StringVar(&rates, "rates", "100,250,500,1000,2000,4000", "offered loads in round trips a second, comma-separated")
 	fs.StringVar(&targets, "targets", defaultTargets, "targets, in the order they run for each number of chats: relay, gateway (SQLite), "+targetPGPrefix+"N (N gateway replicas on PostgreSQL behind a balancer)")
@@ -302,7 +303,7 @@ const (
 // defaultPGChats are the numbers of chats the PostgreSQL targets run at
 // by default: one level each, a modest one, to keep `make bench` within
 // about 20 minutes on 2 cores.
-const defaultPGChats = "webchat=1000 telegram=1000"
+const defaultPGChats = "webchat=1000 telegram=1000 discord=1000 slack=1000"
 
 // pgDSNDefault is -pg's default.
 func pgDSNDefault() string {
@@ -352,7 +353,9 @@ func runPlan(o options) []planned {
 // message opens and closes one (see webchatDriver), which takes the
 // gateway minutes to warm up and measures connections more than chats.
 // Telegram users hold no sockets, so its 100,000 level measures chats.
-const defaultChats = "webchat=10,1000 telegram=10,1000,100000"
+// Discord and Slack users hold none either, but their drivers are not in
+// the default plan (see defaultDrivers): two levels keep them short.
+const defaultChats = "webchat=10,1000 telegram=10,1000,100000 discord=10,1000 slack=10,1000"
 
 // parseDrivers reads -drivers: known names, comma-separated, each once.
 func parseDrivers(s string) ([]string, error) {

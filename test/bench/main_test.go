@@ -24,6 +24,10 @@ func TestParseFlagsDrivers(t *testing.T) {
 		// The default's list for a driver that does not run is ignored.
 		{args: []string{"-drivers", "telegram"}, drivers: []string{"telegram"},
 			chats: map[string][]int{"telegram": {10, 1000, 100000}}},
+		{args: []string{"-drivers", "discord,slack"}, drivers: []string{"discord", "slack"},
+			chats: map[string][]int{"discord": {10, 1000}, "slack": {10, 1000}}},
+		{args: []string{"-quick", "-drivers", "slack", "-chats", "slack=3"}, drivers: []string{"slack"},
+			chats: map[string][]int{"slack": {3}}},
 		{args: []string{"-driver", "webchat", "-chats", "5,50"}, drivers: []string{"webchat"},
 			chats: map[string][]int{"webchat": {5, 50}}},
 		{args: []string{"-drivers", "telegram,webchat", "-chats", "10;telegram=7"}, drivers: []string{"telegram", "webchat"},

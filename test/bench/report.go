@@ -172,6 +172,12 @@ func writeTable(w io.Writer, rep Report) error {
 	if slices.ContainsFunc(rep.Runs, func(r RunResult) bool { return r.Driver == "telegram" }) {
 		fmt.Fprintln(w, "telegram: the send is the user writing (the update then waits for a free webhook connection); the read is the Bot API fake taking the sendMessage")
 	}
+	if slices.ContainsFunc(rep.Runs, func(r RunResult) bool { return r.Driver == "discord" }) {
+		fmt.Fprintln(w, "discord: the send is the user posting in the DM (the fake queues the MESSAGE_CREATE on the target's session); the read is the fake storing the bot's message")
+	}
+	if slices.ContainsFunc(rep.Runs, func(r RunResult) bool { return r.Driver == "slack" }) {
+		fmt.Fprintln(w, "slack: the send is the user writing in the DM (the fake queues the envelope for the target's connections); the read is the fake storing the chat.postMessage")
+	}
 	fmt.Fprintln(w, "\n== targets (issue #5) ==")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "met\ttarget\tmeasured")

@@ -23,7 +23,11 @@
 // keeps no history and it has no rate limit, ping or session limit.
 //
 // In telegram mode (-mode telegram) it is a bot in webhook mode against a
-// Bot API server (the benchmark's Telegram fake); see telegram.go.
+// Bot API server (the benchmark's Telegram fake); see telegram.go. In
+// discord mode (-mode discord) it is a bot on one gateway session against
+// the Discord fake, answering DMs (discord.go); in slack mode (-mode
+// slack) an app in Socket Mode against the Slack fake, answering DMs
+// (slack.go).
 package main
 
 import (
@@ -61,12 +65,18 @@ func main() {
 		task     = flag.String("task", "", "Selarti task id")
 		instance = flag.String("instance", "web", "chat-id namespace, as the gateway's instance name")
 		path     = flag.String("path", "/chat/", "where the WebSocket lives: <path>ws")
-		conns    = flag.Int("conns", 64, "HTTP connections to Selarti (and to Telegram), at most (more sends wait for one)")
-		mode     = flag.String("mode", "webchat", "which messenger's users it serves: webchat or telegram")
+		conns    = flag.Int("conns", 64, "HTTP connections to Selarti (and to the messenger), at most (more sends wait for one)")
+		mode     = flag.String("mode", "webchat", "which messenger's users it serves: webchat, telegram, discord or slack")
 		tgAPI    = flag.String("telegram-api", "", "telegram mode: Bot API server URL, e.g. http://127.0.0.1:9001")
 		tgToken  = flag.String("telegram-token", "", "telegram mode: the bot token")
 		tgSecret = flag.String("telegram-secret", "", "telegram mode: the webhook's secret_token")
 		public   = flag.String("public", "", "telegram mode: the base URL Telegram posts to; default http://<listen>")
+		dcAPI    = flag.String("discord-api", "", "discord mode: the REST API's base URL, e.g. http://127.0.0.1:9002/api/v10")
+		dcToken  = flag.String("discord-token", "", "discord mode: the bot token")
+		slAPI    = flag.String("slack-api", "", "slack mode: the Web API's base URL, e.g. http://127.0.0.1:9003/api/")
+		slBot    = flag.String("slack-bot-token", "", "slack mode: the bot token (xoxb-)")
+		slApp    = flag.String("slack-app-token", "", "slack mode: the app-level token (xapp-) for Socket Mode")
+		slConns  = flag.Int("slack-conns", 2, "slack mode: Socket Mode connections")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -83,8 +93,20 @@ func main() {
 			os.Exit(2)
 		}
 		r.tg = newTelegram(*tgAPI, *tgToken, *tgSecret, *conns)
+	case "discord":
+		if *dcAPI == "" || *dcToken == "" {
+			fmt.Fprintln(os.Stderr, "relay: discord mode needs -discord-api and -discord-token")
+			os.Exit(2)
+		}
+		r.dc = newDiscord(*dcAPI, *dcToken, *conns)
+	case "slack":
+		if *slAPI == "" || *slBot == "" || *slApp == "" || *slConns < 1 {
+			fmt.Fprintln(os.Stderr, "relay: slack mode needs -slack-api, -slack-bot-token, -slack-app-token and a positive -slack-conns")
+			os.Exit(2)
+		}
+		r.sl = newSlack(*slAPI, *slBot, *slApp, *conns)
 	default:
-		fmt.Fprintf(os.Stderr, "relay: -mode must be webchat or telegram, got %q\n", *mode)
+		fmt.Fprintf(os.Stderr, "relay: -mode must be webchat, telegram, discord or slack, got %q\n", *mode)
 		os.Exit(2)
 	}
 	handler := r.handler(*path, *secret)
@@ -111,6 +133,39 @@ func main() {
 			fmt.Fprintf(os.Stderr, "relay: %v\n", err)
 			os.Exit(1)
 		}
+	}
+	// Discord's and Slack's sessions too are open before serving, so that
+	// /readyz means the messenger's users reach the relay. One lost later
+	// is logged, not reconnected: the benchmark's run then fails for want
+	// of replies. The relay keeps running, since the benchmark stops the
+	// fakes before the targets.
+	if r.dc != nil {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		interval, err := r.dc.connect(sctx)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+			os.Exit(1)
+		}
+		go func() {
+			if err := r.dc.run(ctx, r, interval); err != nil {
+				log.Error("discord session ended", "err", err)
+			}
+		}()
+	}
+	if r.sl != nil {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := r.sl.connect(sctx, *slConns)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+			os.Exit(1)
+		}
+		go func() {
+			if err := r.sl.run(ctx, r); err != nil {
+				log.Error("slack connections ended", "err", err)
+			}
+		}()
 	}
 	stopped := make(chan struct{})
 	go func() {
@@ -150,13 +205,15 @@ func newRelay(log *slog.Logger, apiURL, apiKey, task, instance string, conns int
 func telegramHookPath(instance string) string { return "/telegram/" + instance + "/webhook" }
 
 // handler serves, in webchat mode, the WebSocket at <path>ws, or, in
-// telegram mode, Telegram's webhook; and Selarti's webhook at
+// telegram mode, Telegram's webhook (Discord's and Slack's users come
+// over the relay's own connections to them); and Selarti's webhook at
 // /webhooks/selarti/<secret> and /readyz.
 func (r *relay) handler(path, secret string) http.Handler {
 	mux := http.NewServeMux()
-	if r.tg != nil {
+	switch {
+	case r.tg != nil:
 		mux.HandleFunc("POST "+telegramHookPath(r.instance), r.serveTelegram)
-	} else {
+	case r.dc == nil && r.sl == nil:
 		mux.HandleFunc("GET "+path+"ws", r.serveWS)
 	}
 	mux.HandleFunc("POST /webhooks/selarti/"+secret, r.serveWebhook)
@@ -181,7 +238,9 @@ type relay struct {
 	mu       sync.Mutex
 	sessions map[string]*websocket.Conn
 
-	tg *telegram // telegram mode; nil in webchat mode
+	tg *telegram // telegram mode; nil in the others
+	dc *discord  // discord mode
+	sl *slack    // slack mode
 }
 
 // frame is every field of the webchat frames the relay reads or writes.
@@ -326,7 +385,7 @@ func (r *relay) post(ctx context.Context, path, token string, body []byte, out a
 }
 
 // serveWebhook pushes a bot or operator message to its session's
-// connection (or, in telegram mode, sends it to its chat) before
+// connection (or, in the other modes, sends it to its chat) before
 // answering 200; the user's own message is dropped.
 func (r *relay) serveWebhook(w http.ResponseWriter, req *http.Request) {
 	var wh map[string]any
@@ -342,12 +401,19 @@ func (r *relay) serveWebhook(w http.ResponseWriter, req *http.Request) {
 	chat, _ := wh[selarti.FieldExternalChatID].(string)
 	text, _ := wh[selarti.FieldMessageText].(string)
 	session, ok := strings.CutPrefix(chat, r.instance+":")
-	if r.tg != nil {
+	if r.tg != nil || r.dc != nil || r.sl != nil {
 		if !ok {
 			http.Error(w, "unknown chat", http.StatusNotFound)
 			return
 		}
-		r.replyTelegram(w, req, session, text)
+		switch {
+		case r.tg != nil:
+			r.replyTelegram(w, req, session, text)
+		case r.dc != nil:
+			r.replyDiscord(w, req, session, text)
+		default:
+			r.replySlack(w, req, session, text)
+		}
 		return
 	}
 	r.mu.Lock()

@@ -456,3 +456,41 @@ func TestFileDownload(t *testing.T) {
 		t.Fatalf("download with a wrong token: %v", err)
 	}
 }
+
+// Observe sees every posted message once, as Posted records it, called
+// without the fake's lock (the observer may call the fake); a refused
+// post is not seen, and nil stops the calls.
+func TestObservePosted(t *testing.T) {
+	s, team := startTeam(t, Options{})
+	api := botClient(s, team)
+	ann := team.AddUser("ann", "Ann Lee")
+	im := team.IM(ann)
+	seen := make(chan PostedMessage, 4)
+	team.Observe(func(m PostedMessage) {
+		_ = team.Posted(m.Channel) // deadlocks if called with the lock held
+		seen <- m
+	})
+	if _, _, err := api.PostMessage(im.ID, slackapi.MsgOptionText("hi ann", false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := api.PostMessage("C0NOSUCH", slackapi.MsgOptionText("lost", false)); err == nil {
+		t.Fatal("a post to an unknown channel was accepted")
+	}
+	select {
+	case m := <-seen:
+		if m.Channel != im.ID || m.Text != "hi ann" || m.At.IsZero() || m.TS != team.Posted(im.ID)[0].TS {
+			t.Fatalf("observed %+v", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the post was not observed")
+	}
+	team.Observe(nil)
+	if _, _, err := api.PostMessage(im.ID, slackapi.MsgOptionText("unseen", false)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-seen:
+		t.Fatalf("observed %+v", m)
+	default:
+	}
+}

@@ -53,6 +53,17 @@ func (t *Team) Posted(channel string) []PostedMessage {
 	return out
 }
 
+// Observe makes fn be called with every message the app posts with
+// chat.postMessage, as soon as it is stored, from the goroutine serving
+// the request (with no lock held, before the answer is written): a load
+// benchmark sees each reply without polling Posted. fn must be quick and
+// safe for concurrent use; nil removes it.
+func (t *Team) Observe(fn func(PostedMessage)) {
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	t.onPosted = fn
+}
+
 // WaitPosted waits until the app has posted at least n messages to a
 // channel ("" for any).
 func (t *Team) WaitPosted(ctx context.Context, channel string, n int) error {
@@ -135,6 +146,15 @@ func (t *Team) postMessage(req apiRequest) (map[string]any, string) {
 	}
 
 	s := t.s
+	// The observer is called once the lock is released (deferred calls
+	// run last first), before the answer is written.
+	var observe func(PostedMessage)
+	var observed PostedMessage
+	defer func() {
+		if observe != nil {
+			observe(observed)
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := t.resolveChannelLocked(p["channel"])
@@ -172,7 +192,7 @@ func (t *Team) postMessage(req apiRequest) (map[string]any, string) {
 		}
 	}
 	t.messages[c.ID] = append(t.messages[c.ID], &storedMessage{ts: ts, threadTS: threadTS, user: t.bot.ID, text: text, botID: t.bot.BotID, ev: msg, metadata: metadata})
-	t.posted = append(t.posted, PostedMessage{
+	pm := PostedMessage{
 		Channel:           c.ID,
 		TS:                ts,
 		ThreadTS:          threadTS,
@@ -185,7 +205,12 @@ func (t *Team) postMessage(req apiRequest) (map[string]any, string) {
 		ReplyBroadcast:    p["reply_broadcast"] == "true",
 		Params:            maps.Clone(p),
 		At:                time.Now(),
-	})
+	}
+	t.posted = append(t.posted, pm)
+	if t.onPosted != nil {
+		observe, observed = t.onPosted, pm
+		observed.Params = maps.Clone(pm.Params)
+	}
 	// Slack sends the app its own message back as a message event with
 	// bot_id, to every app subscribed to the channel's messages.
 	t.raiseLocked(messageEvent(msg, c), c.subscription())

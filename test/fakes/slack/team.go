@@ -173,6 +173,7 @@ type Team struct {
 	acks      []Ack
 	connRecs  []Connection
 	posts     []EventPost
+	onPosted  func(PostedMessage) // Observe
 }
 
 // storedMessage is a message in a channel's history.
