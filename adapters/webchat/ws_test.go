@@ -783,9 +783,9 @@ func TestSessionReloadedOnHello(t *testing.T) {
 	_ = tb.ws.Close(websocket.StatusNormalClosure, "")
 	eventually(t, "the tab to detach", func() bool { return ts.a.connsOf(w.Session) == 0 })
 	ts.connect(t, "", 0) // another session takes the only place
-	if ts.a.hasSession(w.Session) {
-		t.Fatal("the idle session is still in memory")
-	}
+	// Once the closed tab's last call has let go of it (release makes
+	// room): that can come a moment after the tab is counted out.
+	eventually(t, "the idle session to leave memory", func() bool { return !ts.a.hasSession(w.Session) })
 	// A reply while it is out of memory goes to the mailbox only.
 	ts.send(t, w.Session, "missed")
 	if ts.a.hasSession(w.Session) {
