@@ -356,6 +356,12 @@ func TestSlackRetryAfter(t *testing.T) {
 	if d := time.Since(start); d < time.Second {
 		t.Fatalf("answered after %s, before the 1s Retry-After", d)
 	}
+	// The fake records a call's answer once it is written, a moment after
+	// the message is posted.
+	eventually(t, "the second post answered", func() bool {
+		c := f.srv.CallsTo("chat.postMessage")
+		return len(c) >= 2 && c[1].Status != 0
+	})
 	calls := f.srv.CallsTo("chat.postMessage")
 	if len(calls) != 2 || calls[0].Status != http.StatusTooManyRequests || calls[1].Status != http.StatusOK {
 		t.Fatalf("calls %+v, want a 429 then a 200", calls)

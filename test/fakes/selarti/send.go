@@ -46,6 +46,13 @@ func (s *Server) handleSend(w *recorder, r *http.Request, body []byte, bodyErr e
 		return
 	}
 
+	// The delay in force when the request came, read before the message
+	// is taken: a test that waits for the message and then lifts the
+	// delay must still see this request delayed.
+	s.mu.Lock()
+	ackDelay := s.faults.ackDelay
+	s.mu.Unlock()
+
 	ready := make(chan struct{})
 	release := sync.OnceFunc(func() { close(ready) })
 	// Whatever happens below, the queued webhooks must not wait forever.
@@ -55,9 +62,6 @@ func (s *Server) handleSend(w *recorder, r *http.Request, body []byte, bodyErr e
 		return
 	}
 
-	s.mu.Lock()
-	ackDelay := s.faults.ackDelay
-	s.mu.Unlock()
 	if ackDelay > 0 {
 		// The ambiguous case: Selarti has the message and works on it,
 		// while the client is still waiting for the answer.
