@@ -618,6 +618,23 @@ func checkWhole(d Doc, r Renderer, l Limit, spans []span) error {
 		if n > l.Max || strings.TrimSpace(code) == "" {
 			continue
 		}
+		if l.Rendered && strings.TrimSpace(code) != code {
+			// Split measures an element without the whitespace at its
+			// ends (a cut may drop it), and without it the rendering can
+			// be longer: inline code "0` " renders as "``0` ``", but "0`"
+			// needs a guard after the backtick ("``0`\u200b``"). Such an
+			// element may not fit as Split measures it (the fuzzer found
+			// "``0` ``00" at 8 bytes).
+			trimmed := Doc{toks: slices.Clone(alone)}
+			for i, tk := range trimmed.toks {
+				if tk.Kind == KindText {
+					trimmed.toks[i].Text = strings.TrimSpace(tk.Text)
+				}
+			}
+			if l.Measure.Len(r.Render(trimmed)) > l.Max {
+				continue
+			}
+		}
 		es := v + len(code) - len(strings.TrimLeftFunc(code, unicode.IsSpace))
 		ee := v + len(strings.TrimRightFunc(code, unicode.IsSpace))
 		if !slices.ContainsFunc(spans, func(s span) bool { return s.start <= es && ee <= s.end }) {
