@@ -2,58 +2,21 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// demoBrowser starts headless Chromium, as test/e2e's newBrowser does:
-// skipped without Chromium locally, a failure in CI (where `make test`
-// installs it).
-func demoBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path := os.Getenv("CHROMIUM")
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path != "" {
-			break
-		}
-		path, _ = exec.LookPath(name)
-	}
-	if path == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium not found; `make deps` installs it")
-		}
-		t.Skip("chromium not found (run `make deps`, or set CHROMIUM)")
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	return ctx
-}
+	"github.com/switchboard-gw/switchboard/internal/browsertest"
+)
 
 // The widget on the demo's host page (another origin) opens the chat in
 // its iframe, and the visitor chats there: the frame is not blocked by
 // frame-ancestors, and the reply comes back.
 func TestDemoBrowserWidgetOnHostPageChats(t *testing.T) {
 	u := startDemo(t)
-	ctx := demoBrowser(t)
+	ctx := browsertest.New(t)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(u.site+"/"),
 		chromedp.WaitVisible(chromedp.CSS("button[aria-expanded]")),
@@ -108,7 +71,7 @@ func TestDemoBrowserWidgetOnHostPageChats(t *testing.T) {
 // the answer as an operator's.
 func TestDemoBrowserOperatorConsole(t *testing.T) {
 	u := startDemo(t)
-	chat := demoBrowser(t)
+	chat := browsertest.New(t)
 	if err := chromedp.Do(chat,
 		chromedp.Navigate(u.chat+"/chat/"),
 		chromedp.WaitVisible(chromedp.ID("input")),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,43 +13,11 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/switchboard-gw/switchboard/internal/browsertest"
+
 	"github.com/switchboard-gw/switchboard/core/engine"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
-
-// newBrowser starts headless Chromium for one test. Without Chromium the
-// test is skipped locally, but fails in CI (CI=true), where `make test`
-// installs it: a browser test that silently does not run proves nothing.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	path := chromiumPath()
-	if path == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("chromium not found; `make deps` installs it")
-		}
-		t.Skip("chromium not found (run `make deps`, or set CHROMIUM)")
-	}
-	opts := append([]chromedp.ExecAllocatorOption{},
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		// The machine has no internet: keep Chromium from trying.
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	return ctx
-}
 
 // waitForText polls the page until the JavaScript expression (a string)
 // contains want.
@@ -86,7 +53,7 @@ func TestBrowserWebchatRoundTrip(t *testing.T) {
 		Name: "web", Kind: "webchat", TaskID: "demo-task",
 		Config: map[string]any{"title": "Northwind support"},
 	}}})
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(e.base+"/chat/"),
@@ -150,7 +117,7 @@ func TestBrowserWebchatRoundTrip(t *testing.T) {
 // while the page is open; the page shows it live, labelled.
 func TestBrowserOperatorMessagePushed(t *testing.T) {
 	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{{Name: "web", Kind: "webchat", TaskID: "t"}}})
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(e.base+"/chat/"),
 		chromedp.WaitVisible(chromedp.ID("input")),
@@ -244,7 +211,7 @@ func TestBrowserWebchatNotDeliveredThenRetry(t *testing.T) {
 			c.Selarti.RetryBudget = 100 * time.Millisecond
 		},
 	})
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(e.base+"/chat/"),
 		chromedp.WaitVisible(chromedp.ID("input")),
@@ -308,7 +275,7 @@ func TestBrowserWebchatBurstKeepsOrder(t *testing.T) {
 	const limit = 20 // a token every 3 s
 	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{{Name: "web", Kind: "webchat", TaskID: "t",
 		Config: map[string]any{"rate_limit": limit}}}})
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(e.base+"/chat/"),
 		chromedp.WaitVisible(chromedp.ID("input")),
@@ -364,7 +331,7 @@ func TestBrowserWebchatLanguages(t *testing.T) {
 		{Name: "web-ru", Kind: "webchat", TaskID: "t", Config: map[string]any{"path": "/ru/", "lang": "ru", "allowed_origins": []any{"*"}}},
 		{Name: "web-uz", Kind: "webchat", TaskID: "t", Config: map[string]any{"path": "/uz/", "lang": "uz", "title": "Northwind"}},
 	}})
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	const texts = `[document.documentElement.lang, document.documentElement.dir, document.getElementById('input').placeholder, document.title, document.getElementById('send').getAttribute('aria-label'), document.querySelector('#hint').textContent].join('|')`
 	for _, tc := range []struct{ path, want string }{
 		{"/chat/", "en|ltr|Type a message…|Chat with us|Send message|Press Enter to send, Shift+Enter for a new line."},
@@ -424,7 +391,7 @@ func TestBrowserWebchatLanguages(t *testing.T) {
 // goes once the page is connected again.
 func TestBrowserWebchatOfflineThenSent(t *testing.T) {
 	e := newEnv(t, envOptions{adapters: []engine.AdapterConfig{{Name: "web", Kind: "webchat", TaskID: "t"}}})
-	ctx := newBrowser(t)
+	ctx := browsertest.New(t)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(e.base+"/chat/"),
 		chromedp.WaitVisible(chromedp.ID("input")),
@@ -474,7 +441,7 @@ Object.defineProperty(window, 'switchboardWebchatTexts', {configurable: true, ge
 		{"rtl", hebrew, "rtl left", "הקלידו הודעה…"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := newBrowser(t)
+			ctx := browsertest.New(t)
 			if tc.init != "" {
 				addScript := func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
 					_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: tc.init})

@@ -8,8 +8,6 @@ import (
 	"crypto/rand"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -196,16 +194,3 @@ var eventually = testutil.Eventually
 
 // syncBuffer collects logs from many goroutines.
 type syncBuffer = testutil.SyncBuffer
-
-// chromiumPath finds a Chromium for the browser test.
-func chromiumPath() string {
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if p == "" {
-			continue
-		}
-		if _, err := os.Stat(p); err == nil {
-			return filepath.Clean(p)
-		}
-	}
-	return ""
-}
