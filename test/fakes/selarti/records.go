@@ -36,9 +36,10 @@ type records struct {
 	received  []Received
 	attempts  []WebhookAttempt
 	authCount int
-	pending   int             // webhooks queued or in flight
-	keys      map[string]bool // idempotency keys seen
-	repeats   int             // sends dropped as repeats of a key
+	pending   int              // webhooks queued or in flight
+	keys      map[string]bool  // idempotency keys seen
+	repeats   int              // sends dropped as repeats of a key
+	gaveUp    []WebhookAttempt // the last attempt of each webhook given up
 	// changed is closed and replaced on every change, waking waiters
 	// without polling.
 	changed chan struct{}
@@ -137,4 +138,14 @@ func (s *Server) Repeats() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rec.repeats
+}
+
+// GaveUp returns the last attempt of every webhook the simulator gave up
+// on after Options.WebhookTries failed tries, oldest first: a message
+// Selarti meant to post and never did (a user echo lost this way leaves a
+// send in doubt unproven, so the gateway sends it again).
+func (s *Server) GaveUp() []WebhookAttempt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.rec.gaveUp)
 }

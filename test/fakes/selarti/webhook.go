@@ -95,6 +95,7 @@ func (s *Server) post(ctx context.Context, payload map[string]any) error {
 		}
 		if try >= s.retry.tries {
 			s.log.Warn("webhook dropped", "chat", chat, "message_id", id, "tries", try, "err", err)
+			s.recordGaveUp(payload, status, err)
 			return fmt.Errorf("post webhook %s: gave up after %d tries: %w", id, try, err)
 		}
 		s.log.Warn("webhook retry", "chat", chat, "message_id", id, "wait", wait, "err", err)
@@ -150,6 +151,15 @@ func (s *Server) recordAttempt(payload map[string]any, status int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rec.attempts = append(s.rec.attempts, a)
+	s.rec.notifyLocked()
+}
+
+// recordGaveUp keeps the last attempt of a webhook given up on.
+func (s *Server) recordGaveUp(payload map[string]any, status int, err error) {
+	a := WebhookAttempt{Payload: payload, Status: status, Err: err.Error(), At: s.now()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rec.gaveUp = append(s.rec.gaveUp, a)
 	s.rec.notifyLocked()
 }
 

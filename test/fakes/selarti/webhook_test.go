@@ -259,6 +259,10 @@ func TestWebhookRetry(t *testing.T) {
 		if strings.Join(types, " ") != want {
 			t.Errorf("attempts %v, want %s", types, want)
 		}
+		gaveUp := s.GaveUp()
+		if len(gaveUp) != 1 || gaveUp[0].Payload[selarti.FieldMessageType] != selarti.TypeUser || gaveUp[0].Status != http.StatusBadGateway {
+			t.Errorf("GaveUp() = %+v, want the user webhook's last attempt (502)", gaveUp)
+		}
 	})
 
 	t.Run("network errors are retried and recorded", func(t *testing.T) {
