@@ -69,6 +69,9 @@ type Committer struct {
 	stop     chan struct{} // closed by Close to end the committer
 	loopDone chan struct{} // closed by the committer when it ends
 	broken   error         // set by the committer only: a sticky write error
+	// unsynced says the write connection is at synchronous=NORMAL (see
+	// setSynced); it is opened at FULL.
+	unsynced bool
 
 	// lazy and durable are the committer's, reused from batch to batch so
 	// that a commit allocates no more than it must.
@@ -85,8 +88,8 @@ func NewCommitter(ctx context.Context, db *sql.DB, queries []string) (*Committer
 	if err != nil {
 		return nil, fmt.Errorf("take the write connection: %w", err)
 	}
-	stmts := make(map[string]*sql.Stmt, len(queries))
-	for _, q := range queries {
+	stmts := make(map[string]*sql.Stmt, len(queries)+len(controlQueries))
+	for _, q := range append(controlQueries, queries...) {
 		st, err := conn.PrepareContext(ctx, q)
 		if err != nil {
 			for _, st := range stmts {
@@ -131,6 +134,35 @@ func (c *Committer) Close() error {
 		}
 		err = errors.Join(append(errs, c.conn.Close(), c.db.Close())...)
 	})
+	return err
+}
+
+// The statements that run every transaction, prepared with the caller's:
+// run as plain text, each was parsed and compiled again for every commit.
+const (
+	beginSQL    = "BEGIN IMMEDIATE"
+	commitSQL   = "COMMIT"
+	rollbackSQL = "ROLLBACK"
+)
+
+var controlQueries = []string{beginSQL, commitSQL, rollbackSQL}
+
+// The synchronous settings are never prepared: SQLite applies a PRAGMA
+// like this one while it compiles it, so a prepared one would act once,
+// when prepared (and again whenever SQLite recompiles it), not when run.
+const (
+	syncNormalSQL = "PRAGMA synchronous = NORMAL"
+	syncFullSQL   = "PRAGMA synchronous = FULL"
+)
+
+// exec runs q on the write connection, prepared when it is one of
+// controlQueries.
+func (c *Committer) exec(q string) error {
+	if st := c.stmts[q]; st != nil {
+		_, err := st.Exec()
+		return err
+	}
+	_, err := c.conn.ExecContext(context.Background(), q)
 	return err
 }
 
@@ -312,10 +344,12 @@ func (c *Committer) loop() {
 }
 
 // commit runs the writes gathered in one go and tells each caller its
-// outcome. The writes not durable run first, in a transaction of their own
-// that is not synced, so that they don't wait for the other writes' fsync.
-// The writes gathered are concurrent calls, so any order between them is
-// correct.
+// outcome. When the batch holds a durable write, every write of the batch
+// goes in its one synced transaction: a second, unsynced transaction for
+// the others would write again to the WAL the pages both change, and cost
+// a commit, to spare them a wait of one fsync. Without one, the writes
+// commit unsynced. The writes gathered are concurrent calls, so any order
+// between them is correct.
 func (c *Committer) commit(batch []*request) {
 	lazy, durable := c.lazy[:0], c.durable[:0]
 	var raws []*request
@@ -331,8 +365,16 @@ func (c *Committer) commit(batch []*request) {
 			lazy = append(lazy, r)
 		}
 	}
-	c.commitPart(lazy, false)
-	c.commitPart(durable, true)
+	if len(durable) > 0 {
+		durable = append(durable, lazy...)
+		c.commitPart(durable, true)
+	} else {
+		c.commitPart(lazy, false)
+	}
+	if len(raws) > 0 && c.broken == nil {
+		// What a raw call writes is as durable as a durable write.
+		_ = c.setSynced(true) // on failure c.broken is set
+	}
 	for _, r := range raws {
 		if c.broken != nil {
 			r.done <- c.broken
@@ -379,22 +421,13 @@ func (c *Committer) commitPart(live []*request, durable bool) {
 // transaction's, which applies to the writes without one.
 func (c *Committer) runBatch(live []*request, durable bool) (errs []error, err error) {
 	errs = make([]error, len(live))
-	ctx := context.Background()
-	if !durable {
-		if _, err := c.conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
-			return errs, fmt.Errorf("lower synchronous: %w", err)
-		}
-		defer func() {
-			if _, rerr := c.conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); rerr != nil {
-				// Never commit a durable write without FULL: stop writing.
-				c.broken = fmt.Errorf("store needs reopening: restore synchronous=FULL: %w", rerr)
-			}
-		}()
+	if err := c.setSynced(durable); err != nil {
+		return errs, err
 	}
 
 	// The transaction is run by hand on the held connection, as
 	// database/sql's BeginTx would with _txlock=immediate (OpenWriter).
-	if _, err := c.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if err := c.exec(beginSQL); err != nil {
 		return errs, err
 	}
 	t := &Tx{conn: c.conn, stmts: c.stmts}
@@ -421,11 +454,34 @@ func (c *Committer) runBatch(live []*request, durable bool) (errs []error, err e
 	return errs, c.commitTx()
 }
 
+// setSynced sets synchronous for the next transaction: FULL for a durable
+// one, NORMAL for one that is not. The setting stays until it must change,
+// so that a run of unsynced commits does not switch it back and forth.
+func (c *Committer) setSynced(durable bool) error {
+	if c.unsynced == !durable {
+		return nil
+	}
+	if !durable {
+		if err := c.exec(syncNormalSQL); err != nil {
+			return fmt.Errorf("lower synchronous: %w", err)
+		}
+		c.unsynced = true
+		return nil
+	}
+	if err := c.exec(syncFullSQL); err != nil {
+		// Never commit a durable write without FULL: stop writing.
+		c.broken = fmt.Errorf("store needs reopening: restore synchronous=FULL: %w", err)
+		return c.broken
+	}
+	c.unsynced = false
+	return nil
+}
+
 // commitTx commits the transaction runBatch began. A COMMIT that fails
 // (a full disk) can leave the transaction open in SQLite: it is rolled
 // back, so that the next batch does not begin inside it.
 func (c *Committer) commitTx() error {
-	if _, err := c.conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+	if err := c.exec(commitSQL); err != nil {
 		return errors.Join(err, c.rollback())
 	}
 	return nil
@@ -436,7 +492,7 @@ func (c *Committer) commitTx() error {
 // by itself on some errors) is no failure; any other leaves the
 // connection in an unknown state, and the committer stops writing.
 func (c *Committer) rollback() error {
-	_, err := c.conn.ExecContext(context.Background(), "ROLLBACK")
+	err := c.exec(rollbackSQL)
 	if err == nil || strings.Contains(err.Error(), "no transaction is active") {
 		return nil
 	}
