@@ -1,4 +1,4 @@
-// Command bench is Switchboard's end-to-end load benchmark (issue #5),
+// Command bench is Switchboard's end-to-end load benchmark (issues 5 and 15),
 // run by `make bench`. On loopback it drives load from many users of a
 // messenger (the drivers: webchat users on the WebSocket, and Telegram
 // users through the Bot API fake in webhook mode; Discord and Slack users
@@ -66,6 +66,7 @@ type options struct {
 	workers     int
 	out         string
 	profile     bool
+	gatewayBin  string
 	allRates    bool
 	keep        bool
 	maxConns    int
@@ -123,7 +124,20 @@ func run() error {
 		}
 	}
 	log.Info("building", "profile", o.profile)
-	bins, err := buildBinaries(ctx, workDir, o.profile)
+	if o.gatewayBin != "" {
+		if o.profile {
+			return errors.New("-gateway-bin and -profile: the profiling wrapper is built from this tree")
+		}
+		abs, err := filepath.Abs(o.gatewayBin)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			return fmt.Errorf("-gateway-bin: %w", err)
+		}
+		o.gatewayBin = abs
+	}
+	bins, err := buildBinaries(ctx, workDir, o.profile, o.gatewayBin)
 	if err != nil {
 		return err
 	}
@@ -220,6 +234,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.window, "window", 256, "messages outstanding in the warm-up and max steps")
 	fs.IntVar(&o.workers, "workers", 16, "the gateway's delivery.workers")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the result files")
+	fs.StringVar(&o.gatewayBin, "gateway-bin", "", "measure this switchboard binary instead of one built from this tree (another revision's, for a before and after in one harness: go build -trimpath -o /tmp/sb-before ./cmd/switchboard)")
 	fs.BoolVar(&o.profile, "profile", false, "run the gateway with CPU and allocation profiling (test/bench/gwprof); profiles go to -out")
 	fs.BoolVar(&o.allRates, "all-rates", false, "run every rate, also above the first saturated one")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (target logs and stores)")

@@ -178,7 +178,7 @@ func writeTable(w io.Writer, rep Report) error {
 	if slices.ContainsFunc(rep.Runs, func(r RunResult) bool { return r.Driver == "slack" }) {
 		fmt.Fprintln(w, "slack: the send is the user writing in the DM (the fake queues the envelope for the target's connections); the read is the fake storing the chat.postMessage")
 	}
-	fmt.Fprintln(w, "\n== targets (issue #5) ==")
+	fmt.Fprintln(w, "\n== targets (issue 15) ==")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "met\ttarget\tmeasured")
 	for _, t := range rep.Targets {

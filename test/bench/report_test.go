@@ -48,7 +48,7 @@ func TestReportFiles(t *testing.T) {
 	if err := writeTable(&b, rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"== webchat, 10 chats", "gateway/relay: max rate", "== targets (issue #5) ==", "0.0*"} {
+	for _, want := range []string{"== webchat, 10 chats", "gateway/relay: max rate", "== targets (issue 15) ==", "0.0*"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

@@ -229,7 +229,7 @@ func latencyCharts(runs []RunResult) []chart {
 	var charts []chart
 	for _, pk := range pick {
 		c := chart{Title: pk.title, XLabel: "offered load (round trips/s)", YLabel: "latency (ms)",
-			RefY: wantP99MS, RefLabel: fmt.Sprintf("target: p99 < %g ms at %g rt/s", wantP99MS, wantP99AtRate)}
+			RefY: wantP99MS, RefLabel: fmt.Sprintf("%g ms: the target for the p99 added over the relay at %g rt/s", wantP99MS, wantP99AtRate)}
 		for _, r := range runs {
 			s := series{
 				Name:   fmt.Sprintf("%s, %s chats", r.Target, thousands(r.Chats)),

@@ -80,14 +80,21 @@ type binaries struct {
 }
 
 // buildBinaries builds the gateway (or its profiling wrapper) and the
-// relay into dir, the way `make build` builds the gateway.
-func buildBinaries(ctx context.Context, dir string, profile bool) (binaries, error) {
+// relay into dir, the way `make build` builds the gateway. A gatewayBin
+// given is used as it is, not built.
+func buildBinaries(ctx context.Context, dir string, profile bool, gatewayBin string) (binaries, error) {
 	b := binaries{gateway: filepath.Join(dir, "switchboard"), relay: filepath.Join(dir, "relay"), profile: profile}
 	gw := pkgGateway
 	if profile {
 		gw = pkgProfile
 	}
-	for _, job := range []struct{ out, pkg string }{{b.gateway, gw}, {b.relay, pkgRelay}} {
+	jobs := []struct{ out, pkg string }{{b.relay, pkgRelay}}
+	if gatewayBin == "" {
+		jobs = append(jobs, struct{ out, pkg string }{b.gateway, gw})
+	} else {
+		b.gateway = gatewayBin
+	}
+	for _, job := range jobs {
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", job.out, job.pkg)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return binaries{}, fmt.Errorf("build %s: %w\n%s", job.pkg, err, out)
