@@ -318,8 +318,12 @@ func relayTargets(r RunResult, c *Comparison) []TargetCheck {
 			if rc.CPUPer1000 > 0 {
 				cpu.Got, cpu.Met = fmt.Sprintf("%.2f×", rc.CPUPer1000), metIf(rc.CPUPer1000 <= wantCPURatio)
 			}
-			lat.Got = fmt.Sprintf("in %+.2f ms, out %+.2f ms", rc.InP99Added, rc.OutP99Added)
-			lat.Met = metIf(rc.InP99Added < wantP99MS && rc.OutP99Added < wantP99MS)
+			// A step without latency samples (every reply lost) has a p99
+			// of 0, which would pass: it measured nothing.
+			if s, ok := r.step(stepRate, wantP99AtRate); ok && s.In.N > 0 && s.Out.N > 0 {
+				lat.Got = fmt.Sprintf("in %+.2f ms, out %+.2f ms", rc.InP99Added, rc.OutP99Added)
+				lat.Met = metIf(rc.InP99Added < wantP99MS && rc.OutP99Added < wantP99MS)
+			}
 		}
 	}
 	return []TargetCheck{rate, cpu, lat}

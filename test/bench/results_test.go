@@ -133,6 +133,18 @@ func TestCheckTargets(t *testing.T) {
 			},
 		},
 		{
+			name: "no latency samples: nothing measured, not met by a p99 of 0",
+			runs: []RunResult{
+				fakeRun(targetRelay, 10, 8<<20, 20<<20,
+					StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 1}, Out: Percentiles{N: 10, P99: 1}, CPUPer1000: 0.6},
+					StepResult{Kind: stepMax, Achieved: 5000}),
+				fakeRun(targetGateway, 10, 20<<20, 50<<20,
+					StepResult{Kind: stepRate, Offered: 500, CPUPer1000: 1.0},
+					StepResult{Kind: stepMax, Achieved: 3000, CPUPer1000: 0.5}),
+			},
+			want: map[string]string{"p99 added over the relay < 5 ms at 500 rt/s (webchat, 10 chats)": "n/a"},
+		},
+		{
 			name: "not measured",
 			runs: []RunResult{fakeRun(targetGateway, 10, 20<<20, 50<<20, StepResult{Kind: stepMax, Achieved: 100})},
 			want: map[string]string{
