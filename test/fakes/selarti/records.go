@@ -84,7 +84,13 @@ func (s *Server) AuthCount() int {
 func (s *Server) Webhooks() []WebhookAttempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := slices.Clone(s.rec.attempts)
+	return cloneAttempts(s.rec.attempts)
+}
+
+// cloneAttempts copies attempts with their payloads, so that a test cannot
+// change what the server keeps.
+func cloneAttempts(attempts []WebhookAttempt) []WebhookAttempt {
+	out := slices.Clone(attempts)
 	for i := range out {
 		out[i].Payload = clonePayload(out[i].Payload)
 	}
@@ -147,5 +153,5 @@ func (s *Server) Repeats() int {
 func (s *Server) GaveUp() []WebhookAttempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.rec.gaveUp)
+	return cloneAttempts(s.rec.gaveUp)
 }

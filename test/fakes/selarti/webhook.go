@@ -85,7 +85,7 @@ func (s *Server) post(ctx context.Context, payload map[string]any) error {
 	wait := s.retry.first
 	for try := 1; ; try++ {
 		status, err := s.postOnce(ctx, body)
-		s.recordAttempt(payload, status, err)
+		last := s.recordAttempt(payload, status, err)
 		if err == nil {
 			s.log.Debug("webhook delivered", "chat", chat, "message_id", id, "status", status)
 			return nil
@@ -95,7 +95,10 @@ func (s *Server) post(ctx context.Context, payload map[string]any) error {
 		}
 		if try >= s.retry.tries {
 			s.log.Warn("webhook dropped", "chat", chat, "message_id", id, "tries", try, "err", err)
-			s.recordGaveUp(payload, status, err)
+			s.mu.Lock()
+			s.rec.gaveUp = append(s.rec.gaveUp, last)
+			s.rec.notifyLocked()
+			s.mu.Unlock()
 			return fmt.Errorf("post webhook %s: gave up after %d tries: %w", id, try, err)
 		}
 		s.log.Warn("webhook retry", "chat", chat, "message_id", id, "wait", wait, "err", err)
@@ -140,10 +143,10 @@ func (s *Server) postOnce(ctx context.Context, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// recordAttempt keeps one POST attempt for Webhooks. The payload is never
-// modified after it is built, so sharing it here is safe; Webhooks hands
-// out copies.
-func (s *Server) recordAttempt(payload map[string]any, status int, err error) {
+// recordAttempt keeps one POST attempt for Webhooks, and returns it. The
+// payload is never modified after it is built, so sharing it here is safe;
+// Webhooks and GaveUp hand out copies.
+func (s *Server) recordAttempt(payload map[string]any, status int, err error) WebhookAttempt {
 	a := WebhookAttempt{Payload: payload, Status: status, At: s.now()}
 	if err != nil {
 		a.Err = err.Error()
@@ -152,15 +155,7 @@ func (s *Server) recordAttempt(payload map[string]any, status int, err error) {
 	defer s.mu.Unlock()
 	s.rec.attempts = append(s.rec.attempts, a)
 	s.rec.notifyLocked()
-}
-
-// recordGaveUp keeps the last attempt of a webhook given up on.
-func (s *Server) recordGaveUp(payload map[string]any, status int, err error) {
-	a := WebhookAttempt{Payload: payload, Status: status, Err: err.Error(), At: s.now()}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rec.gaveUp = append(s.rec.gaveUp, a)
-	s.rec.notifyLocked()
+	return a
 }
 
 // clonePayload copies a payload; its values are strings and bools only.
