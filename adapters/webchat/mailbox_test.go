@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-gw/switchboard/internal/sqlitedb"
 )
 
 // openTestMailbox opens a mailbox at path, closed when the test ends.
@@ -270,7 +272,7 @@ func TestMailboxOpenRefuses(t *testing.T) {
 		{
 			name: "a newer schema",
 			prepare: func(t *testing.T, path string) {
-				db, err := sql.Open("sqlite", path)
+				db, err := sql.Open(sqlitedb.DriverName, path)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gw/switchboard/core"
+	"github.com/switchboard-gw/switchboard/internal/sqlitedb"
 )
 
 func TestHello(t *testing.T) {
@@ -918,7 +919,7 @@ func TestMachineCrashSkipsLostSeqs(t *testing.T) {
 
 	// What the machine crash leaves: the commit of the copy, never
 	// synced, is gone, and so is the clean close.
-	db, err := sql.Open("sqlite", filepath.Join(dir, mailboxFile))
+	db, err := sql.Open(sqlitedb.DriverName, filepath.Join(dir, mailboxFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-gw/switchboard/core/store"
 	"github.com/switchboard-gw/switchboard/core/store/storetest"
+	"github.com/switchboard-gw/switchboard/internal/sqlitedb"
 )
 
 func openSQLite(t testing.TB, path string) *store.SQLite {
@@ -371,7 +372,7 @@ func TestSQLiteMigrations(t *testing.T) {
 		mustNil(t, openSQLite(t, path).Close())
 	}
 	versions := func() []int {
-		db, err := sql.Open("sqlite", path)
+		db, err := sql.Open(sqlitedb.DriverName, path)
 		mustNil(t, err)
 		defer db.Close()
 		rows, err := db.Query("SELECT version FROM schema_migrations ORDER BY version")
@@ -391,7 +392,7 @@ func TestSQLiteMigrations(t *testing.T) {
 	}
 
 	// A newer binary has been here.
-	db, err := sql.Open("sqlite", path)
+	db, err := sql.Open(sqlitedb.DriverName, path)
 	mustNil(t, err)
 	_, err = db.Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)")
 	mustNil(t, err)
@@ -449,7 +450,7 @@ func TestSQLiteUpgradeFromVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
 	v1, err := os.ReadFile("migrations/0001_init.sql")
 	mustNil(t, err)
-	db, err := sql.Open("sqlite", path)
+	db, err := sql.Open(sqlitedb.DriverName, path)
 	mustNil(t, err)
 	for _, q := range []string{
 		"PRAGMA journal_mode = WAL",

@@ -24,6 +24,9 @@ type Report struct {
 	Runs        []RunResult   `json:"runs"`
 	Comparisons []Comparison  `json:"comparisons"`
 	Targets     []TargetCheck `json:"targets"`
+	// Gateway is the measured binary's version line (with its SQLite
+	// driver); reports from before it have none.
+	Gateway string `json:"gateway,omitempty"`
 }
 
 // Machine describes where the figures were taken.
@@ -61,6 +64,9 @@ func writeTable(w io.Writer, rep Report) error {
 	fmt.Fprintf(w, "Switchboard load benchmark, %s\n", rep.Started.Format(time.RFC3339))
 	fmt.Fprintf(w, "machine: %s, %d CPUs, %d MiB, Linux %s, %s, revision %s\n",
 		rep.Machine.CPU, rep.Machine.CPUs, rep.Machine.MemoryMiB, rep.Machine.Kernel, rep.Machine.Go, rep.Machine.Revision)
+	if rep.Gateway != "" {
+		fmt.Fprintf(w, "gateway: %s\n", rep.Gateway)
+	}
 	fmt.Fprintf(w, "command: %s\n", rep.Command)
 	if rep.Settings.Profile {
 		fmt.Fprintln(w, "NOTE: -profile run: the gateway ran with CPU and allocation profiling on; its figures are not comparable.")

@@ -79,23 +79,24 @@ type binaries struct {
 	profile bool // gateway is gwprof
 }
 
-// buildBinaries builds the gateway (or its profiling wrapper) and the
-// relay into dir, the way `make build` builds the gateway. A gatewayBin
-// given is used as it is, not built.
-func buildBinaries(ctx context.Context, dir string, profile bool, gatewayBin string) (binaries, error) {
+// buildBinaries builds the gateway (or its profiling wrapper), with the
+// build tags gatewayTags, and the relay into dir, the way `make build`
+// builds the gateway. A gatewayBin given is used as it is, not built.
+func buildBinaries(ctx context.Context, dir string, profile bool, gatewayBin, gatewayTags string) (binaries, error) {
 	b := binaries{gateway: filepath.Join(dir, "switchboard"), relay: filepath.Join(dir, "relay"), profile: profile}
 	gw := pkgGateway
 	if profile {
 		gw = pkgProfile
 	}
-	jobs := []struct{ out, pkg string }{{b.relay, pkgRelay}}
+	type job struct{ out, pkg, tags string }
+	jobs := []job{{b.relay, pkgRelay, ""}}
 	if gatewayBin == "" {
-		jobs = append(jobs, struct{ out, pkg string }{b.gateway, gw})
+		jobs = append(jobs, job{b.gateway, gw, gatewayTags})
 	} else {
 		b.gateway = gatewayBin
 	}
 	for _, job := range jobs {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", job.out, job.pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", job.tags, "-o", job.out, job.pkg)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return binaries{}, fmt.Errorf("build %s: %w\n%s", job.pkg, err, out)
 		}
@@ -341,4 +342,19 @@ func (g *procGroup) kill() {
 	for _, p := range g.procs {
 		p.kill()
 	}
+}
+
+// gatewayVersion is the gateway's `switchboard version` line, which names
+// its SQLite driver: the report says what was measured, a binary given
+// with -gateway-bin or built with -gateway-tags included. The profiling
+// wrapper has no version command.
+func gatewayVersion(ctx context.Context, b binaries) (string, error) {
+	if b.profile {
+		return "gwprof (switchboard serve with profiling, built from this tree)", nil
+	}
+	out, err := exec.CommandContext(ctx, b.gateway, "version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s version: %w", b.gateway, err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
