@@ -4,10 +4,6 @@ PORT     ?= 8080
 # DATA, when set, is the demo's data directory, kept after exit.
 DATA     ?=
 BENCHFLAGS ?=
-# TAGS, when set, are Go build tags for build, bench and bench-store:
-# TAGS=sqlite_cgo links SQLite's C library (mattn/go-sqlite3, needs gcc)
-# instead of the pure-Go modernc.org/sqlite; see docs/benchmarks.md.
-TAGS     ?=
 # FUZZTIME, when set (e.g. 60s or 1000000x), is every fuzz target's budget.
 # By default each runs a count of inputs, about 10 s on the reference
 # machine: a duration budget in Go 1.26 can fail a target with a bare
@@ -27,7 +23,7 @@ demo: build
 
 ## build: build the binary into $(BIN)
 build:
-	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchboard
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchboard
 
 ## test: everything CI runs: static checks, all tests with -race (end-to-end and browser included), short fuzzing
 test: deps vet fmt-check deps-check
@@ -66,11 +62,11 @@ fuzz:
 
 ## bench: the end-to-end load benchmark, gateway against a bare relay, webchat and Telegram users (about 17 to 20 minutes; BENCHFLAGS=-quick for about 4); see docs/benchmarks.md
 bench:
-	$(GO) run ./test/bench -gateway-tags "$(TAGS)" $(BENCHFLAGS)
+	$(GO) run ./test/bench $(BENCHFLAGS)
 
 ## bench-store: the store benchmark (see docs/benchmarks.md)
 bench-store:
-	$(GO) test -tags "$(TAGS)" -run='^$$' -bench=. -benchtime=2s ./core/store/
+	$(GO) test -run='^$$' -bench=. -benchtime=2s ./core/store/
 
 clean:
 	rm -rf bin data

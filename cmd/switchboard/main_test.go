@@ -12,7 +12,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchboard-gw/switchboard/core"
-	"github.com/switchboard-gw/switchboard/internal/sqlitedb"
 )
 
 // run executes the CLI with args and returns its output and error.
@@ -116,8 +115,8 @@ adapters:
 
 func TestVersion(t *testing.T) {
 	out, err := run("version")
-	if err != nil || !strings.HasPrefix(out, "switchboard ") || !strings.Contains(out, "sqlite: "+sqlitedb.Driver) {
-		t.Fatalf("version = %q, %v; want its SQLite driver too", out, err)
+	if err != nil || !strings.HasPrefix(out, "switchboard ") {
+		t.Fatalf("version = %q, %v", out, err)
 	}
 }
 

@@ -6,8 +6,6 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
-
-	"github.com/switchboard-gw/switchboard/internal/sqlitedb"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -18,7 +16,7 @@ func versionString() string {
 	if info, ok := debug.ReadBuildInfo(); ok && v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
 		v = info.Main.Version
 	}
-	return fmt.Sprintf("switchboard %s (%s, %s/%s, sqlite: %s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH, sqlitedb.Driver)
+	return fmt.Sprintf("switchboard %s (%s, %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 func newVersionCmd() *cobra.Command {

@@ -67,7 +67,6 @@ type options struct {
 	out         string
 	profile     bool
 	gatewayBin  string
-	gatewayTags string // build tags for the gateway built from this tree
 	allRates    bool
 	keep        bool
 	maxConns    int
@@ -138,10 +137,7 @@ func run() error {
 		}
 		o.gatewayBin = abs
 	}
-	if o.gatewayBin != "" && o.gatewayTags != "" {
-		return errors.New("-gateway-bin and -gateway-tags: a given binary is not built")
-	}
-	bins, err := buildBinaries(ctx, workDir, o.profile, o.gatewayBin, o.gatewayTags)
+	bins, err := buildBinaries(ctx, workDir, o.profile, o.gatewayBin)
 	if err != nil {
 		return err
 	}
@@ -244,7 +240,6 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.workers, "workers", 16, "the gateway's delivery.workers")
 	fs.StringVar(&o.out, "out", "bench-results", "directory for the result files")
 	fs.StringVar(&o.gatewayBin, "gateway-bin", "", "measure this switchboard binary instead of one built from this tree (another revision's, for a before and after in one harness: go build -trimpath -o /tmp/sb-before ./cmd/switchboard)")
-	fs.StringVar(&o.gatewayTags, "gateway-tags", "", "build the gateway with these Go build tags (sqlite_cgo: SQLite's C library instead of the pure-Go one; see docs/benchmarks.md)")
 	fs.BoolVar(&o.profile, "profile", false, "run the gateway with CPU and allocation profiling (test/bench/gwprof); profiles go to -out")
 	fs.BoolVar(&o.allRates, "all-rates", false, "run every rate, also above the first saturated one")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (target logs and stores)")

@@ -24,8 +24,8 @@ type Report struct {
 	Runs        []RunResult   `json:"runs"`
 	Comparisons []Comparison  `json:"comparisons"`
 	Targets     []TargetCheck `json:"targets"`
-	// Gateway is the measured binary's version line (with its SQLite
-	// driver); reports from before it have none.
+	// Gateway is the measured binary's version line; reports from
+	// before it have none.
 	Gateway string `json:"gateway,omitempty"`
 }
 

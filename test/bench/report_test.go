@@ -45,10 +45,11 @@ func TestReportFiles(t *testing.T) {
 	}
 
 	b.Reset()
+	rep.Gateway = "switchboard v9.9.9 (go1.26.8, linux/amd64)"
 	if err := writeTable(&b, rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"== webchat, 10 chats", "gateway/relay: max rate", "== targets (issue 15) ==", "0.0*"} {
+	for _, want := range []string{"\ngateway: switchboard v9.9.9 (go1.26.8, linux/amd64)\n", "== webchat, 10 chats", "gateway/relay: max rate", "== targets (issue 15) ==", "0.0*"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

@@ -79,24 +79,24 @@ type binaries struct {
 	profile bool // gateway is gwprof
 }
 
-// buildBinaries builds the gateway (or its profiling wrapper), with the
-// build tags gatewayTags, and the relay into dir, the way `make build`
-// builds the gateway. A gatewayBin given is used as it is, not built.
-func buildBinaries(ctx context.Context, dir string, profile bool, gatewayBin, gatewayTags string) (binaries, error) {
+// buildBinaries builds the gateway (or its profiling wrapper) and the
+// relay into dir, the way `make build` builds the gateway. A gatewayBin
+// given is used as it is, not built.
+func buildBinaries(ctx context.Context, dir string, profile bool, gatewayBin string) (binaries, error) {
 	b := binaries{gateway: filepath.Join(dir, "switchboard"), relay: filepath.Join(dir, "relay"), profile: profile}
 	gw := pkgGateway
 	if profile {
 		gw = pkgProfile
 	}
-	type job struct{ out, pkg, tags string }
-	jobs := []job{{b.relay, pkgRelay, ""}}
+	type job struct{ out, pkg string }
+	jobs := []job{{b.relay, pkgRelay}}
 	if gatewayBin == "" {
-		jobs = append(jobs, job{b.gateway, gw, gatewayTags})
+		jobs = append(jobs, job{b.gateway, gw})
 	} else {
 		b.gateway = gatewayBin
 	}
 	for _, job := range jobs {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", job.tags, "-o", job.out, job.pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", job.out, job.pkg)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return binaries{}, fmt.Errorf("build %s: %w\n%s", job.pkg, err, out)
 		}
@@ -344,9 +344,8 @@ func (g *procGroup) kill() {
 	}
 }
 
-// gatewayVersion is the gateway's `switchboard version` line, which names
-// its SQLite driver: the report says what was measured, a binary given
-// with -gateway-bin or built with -gateway-tags included. The profiling
+// gatewayVersion is the gateway's `switchboard version` line: the report
+// says what was measured, a binary given with -gateway-bin included. The profiling
 // wrapper has no version command.
 func gatewayVersion(ctx context.Context, b binaries) (string, error) {
 	if b.profile {

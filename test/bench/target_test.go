@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-gw/switchboard/adapters/telegram"
@@ -103,5 +104,23 @@ func TestPGReplicas(t *testing.T) {
 		if err := parseTarget(target); (err == nil) != ok {
 			t.Errorf("parseTarget(%q) = %v, want ok %v", target, err, ok)
 		}
+	}
+}
+
+// The report names the binary measured: the gateway's version line.
+func TestGatewayVersion(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "switchboard")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n[ \"$1\" = version ] && echo 'switchboard v1.2.3 (go1.26.8, linux/amd64)'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err := gatewayVersion(context.Background(), binaries{gateway: bin})
+	if err != nil || got != "switchboard v1.2.3 (go1.26.8, linux/amd64)" {
+		t.Errorf("gatewayVersion = %q, %v", got, err)
+	}
+	if _, err := gatewayVersion(context.Background(), binaries{gateway: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Error("gatewayVersion of a missing binary: no error")
+	}
+	if got, err := gatewayVersion(context.Background(), binaries{gateway: bin, profile: true}); err != nil || !strings.Contains(got, "gwprof") {
+		t.Errorf("gatewayVersion of the profiling wrapper = %q, %v", got, err)
 	}
 }
