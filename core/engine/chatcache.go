@@ -29,8 +29,13 @@ type chatCache struct {
 }
 
 const (
-	// chatCacheSize bounds the entries: about 100 bytes each.
-	chatCacheSize = 16384
+	// chatCacheSize bounds the entries, about 190 bytes each
+	// (BenchmarkChatCacheMemory): 1.5 MiB full. An entry need only
+	// outlive the moments between a round trip's two webhooks, and 8,192
+	// hold the chats of the last 4 s at 2,000 round trips a second, each
+	// from a chat of its own. Twice as many cost about 2 MB more peak
+	// RSS at 100,000 chats (docs/benchmarks.md).
+	chatCacheSize = 8192
 	// chatCacheTTL is how long an entry is trusted without a read.
 	chatCacheTTL = 30 * time.Second
 	// chatLockStripes is how many locks the chats share (see lock).

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -61,4 +63,26 @@ func TestChatCacheLocksAreStable(t *testing.T) {
 	if c.lock("web:1") != c.lock("web:1") {
 		t.Fatal("one chat got two locks")
 	}
+}
+
+// BenchmarkChatCacheMemory reports what a full chat cache holds per entry
+// (B/entry, the live heap after a GC over the entries), for chatCacheSize's
+// comment: `go test -run='^$' -bench=ChatCacheMemory ./core/engine/`.
+func BenchmarkChatCacheMemory(b *testing.B) {
+	var per float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := newChatCache(chatCacheSize, chatCacheTTL)
+		for i := range chatCacheSize {
+			c.put(fmt.Sprintf("telegram:%d", 1_000_000_000+i), store.ChatInfo{Known: true})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		per = float64(after.HeapAlloc-before.HeapAlloc) / chatCacheSize
+		runtime.KeepAlive(c)
+	}
+	b.ReportMetric(per, "B/entry")
+	b.ReportMetric(per*chatCacheSize/(1<<20), "MiB/full")
 }
