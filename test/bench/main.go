@@ -137,7 +137,8 @@ func run() error {
 		}
 		o.gatewayBin = abs
 	}
-	bins, err := buildBinaries(ctx, workDir, o.profile, o.gatewayBin)
+	mach := machine()
+	bins, err := buildBinaries(ctx, workDir, o.profile, o.gatewayBin, mach.Revision)
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func run() error {
 	rep := Report{
 		Started: time.Now(),
 		Command: "go run ./test/bench " + strings.Join(os.Args[1:], " "),
-		Machine: machine(),
+		Machine: mach,
 		Gateway: gwVersion,
 		Settings: Settings{
 			Drivers: o.drivers, Chats: o.chats, Targets: o.targets, PGChats: o.pgChats, Rates: o.rates, StepSeconds: o.step.Seconds(),

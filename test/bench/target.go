@@ -80,23 +80,26 @@ type binaries struct {
 }
 
 // buildBinaries builds the gateway (or its profiling wrapper) and the
-// relay into dir, the way `make build` builds the gateway. A gatewayBin
-// given is used as it is, not built.
-func buildBinaries(ctx context.Context, dir string, profile bool, gatewayBin string) (binaries, error) {
+// relay into dir, the way `make build` builds the gateway: its version is
+// the tree's revision. A gatewayBin given is used as it is, not built.
+func buildBinaries(ctx context.Context, dir string, profile bool, gatewayBin, revision string) (binaries, error) {
 	b := binaries{gateway: filepath.Join(dir, "switchboard"), relay: filepath.Join(dir, "relay"), profile: profile}
 	gw := pkgGateway
 	if profile {
 		gw = pkgProfile
 	}
-	type job struct{ out, pkg string }
-	jobs := []job{{b.relay, pkgRelay}}
+	jobs := []struct{ out, pkg string }{{b.relay, pkgRelay}}
 	if gatewayBin == "" {
-		jobs = append(jobs, job{b.gateway, gw})
+		jobs = append(jobs, struct{ out, pkg string }{b.gateway, gw})
 	} else {
 		b.gateway = gatewayBin
 	}
 	for _, job := range jobs {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", job.out, job.pkg)
+		args := []string{"build", "-trimpath", "-o", job.out}
+		if job.pkg == pkgGateway && revision != "" {
+			args = append(args, "-ldflags", "-X main.version="+revision)
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, job.pkg)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return binaries{}, fmt.Errorf("build %s: %w\n%s", job.pkg, err, out)
 		}
@@ -344,9 +347,9 @@ func (g *procGroup) kill() {
 	}
 }
 
-// gatewayVersion is the gateway's `switchboard version` line: the report
-// says what was measured, a binary given with -gateway-bin included. The profiling
-// wrapper has no version command.
+// gatewayVersion is the gateway's `switchboard version` line, so that the
+// report says what it measured, a binary given with -gateway-bin included.
+// The profiling wrapper has no version command.
 func gatewayVersion(ctx context.Context, b binaries) (string, error) {
 	if b.profile {
 		return "gwprof (switchboard serve with profiling, built from this tree)", nil
