@@ -175,15 +175,12 @@ type Tx struct {
 	stmts map[string]*sql.Stmt
 }
 
-// bg is the context of the statements (see Tx).
-var bg = context.Background()
-
 // Exec runs q in the transaction, as sql.Tx.Exec does.
 func (t *Tx) Exec(q string, args ...any) (sql.Result, error) {
 	if st := t.stmts[q]; st != nil {
 		return st.Exec(args...)
 	}
-	return t.conn.ExecContext(bg, q, args...)
+	return t.conn.ExecContext(context.Background(), q, args...)
 }
 
 // QueryRow runs q in the transaction, as sql.Tx.QueryRow does.
@@ -191,7 +188,7 @@ func (t *Tx) QueryRow(q string, args ...any) *sql.Row {
 	if st := t.stmts[q]; st != nil {
 		return st.QueryRow(args...)
 	}
-	return t.conn.QueryRowContext(bg, q, args...)
+	return t.conn.QueryRowContext(context.Background(), q, args...)
 }
 
 // Query runs q in the transaction, as sql.Tx.Query does. The caller closes
@@ -200,7 +197,7 @@ func (t *Tx) Query(q string, args ...any) (*sql.Rows, error) {
 	if st := t.stmts[q]; st != nil {
 		return st.Query(args...)
 	}
-	return t.conn.QueryContext(bg, q, args...)
+	return t.conn.QueryContext(context.Background(), q, args...)
 }
 
 // Write runs fn in a committed transaction, through the committer, and
