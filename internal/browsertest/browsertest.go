@@ -31,6 +31,10 @@ func Path() string {
 	return ""
 }
 
+// New starts headless Chromium for one test and stops it when the test
+// ends. Without Chromium the test is skipped locally, but fails in CI
+// (CI=true), where `make test` installs it: a browser test that silently
+// does not run proves nothing.
 func New(t testing.TB) context.Context {
 	t.Helper()
 	path := Path()
