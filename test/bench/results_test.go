@@ -45,6 +45,10 @@ func TestCompareRuns(t *testing.T) {
 }
 
 func TestCheckTargets(t *testing.T) {
+	// The relay at 10 chats that two cases measure the gateway against.
+	relay10 := fakeRun(targetRelay, 10, 8<<20, 20<<20,
+		StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 1}, Out: Percentiles{N: 10, P99: 1}, CPUPer1000: 0.6},
+		StepResult{Kind: stepMax, Achieved: 5000})
 	tests := []struct {
 		name string
 		runs []RunResult
@@ -53,9 +57,7 @@ func TestCheckTargets(t *testing.T) {
 		{
 			name: "all met",
 			runs: []RunResult{
-				fakeRun(targetRelay, 10, 8<<20, 20<<20,
-					StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 1}, Out: Percentiles{N: 10, P99: 1}, CPUPer1000: 0.6},
-					StepResult{Kind: stepMax, Achieved: 5000}),
+				relay10,
 				fakeRun(targetGateway, 10, 20<<20, 50<<20,
 					StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 2}, Out: Percentiles{N: 10, P99: 5.9}, CPUPer1000: 1.2},
 					StepResult{Kind: stepMax, Achieved: 3000, CPUPer1000: 0.5}),
@@ -135,9 +137,7 @@ func TestCheckTargets(t *testing.T) {
 		{
 			name: "no latency samples: nothing measured, not met by a p99 of 0",
 			runs: []RunResult{
-				fakeRun(targetRelay, 10, 8<<20, 20<<20,
-					StepResult{Kind: stepRate, Offered: 500, In: Percentiles{N: 10, P99: 1}, Out: Percentiles{N: 10, P99: 1}, CPUPer1000: 0.6},
-					StepResult{Kind: stepMax, Achieved: 5000}),
+				relay10,
 				fakeRun(targetGateway, 10, 20<<20, 50<<20,
 					StepResult{Kind: stepRate, Offered: 500, CPUPer1000: 1.0},
 					StepResult{Kind: stepMax, Achieved: 3000, CPUPer1000: 0.5}),
