@@ -41,12 +41,18 @@ type dispatcher struct {
 	// slots holds one token per attempt running or reserved: at most
 	// workers.
 	slots chan struct{}
-	// inflight counts the attempts run has to wait for before it returns.
+	// records holds one token per attempt whose result is being written
+	// to the store: at most workers. An attempt hands its slot over to a
+	// record token as soon as the far side has answered (see handOff).
+	records chan struct{}
+	// jobs takes each attempt to one of run's workers.
+	jobs chan store.Message
+	// inflight counts the attempts run has to wait for before it returns,
+	// until their results are recorded.
 	inflight sync.WaitGroup
-	// mu guards work and running, so that no attempt is reserved once
-	// run has started to wait for inflight.
+	// mu guards running, so that no attempt is reserved once run has
+	// started to wait for inflight.
 	mu      sync.Mutex
-	work    context.Context // the attempts' context, from run
 	running bool
 }
 
@@ -83,6 +89,8 @@ func newDispatcher(dir store.Direction, st store.Store, attempt func(context.Con
 		metrics: metrics,
 		wake:    make(chan struct{}, 1),
 		slots:   make(chan struct{}, workers),
+		records: make(chan struct{}, workers),
+		jobs:    make(chan store.Message),
 	}
 }
 
@@ -104,24 +112,53 @@ func (d *dispatcher) reserve() bool {
 	}
 }
 
-// release gives back a worker taken by reserve (or by run) and wakes the
-// loop, which may now claim a message for it.
+// handOff frees the worker of an attempt whose far side has answered,
+// for the next attempt, while this one's result is written to the store:
+// the worker need not wait for that commit, which under load waits for
+// the committer's batch in progress, so the workers stay busy sending.
+// The message stays leased until its result is recorded, so its chat's
+// next message still waits for it. The result takes a record token, and
+// waits for one when workers results are being recorded already: a store
+// that stalls holds the workers back instead of piling up results.
+func (d *dispatcher) handOff() {
+	d.records <- struct{}{}
+	<-d.slots
+	d.notify()
+}
+
+// release gives back a worker taken by reserve that starts no attempt,
+// and wakes the loop, which may now claim a message for it.
 func (d *dispatcher) release() {
 	<-d.slots
 	d.inflight.Done()
 	d.notify()
 }
 
+// finish ends an attempt handed off by handOff, once its result is
+// recorded (or was not to be), and wakes the loop, which may now claim
+// the chat's next message.
+func (d *dispatcher) finish() {
+	<-d.records
+	d.inflight.Done()
+	d.notify()
+}
+
 // start runs the attempt of m, leased by the caller, on the worker the
 // caller reserved.
-func (d *dispatcher) start(m store.Message) {
-	d.mu.Lock()
-	work := d.work
-	d.mu.Unlock()
-	go func() {
-		defer d.release()
-		d.process(work, m)
-	}()
+func (d *dispatcher) start(m store.Message) { d.jobs <- m }
+
+// worker runs attempts handed to it by start until jobs is closed. The
+// workers live as long as run, rather than a goroutine per attempt: an
+// attempt's call chain (formatting, a client library's JSON encoder, an
+// HTTP request) grows a new goroutine's stack from its first few
+// kilobytes by copying it several times, which cost about a tenth of the
+// gateway's CPU under load (see docs/benchmarks.md); a worker's stack
+// stays grown between attempts.
+func (d *dispatcher) worker(work context.Context) {
+	for m := range d.jobs {
+		d.process(work, m, d.handOff)
+		d.finish()
+	}
 }
 
 // notify wakes the dispatcher: a message was queued or a worker freed up.
@@ -138,16 +175,25 @@ func (d *dispatcher) lease() time.Duration { return d.policy.attemptTimeout + 30
 
 // run claims and dispatches until ctx ends, then waits for the attempts in
 // flight. Those run under work, which the caller cancels when the
-// shutdown deadline passes.
+// shutdown deadline passes. It is called once.
 func (d *dispatcher) run(ctx, work context.Context) {
+	// An attempt holds a slot and then, while its result is recorded, a
+	// record token (see handOff): 2*workers goroutines always have one
+	// free for start.
+	var pool sync.WaitGroup
+	for range 2 * d.workers {
+		pool.Go(func() { d.worker(work) })
+	}
 	d.mu.Lock()
-	d.work, d.running = work, true
+	d.running = true
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
 		d.running = false
 		d.mu.Unlock()
 		d.inflight.Wait()
+		close(d.jobs)
+		pool.Wait()
 	}()
 	timer := time.NewTimer(idlePoll)
 	defer timer.Stop()
@@ -162,10 +208,7 @@ func (d *dispatcher) run(ctx, work context.Context) {
 				// free was counted. The message stays leased meanwhile.
 				d.slots <- struct{}{}
 				d.inflight.Add(1)
-				go func() {
-					defer d.release()
-					d.process(work, m)
-				}()
+				d.start(m)
 			}
 			if len(msgs) == free {
 				continue // there may be more: claim again as soon as a slot frees
@@ -187,11 +230,13 @@ func (d *dispatcher) run(ctx, work context.Context) {
 	}
 }
 
-// process makes one attempt and records its result in the store.
-func (d *dispatcher) process(ctx context.Context, m store.Message) {
+// process makes one attempt, calls answered once the attempt has ended,
+// and records its result in the store.
+func (d *dispatcher) process(ctx context.Context, m store.Message, answered func()) {
 	actx, cancel := context.WithTimeout(ctx, d.policy.attemptTimeout)
 	err := d.safeAttempt(actx, m)
 	cancel()
+	answered()
 	var df *deferral
 	isDeferral := errors.As(err, &df)
 	if err != nil && ctx.Err() != nil && !(isDeferral && df.inDoubt) {

@@ -122,7 +122,7 @@ func TestDispatcherDeferralCountsNoAttempt(t *testing.T) {
 	notRunning := &deferral{reason: errors.New("instance web is starting: not connected")}
 	d.attempt = func(context.Context, store.Message) error { return notRunning }
 	for range 5 {
-		d.process(ctx, claimOne())
+		d.process(ctx, claimOne(), func() {})
 	}
 	got, _ := st.Get(ctx, m.ID)
 	if got.State != store.Pending || got.Attempts != 0 || got.InDoubt || !strings.Contains(got.LastError, "not connected") {
@@ -130,7 +130,7 @@ func TestDispatcherDeferralCountsNoAttempt(t *testing.T) {
 	}
 
 	d.attempt = func(context.Context, store.Message) error { return errors.New("network down") }
-	d.process(ctx, claimOne())
+	d.process(ctx, claimOne(), func() {})
 	if got, _ := st.Get(ctx, m.ID); got.State != store.Pending || got.Attempts != 1 {
 		t.Fatalf("after one failure: %+v; want pending with 1 attempt", got)
 	}
@@ -139,7 +139,7 @@ func TestDispatcherDeferralCountsNoAttempt(t *testing.T) {
 	d.attempt = func(context.Context, store.Message) error {
 		return &deferral{until: time.Now(), inDoubt: true, reason: errAwaitingEcho}
 	}
-	d.process(ctx, claimOne())
+	d.process(ctx, claimOne(), func() {})
 	if got, _ := st.Get(ctx, m.ID); !got.InDoubt || got.LastError != "network down" || got.Attempts != 1 {
 		t.Fatalf("after an echo wait: %+v; want in doubt, the last error kept, 1 attempt", got)
 	}
@@ -147,8 +147,84 @@ func TestDispatcherDeferralCountsNoAttempt(t *testing.T) {
 	// Too old: a deferral that is not an echo wait dead-letters it.
 	d.policy.maxAge = 0
 	d.attempt = func(context.Context, store.Message) error { return notRunning }
-	d.process(ctx, claimOne())
+	d.process(ctx, claimOne(), func() {})
 	if got, _ := st.Get(ctx, m.ID); got.State != store.Dead {
 		t.Fatalf("a deferral past max_age: %+v; want dead", got)
+	}
+}
+
+// stalledDelivered is a store whose Delivered waits until the test lets
+// it go, the way a commit waits for the committer's batch in progress.
+type stalledDelivered struct {
+	store.Store
+	entered chan int64    // the id of each Delivered called
+	proceed chan struct{} // one Delivered returns per receive
+}
+
+func (s *stalledDelivered) Delivered(ctx context.Context, id int64) error {
+	s.entered <- id
+	<-s.proceed
+	return s.Store.Delivered(ctx, id)
+}
+
+// TestDispatcherFreesTheWorkerWhileTheResultIsRecorded: an attempt that
+// has its answer hands its worker to the next attempt before the store
+// has recorded the result, and no more than workers results wait for the
+// store at once. run returns only after the results are recorded.
+func TestDispatcherFreesTheWorkerWhileTheResultIsRecorded(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st := &stalledDelivered{Store: store.NewMemory(), entered: make(chan int64, 10), proceed: make(chan struct{})}
+	attempts := make(chan string, 10)
+	attempt := func(ctx context.Context, m store.Message) error {
+		attempts <- m.Chat
+		return nil
+	}
+	policy := retryPolicy{initial: time.Millisecond, max: time.Millisecond, maxAttempts: 3, maxAge: time.Hour, attemptTimeout: time.Minute}
+	d := newDispatcher(store.ToUser, st, attempt, policy, 1, log, newMetrics(func() store.Store { return st }))
+	ctx := context.Background()
+	for _, chat := range []string{"a", "b", "c"} {
+		if _, err := st.Enqueue(ctx, &store.Message{Dir: store.ToUser, Chat: chat}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); d.run(stop, ctx) }()
+
+	first := <-st.entered // a's result waits for the store...
+	select {
+	case <-attempts: // a's own attempt
+	case <-time.After(10 * time.Second):
+		t.Fatal("no attempt")
+	}
+	select {
+	case chat := <-attempts: // ...while the one worker sends b
+		if chat == "a" {
+			t.Fatalf("chat a attempted twice")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker waited for the first result to be recorded before the next attempt")
+	}
+	// b's result cannot be handed over while a's holds the one record
+	// token, so b keeps the worker and c is not attempted.
+	select {
+	case chat := <-attempts:
+		t.Fatalf("chat %s attempted while two results wait for the store with one worker", chat)
+	case <-time.After(100 * time.Millisecond):
+	}
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("run returned while a result was not recorded")
+	case <-time.After(50 * time.Millisecond):
+	}
+	st.proceed <- struct{}{}
+	second := <-st.entered
+	st.proceed <- struct{}{}
+	<-done
+	for _, id := range []int64{first, second} {
+		if got, err := st.Get(ctx, id); err != nil || got.State != store.Delivered {
+			t.Fatalf("message %d: %s, %v after run, want delivered", id, got.State, err)
+		}
 	}
 }
