@@ -50,10 +50,14 @@ type dispatcher struct {
 	// inflight counts the attempts run has to wait for before it returns,
 	// until their results are recorded.
 	inflight sync.WaitGroup
+	// pool runs the worker goroutines, which start spawns.
+	pool sync.WaitGroup
 	// mu guards running, so that no attempt is reserved once run has
-	// started to wait for inflight.
+	// started to wait for inflight, and work and spawned.
 	mu      sync.Mutex
 	running bool
+	work    context.Context // the attempts' context, from run
+	spawned int             // worker goroutines started
 }
 
 // attemptResult is what became of one attempt, for onResult.
@@ -144,8 +148,25 @@ func (d *dispatcher) finish() {
 }
 
 // start runs the attempt of m, leased by the caller, on the worker the
-// caller reserved.
-func (d *dispatcher) start(m store.Message) { d.jobs <- m }
+// caller reserved: an idle worker goroutine, or a new one while there
+// are fewer than 2*workers. An attempt holds a slot and then, while its
+// result is recorded, a record token (see handOff), so that many always
+// have one free for start.
+func (d *dispatcher) start(m store.Message) {
+	select {
+	case d.jobs <- m:
+		return
+	default:
+	}
+	d.mu.Lock()
+	if d.spawned < 2*d.workers {
+		d.spawned++
+		work := d.work
+		d.pool.Go(func() { d.worker(work) })
+	}
+	d.mu.Unlock()
+	d.jobs <- m
+}
 
 // worker runs attempts handed to it by start until jobs is closed. The
 // workers live as long as run, rather than a goroutine per attempt: an
@@ -153,7 +174,8 @@ func (d *dispatcher) start(m store.Message) { d.jobs <- m }
 // HTTP request) grows a new goroutine's stack from its first few
 // kilobytes by copying it several times, which cost about a tenth of the
 // gateway's CPU under load (see docs/benchmarks.md); a worker's stack
-// stays grown between attempts.
+// stays grown between attempts. They are started as the load needs them,
+// so that an idle gateway holds none.
 func (d *dispatcher) worker(work context.Context) {
 	for m := range d.jobs {
 		d.process(work, m, d.handOff)
@@ -177,15 +199,8 @@ func (d *dispatcher) lease() time.Duration { return d.policy.attemptTimeout + 30
 // flight. Those run under work, which the caller cancels when the
 // shutdown deadline passes. It is called once.
 func (d *dispatcher) run(ctx, work context.Context) {
-	// An attempt holds a slot and then, while its result is recorded, a
-	// record token (see handOff): 2*workers goroutines always have one
-	// free for start.
-	var pool sync.WaitGroup
-	for range 2 * d.workers {
-		pool.Go(func() { d.worker(work) })
-	}
 	d.mu.Lock()
-	d.running = true
+	d.work, d.running = work, true
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
@@ -193,7 +208,7 @@ func (d *dispatcher) run(ctx, work context.Context) {
 		d.mu.Unlock()
 		d.inflight.Wait()
 		close(d.jobs)
-		pool.Wait()
+		d.pool.Wait()
 	}()
 	timer := time.NewTimer(idlePoll)
 	defer timer.Stop()

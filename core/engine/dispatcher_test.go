@@ -228,3 +228,47 @@ func TestDispatcherFreesTheWorkerWhileTheResultIsRecorded(t *testing.T) {
 		}
 	}
 }
+
+// TestDispatcherStartsWorkersAsNeeded: an idle dispatcher holds no worker
+// goroutine, and messages one after another reuse the one started.
+func TestDispatcherStartsWorkersAsNeeded(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st := store.NewMemory()
+	attempt := func(context.Context, store.Message) error { return nil }
+	policy := retryPolicy{initial: time.Millisecond, max: time.Millisecond, maxAttempts: 3, maxAge: time.Hour, attemptTimeout: time.Minute}
+	d := newDispatcher(store.ToUser, st, attempt, policy, 64, log, newMetrics(func() store.Store { return st }))
+	spawned := func() int {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.spawned
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.run(ctx, context.Background()) }()
+	waitFor(t, "the dispatcher running", func() bool {
+		if d.reserve() {
+			d.release()
+			return true
+		}
+		return false
+	})
+	if n := spawned(); n != 0 {
+		t.Fatalf("%d worker goroutines before any message, want 0", n)
+	}
+	for i := range 20 {
+		m := store.Message{Dir: store.ToUser, Chat: "c"}
+		if _, err := st.Enqueue(context.Background(), &m); err != nil {
+			t.Fatal(err)
+		}
+		d.notify()
+		waitFor(t, "the message delivered", func() bool {
+			got, _ := st.Get(context.Background(), m.ID)
+			return got.State == store.Delivered
+		})
+		if n := spawned(); n > 2 {
+			t.Fatalf("%d worker goroutines after %d messages one at a time, want at most 2", n, i+1)
+		}
+	}
+	cancel()
+	<-done
+}
