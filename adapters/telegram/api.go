@@ -28,7 +28,8 @@ const maxResponseBytes = 16 << 20
 // newBot builds the telego client. telego's own transport is fasthttp and
 // its logger prints the request URL, which holds the token; instead it
 // gets apiCaller (net/http through the gateway's transport, errors that
-// never show the token) and the discard logger.
+// never show the token) and the discard logger, and requestConstructor
+// encodes its requests.
 func newBot(cfg *Config, transport http.RoundTripper) (*telego.Bot, error) {
 	caller := &apiCaller{
 		// No client timeout: every call carries a context deadline that
@@ -40,6 +41,7 @@ func newBot(cfg *Config, transport http.RoundTripper) (*telego.Bot, error) {
 	bot, err := telego.NewBot(cfg.Token.Reveal(),
 		telego.WithAPIServer(cfg.APIURL),
 		telego.WithAPICaller(caller),
+		telego.WithRequestConstructor(requestConstructor{}),
 		telego.WithDiscardLogger(),
 	)
 	if err != nil {
