@@ -435,14 +435,18 @@ func (g *Gateway) closeStore() {
 }
 
 // outboundTransport is the transport of the HTTP client shared by the
-// adapters and the Selarti client: net/http's default, keeping an idle
-// connection per delivery worker to each host. The default keeps two, so
-// with more workers sending to one API (Selarti, the Bot API) every send
-// past the second opened a new connection, and closed it after.
+// adapters and the Selarti client: net/http's default, keeping four idle
+// connections per delivery worker to each host. The default keeps two,
+// so with more workers sending to one API (Selarti, the Bot API) every
+// send past the second opened a new connection, and closed it after. One
+// per worker was not enough either: besides the workers' sends, an
+// adapter's "typing…" indicators call the same API (one request per user
+// message), and the surplus connections were dialled and closed again
+// under load (3.3% of the gateway's CPU, docs/benchmarks.md).
 func outboundTransport(workers int) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, workers)
-	t.MaxIdleConns = max(t.MaxIdleConns, 4*workers)
+	t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, 4*workers)
+	t.MaxIdleConns = max(t.MaxIdleConns, 16*workers)
 	return t
 }
 

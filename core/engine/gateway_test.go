@@ -17,12 +17,15 @@ import (
 	"github.com/switchboard-gw/switchboard/core/store"
 )
 
-func TestOutboundTransportKeepsAConnectionPerWorker(t *testing.T) {
+// TestOutboundTransportKeepsConnectionsForWorkersAndIndicators: four idle
+// connections per worker to each host, for the workers' sends and the
+// adapters' "typing…" requests to the same API.
+func TestOutboundTransportKeepsConnectionsForWorkersAndIndicators(t *testing.T) {
 	def := http.DefaultTransport.(*http.Transport)
 	for _, workers := range []int{1, 16, 64} {
 		tr := outboundTransport(workers)
-		if tr.MaxIdleConnsPerHost < workers || tr.MaxIdleConns < workers {
-			t.Errorf("workers %d: idle connections %d per host, %d in all; want at least %d", workers, tr.MaxIdleConnsPerHost, tr.MaxIdleConns, workers)
+		if tr.MaxIdleConnsPerHost < 4*workers || tr.MaxIdleConns < 4*workers {
+			t.Errorf("workers %d: idle connections %d per host, %d in all; want at least %d", workers, tr.MaxIdleConnsPerHost, tr.MaxIdleConns, 4*workers)
 		}
 		if tr == def {
 			t.Fatal("the default transport itself was returned")
