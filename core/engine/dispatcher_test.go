@@ -35,8 +35,15 @@ func TestRetryPolicyBackoff(t *testing.T) {
 	}
 }
 
-func TestDispatcherReserve(t *testing.T) {
+// newTestDispatcher is a to_user dispatcher on st with workers workers,
+// retrying at once up to three attempts, that logs nothing.
+func newTestDispatcher(st store.Store, attempt func(context.Context, store.Message) error, workers int) *dispatcher {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	policy := retryPolicy{initial: time.Millisecond, max: time.Millisecond, maxAttempts: 3, maxAge: time.Hour, attemptTimeout: time.Minute}
+	return newDispatcher(store.ToUser, st, attempt, policy, workers, log, newMetrics(func() store.Store { return st }))
+}
+
+func TestDispatcherReserve(t *testing.T) {
 	st := store.NewMemory()
 	release := make(chan struct{})
 	attempts := make(chan store.Message, 10)
@@ -45,8 +52,7 @@ func TestDispatcherReserve(t *testing.T) {
 		<-release
 		return nil
 	}
-	policy := retryPolicy{initial: time.Millisecond, max: time.Millisecond, maxAttempts: 3, maxAge: time.Hour, attemptTimeout: time.Minute}
-	d := newDispatcher(store.ToUser, st, attempt, policy, 2, log, newMetrics(func() store.Store { return st }))
+	d := newTestDispatcher(st, attempt, 2)
 
 	if d.reserve() {
 		t.Fatal("reserve before run: true, want false")
@@ -172,15 +178,13 @@ func (s *stalledDelivered) Delivered(ctx context.Context, id int64) error {
 // has recorded the result, and no more than workers results wait for the
 // store at once. run returns only after the results are recorded.
 func TestDispatcherFreesTheWorkerWhileTheResultIsRecorded(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st := &stalledDelivered{Store: store.NewMemory(), entered: make(chan int64, 10), proceed: make(chan struct{})}
 	attempts := make(chan string, 10)
 	attempt := func(ctx context.Context, m store.Message) error {
 		attempts <- m.Chat
 		return nil
 	}
-	policy := retryPolicy{initial: time.Millisecond, max: time.Millisecond, maxAttempts: 3, maxAge: time.Hour, attemptTimeout: time.Minute}
-	d := newDispatcher(store.ToUser, st, attempt, policy, 1, log, newMetrics(func() store.Store { return st }))
+	d := newTestDispatcher(st, attempt, 1)
 	ctx := context.Background()
 	for _, chat := range []string{"a", "b", "c"} {
 		if _, err := st.Enqueue(ctx, &store.Message{Dir: store.ToUser, Chat: chat}); err != nil {
@@ -232,11 +236,9 @@ func TestDispatcherFreesTheWorkerWhileTheResultIsRecorded(t *testing.T) {
 // TestDispatcherStartsWorkersAsNeeded: an idle dispatcher holds no worker
 // goroutine, and messages one after another reuse the one started.
 func TestDispatcherStartsWorkersAsNeeded(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st := store.NewMemory()
 	attempt := func(context.Context, store.Message) error { return nil }
-	policy := retryPolicy{initial: time.Millisecond, max: time.Millisecond, maxAttempts: 3, maxAge: time.Hour, attemptTimeout: time.Minute}
-	d := newDispatcher(store.ToUser, st, attempt, policy, 64, log, newMetrics(func() store.Store { return st }))
+	d := newTestDispatcher(st, attempt, 64)
 	spawned := func() int {
 		d.mu.Lock()
 		defer d.mu.Unlock()
