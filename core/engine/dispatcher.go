@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboard-gw/switchboard/core"
 	"github.com/switchboard-gw/switchboard/core/store"
 )
@@ -36,6 +38,8 @@ type dispatcher struct {
 	onResult func(m store.Message, res attemptResult) // optional; after the store knows
 	// onDelivered, optional, runs once the store has m delivered.
 	onDelivered func(m store.Message)
+	// The observers of switchboard_delivery_stage_seconds for dir.
+	queued, attempted, recorded prometheus.Observer
 
 	wake chan struct{}
 	// slots holds one token per attempt running or reserved: at most
@@ -83,18 +87,22 @@ const idlePoll = 250 * time.Millisecond
 
 func newDispatcher(dir store.Direction, st store.Store, attempt func(context.Context, store.Message) error,
 	policy retryPolicy, workers int, log *slog.Logger, metrics *Metrics) *dispatcher {
+	queued, attempted, recorded := metrics.stageObservers(directionLabel(dir))
 	return &dispatcher{
-		dir:     dir,
-		store:   st,
-		attempt: attempt,
-		policy:  policy,
-		workers: workers,
-		log:     log.With("outbox", string(dir)),
-		metrics: metrics,
-		wake:    make(chan struct{}, 1),
-		slots:   make(chan struct{}, workers),
-		records: make(chan struct{}, workers),
-		jobs:    make(chan store.Message),
+		dir:       dir,
+		store:     st,
+		attempt:   attempt,
+		policy:    policy,
+		workers:   workers,
+		log:       log.With("outbox", string(dir)),
+		metrics:   metrics,
+		wake:      make(chan struct{}, 1),
+		slots:     make(chan struct{}, workers),
+		records:   make(chan struct{}, workers),
+		jobs:      make(chan store.Message),
+		queued:    queued,
+		attempted: attempted,
+		recorded:  recorded,
 	}
 }
 
@@ -248,9 +256,13 @@ func (d *dispatcher) run(ctx, work context.Context) {
 // process makes one attempt, calls answered once the attempt has ended,
 // and records its result in the store.
 func (d *dispatcher) process(ctx context.Context, m store.Message, answered func()) {
+	start := time.Now()
+	observeSince(d.queued, m.CreatedAt, start)
 	actx, cancel := context.WithTimeout(ctx, d.policy.attemptTimeout)
 	err := d.safeAttempt(actx, m)
 	cancel()
+	ended := time.Now()
+	observeSince(d.attempted, start, ended)
 	answered()
 	var df *deferral
 	isDeferral := errors.As(err, &df)
@@ -317,6 +329,7 @@ func (d *dispatcher) process(ctx context.Context, m store.Message, answered func
 	case err == nil && d.onDelivered != nil:
 		d.onDelivered(m)
 	}
+	observeSince(d.recorded, ended, time.Now())
 	res.recorded = serr == nil
 	if d.onResult != nil {
 		d.onResult(m, res)

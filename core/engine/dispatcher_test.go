@@ -274,3 +274,73 @@ func TestDispatcherStartsWorkersAsNeeded(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestDispatcherTimesEachStage: switchboard_delivery_stage_seconds has
+// one observation per stage of an attempt, of the time it took: the wait
+// since the message was accepted, the send, and the store's commit of
+// the result.
+func TestDispatcherTimesEachStage(t *testing.T) {
+	st := &stalledDelivered{Store: store.NewMemory(), entered: make(chan int64, 1), proceed: make(chan struct{})}
+	const queued, sending, recording = 2 * time.Second, 50 * time.Millisecond, 30 * time.Millisecond
+	attempt := func(context.Context, store.Message) error {
+		time.Sleep(sending)
+		return nil
+	}
+	d := newTestDispatcher(st, attempt, 1)
+	ctx := context.Background()
+	m := store.Message{Dir: store.ToUser, Chat: "c", CreatedAt: time.Now().Add(-queued)}
+	if _, err := st.Enqueue(ctx, &m); err != nil {
+		t.Fatal(err)
+	}
+	stop, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); d.run(stop, ctx) }()
+	<-st.entered
+	time.Sleep(recording)
+	st.proceed <- struct{}{}
+	waitFor(t, "the message delivered", func() bool {
+		got, _ := st.Get(ctx, m.ID)
+		return got.State == store.Delivered
+	})
+	cancel()
+	<-done
+
+	for _, tt := range []struct {
+		stage string
+		least time.Duration
+	}{{stageQueued, queued}, {stageAttempt, sending}, {stageRecord, recording}} {
+		count, sum := stageHistogram(t, d.metrics, dirOut, tt.stage)
+		if took := time.Duration(sum * float64(time.Second)); count != 1 || took < tt.least || took > tt.least+5*time.Second {
+			t.Errorf("stage %s: %d observations of %v in all, want 1 of at least %v", tt.stage, count, took, tt.least)
+		}
+		if count, _ := stageHistogram(t, d.metrics, dirIn, tt.stage); count != 0 {
+			t.Errorf("stage %s of the other direction: %d observations, want 0", tt.stage, count)
+		}
+	}
+}
+
+// stageHistogram reads the count and sum of one series of
+// switchboard_delivery_stage_seconds.
+func stageHistogram(t *testing.T, m *Metrics, direction, stage string) (uint64, float64) {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "switchboard_delivery_stage_seconds" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range s.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			if labels["direction"] == direction && labels["stage"] == stage {
+				return s.GetHistogram().GetSampleCount(), s.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	t.Fatalf("no series of switchboard_delivery_stage_seconds{direction=%q,stage=%q}", direction, stage)
+	return 0, 0
+}

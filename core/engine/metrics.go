@@ -21,6 +21,9 @@ type Metrics struct {
 	messages *prometheus.CounterVec
 	// selartiLatency is the latency of each HTTP attempt to Selarti.
 	selartiLatency *prometheus.HistogramVec
+	// deliveryStages is the time a message spends in each stage of a
+	// delivery attempt, by direction (see the stage constants).
+	deliveryStages *prometheus.HistogramVec
 	// webhookRejects counts webhooks refused, by reason.
 	webhookRejects *prometheus.CounterVec
 	// adapterUp is 1 while an instance is running.
@@ -73,6 +76,21 @@ const (
 	OutcomeDeferred = "deferred"
 )
 
+// Stages of a delivery attempt, the stage label of deliveryStages.
+const (
+	// stageQueued runs from the message's acceptance (Message.CreatedAt)
+	// to the start of this attempt: a retried message's earlier attempts
+	// and backoff are in it.
+	stageQueued = "queued"
+	// stageAttempt is the send itself: to Selarti, or to the messenger
+	// through the adapter's Send.
+	stageAttempt = "attempt"
+	// stageRecord is the store's commit of the attempt's result; the
+	// message stays leased, and its chat's next message waits, until it
+	// ends.
+	stageRecord = "record"
+)
+
 // Directions used as the direction label.
 const (
 	dirIn  = "in"
@@ -91,6 +109,11 @@ func newMetrics(st func() store.Store) *Metrics {
 			Help:    "Latency of each HTTP request to Selarti's API, by operation and outcome.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"op", "outcome"}),
+		deliveryStages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchboard_delivery_stage_seconds",
+			Help:    "Time a message spends in each stage of a delivery attempt, by direction: queued (accepted until the attempt began, earlier attempts and backoff included), attempt (the send), record (the store's commit of the result).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"direction", "stage"}),
 		webhookRejects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_webhook_rejects_total",
 			Help: "Selarti webhooks refused, by reason.",
@@ -139,8 +162,13 @@ func newMetrics(st func() store.Store) *Metrics {
 	for _, r := range []string{reconcileInDoubt, reconcileEcho, reconcileResent} {
 		m.reconciled.WithLabelValues(r) // a series from the start, for rate()
 	}
+	for _, dir := range []string{dirIn, dirOut} {
+		for _, stage := range []string{stageQueued, stageAttempt, stageRecord} {
+			m.deliveryStages.WithLabelValues(dir, stage)
+		}
+	}
 	m.Registry.MustRegister(
-		m.messages, m.selartiLatency, m.webhookRejects, m.adapterUp, m.dialogEvents, m.reconciled,
+		m.messages, m.selartiLatency, m.deliveryStages, m.webhookRejects, m.adapterUp, m.dialogEvents, m.reconciled,
 		m.receiveActive, m.leaseTakeovers, m.replicaInfo,
 		m.connsOpen, m.connsRefused, m.acceptErrors, m.adapterRejects,
 		collectors.NewGoCollector(),
@@ -156,6 +184,20 @@ func (m *Metrics) message(direction, instance, outcome string) {
 
 func (m *Metrics) observeSelarti(op, outcome string, d time.Duration) {
 	m.selartiLatency.WithLabelValues(op, outcome).Observe(d.Seconds())
+}
+
+// stageObservers returns the observers of direction's delivery stages:
+// queued, attempt and record.
+func (m *Metrics) stageObservers(direction string) (queued, attempt, record prometheus.Observer) {
+	return m.deliveryStages.WithLabelValues(direction, stageQueued),
+		m.deliveryStages.WithLabelValues(direction, stageAttempt),
+		m.deliveryStages.WithLabelValues(direction, stageRecord)
+}
+
+// observeSince adds the time from start to now to o; a start in the future
+// (another replica's clock) counts as none.
+func observeSince(o prometheus.Observer, start, now time.Time) {
+	o.Observe(max(now.Sub(start), 0).Seconds())
 }
 
 func (m *Metrics) webhookRejected(reason string) {
