@@ -90,7 +90,6 @@ var writeQueries = []string{
 	deliveredSQL, retrySQL, deferSQL, killSQL, replaySQL, dropSQL, inDoubtByIDSQL,
 	pendingSQL, dataVersionSQL,
 	setFlagsSQL, pruneMessagesSQL, pruneChatsSQL, forgetChatsSQL,
-	"SAVEPOINT w", "ROLLBACK TO w", "RELEASE w",
 }
 
 // Read statements, prepared on the read connections.

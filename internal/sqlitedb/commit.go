@@ -90,6 +90,9 @@ func NewCommitter(ctx context.Context, db *sql.DB, queries []string) (*Committer
 	}
 	stmts := make(map[string]*sql.Stmt, len(queries)+len(controlQueries))
 	for _, q := range append(controlQueries, queries...) {
+		if stmts[q] != nil {
+			continue // listed twice: one statement serves
+		}
 		st, err := conn.PrepareContext(ctx, q)
 		if err != nil {
 			for _, st := range stmts {
@@ -137,15 +140,19 @@ func (c *Committer) Close() error {
 	return err
 }
 
-// The statements that run every transaction, prepared with the caller's:
-// run as plain text, each was parsed and compiled again for every commit.
+// The statements that run every transaction, and around each write of a
+// batch, prepared with the caller's: run as plain text, each was parsed
+// and compiled again for every commit (the savepoints, for every write).
 const (
-	beginSQL    = "BEGIN IMMEDIATE"
-	commitSQL   = "COMMIT"
-	rollbackSQL = "ROLLBACK"
+	beginSQL      = "BEGIN IMMEDIATE"
+	commitSQL     = "COMMIT"
+	rollbackSQL   = "ROLLBACK"
+	savepointSQL  = "SAVEPOINT w"
+	releaseSQL    = "RELEASE w"
+	rollbackToSQL = "ROLLBACK TO w"
 )
 
-var controlQueries = []string{beginSQL, commitSQL, rollbackSQL}
+var controlQueries = []string{beginSQL, commitSQL, rollbackSQL, savepointSQL, releaseSQL, rollbackToSQL}
 
 // The synchronous settings are never prepared: SQLite applies a PRAGMA
 // like this one while it compiles it, so a prepared one would act once,
@@ -436,15 +443,15 @@ func (c *Committer) runBatch(live []*request, durable bool) (errs []error, err e
 		return errs, c.commitTx()
 	}
 	for i, r := range live {
-		if _, err := t.Exec("SAVEPOINT w"); err != nil {
+		if _, err := t.Exec(savepointSQL); err != nil {
 			return errs, errors.Join(err, c.rollback())
 		}
 		if errs[i] = r.fn(t); errs[i] != nil {
-			if _, err := t.Exec("ROLLBACK TO w"); err != nil {
+			if _, err := t.Exec(rollbackToSQL); err != nil {
 				return errs, errors.Join(err, c.rollback())
 			}
 		}
-		if _, err := t.Exec("RELEASE w"); err != nil {
+		if _, err := t.Exec(releaseSQL); err != nil {
 			return errs, errors.Join(err, c.rollback())
 		}
 	}

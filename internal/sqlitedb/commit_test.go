@@ -527,3 +527,31 @@ func TestCommitterWriteThen(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitterPreparesTheSavepoints: the statements around every
+// transaction and around every write of a batch (the savepoints) are
+// prepared with the caller's, which may list one of them again.
+func TestCommitterPreparesTheSavepoints(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "test.db")
+	if err := PrepareFile(path); err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenWriter(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, qCreate); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCommitter(ctx, db, []string{qInsert, savepointSQL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, q := range []string{beginSQL, commitSQL, rollbackSQL, "SAVEPOINT w", "RELEASE w", "ROLLBACK TO w", qInsert} {
+		if c.stmts[q] == nil {
+			t.Errorf("%q not prepared", q)
+		}
+	}
+}
