@@ -23,6 +23,12 @@ var errBoom = errors.New("boom")
 // on it. It returns the file's path too, to reopen it.
 func openCommitter(t *testing.T) (*Committer, string) {
 	t.Helper()
+	return openCommitterWith(t, []string{qInsert})
+}
+
+// openCommitterWith is openCommitter, with queries prepared.
+func openCommitterWith(t *testing.T, queries []string) (*Committer, string) {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "test.db")
 	if err := PrepareFile(path); err != nil {
@@ -38,7 +44,7 @@ func openCommitter(t *testing.T) (*Committer, string) {
 	if _, err := db.ExecContext(ctx, qCreate); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCommitter(ctx, db, []string{qInsert})
+	c, err := NewCommitter(ctx, db, queries)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,23 +538,7 @@ func TestCommitterWriteThen(t *testing.T) {
 // transaction and around every write of a batch (the savepoints) are
 // prepared with the caller's, which may list one of them again.
 func TestCommitterPreparesTheSavepoints(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "test.db")
-	if err := PrepareFile(path); err != nil {
-		t.Fatal(err)
-	}
-	db, err := OpenWriter(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, qCreate); err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewCommitter(ctx, db, []string{qInsert, savepointSQL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := openCommitterWith(t, []string{qInsert, savepointSQL})
 	for _, q := range []string{beginSQL, commitSQL, rollbackSQL, "SAVEPOINT w", "RELEASE w", "ROLLBACK TO w", qInsert} {
 		if c.stmts[q] == nil {
 			t.Errorf("%q not prepared", q)
