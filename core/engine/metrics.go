@@ -85,9 +85,10 @@ const (
 	// stageAttempt is the send itself: to Selarti, or to the messenger
 	// through the adapter's Send.
 	stageAttempt = "attempt"
-	// stageRecord is the store's commit of the attempt's result; the
-	// message stays leased, and its chat's next message waits, until it
-	// ends.
+	// stageRecord runs from the send's end to the store's commit of its
+	// result, the wait for a record token (see dispatcher.handOff)
+	// included; the message stays leased, and its chat's next message
+	// waits, until it ends.
 	stageRecord = "record"
 )
 
@@ -111,7 +112,7 @@ func newMetrics(st func() store.Store) *Metrics {
 		}, []string{"op", "outcome"}),
 		deliveryStages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "switchboard_delivery_stage_seconds",
-			Help:    "Time a message spends in each stage of a delivery attempt, by direction: queued (accepted until the attempt began, earlier attempts and backoff included), attempt (the send), record (the store's commit of the result).",
+			Help:    "Time a message spends in each stage of a delivery attempt, by direction: queued (accepted until the attempt began, earlier attempts and backoff included), attempt (the send), record (from the send's end to the store's commit of its result).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"direction", "stage"}),
 		webhookRejects: prometheus.NewCounterVec(prometheus.CounterOpts{
