@@ -7,10 +7,14 @@
 #      Prometheus, a SQL driver), so that a new adapter is its network's
 #      protocol and nothing else. The webchat's own mailbox is SQLite: it
 #      may link the driver until the shared store takes its sessions;
-#   3. an adapter never imports another one: what two need goes in kit/.
+#   3. an adapter never imports another one: what two need goes in kit/;
+#   4. the binary, built with the Makefile's TAGS, links one JSON library
+#      for the Telegram client: telego's default (github.com/grbit/go-json)
+#      held 8 MB more heap than encoding/json (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
+TAGS=${TAGS-stdjson} # the Makefile passes its own
 fail=0
 
 if bad=$($GO list -deps ./core/... | grep '/adapters/'); then
@@ -32,4 +36,7 @@ for pkg in $($GO list ./adapters/... | grep -v '/adapters/all$'); do
 		echo "$pkg imports another adapter:"; echo "$bad" | sed 's/^/  /'; fail=1
 	fi
 done
+if bad=$($GO list -tags "$TAGS" -deps ./cmd/switchboard | grep -E '^github.com/grbit/go-json$'); then
+	echo "the binary built with -tags '$TAGS' links telego's default JSON library ($bad): build with -tags stdjson"; fail=1
+fi
 exit $fail

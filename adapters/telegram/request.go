@@ -9,8 +9,9 @@ import (
 
 // requestConstructor encodes telego's requests, as its default does,
 // except the one the adapter sends for every user message: the "typing…"
-// of sendChatAction, which it writes by hand. telego's JSON encoder
-// (github.com/grbit/go-json) runs in a function whose stack frame is tens
+// of sendChatAction, which it writes by hand. telego's default JSON
+// encoder (github.com/grbit/go-json: a build without -tags stdjson, which
+// make build sets) runs in a function whose stack frame is tens
 // of kilobytes, and kit/typing sends from a goroutine of its own per chat,
 // whose stack the encoder made the runtime grow by copying, for every
 // message: 6% of the gateway's CPU at 500 round trips a second (the

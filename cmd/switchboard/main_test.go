@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -117,6 +119,30 @@ func TestVersion(t *testing.T) {
 	out, err := run("version")
 	if err != nil || !strings.HasPrefix(out, "switchboard ") {
 		t.Fatalf("version = %q, %v", out, err)
+	}
+}
+
+// The version line names the build tags, and the module's version when
+// none was set at build time.
+func TestFormatVersion(t *testing.T) {
+	platform := runtime.Version() + ", " + runtime.GOOS + "/" + runtime.GOARCH
+	info := &debug.BuildInfo{
+		Main:     debug.Module{Version: "v1.4.0"},
+		Settings: []debug.BuildSetting{{Key: "-trimpath", Value: "true"}, {Key: "-tags", Value: "stdjson"}},
+	}
+	for _, tt := range []struct {
+		version string
+		info    *debug.BuildInfo
+		want    string
+	}{
+		{"dev", info, "switchboard v1.4.0 (" + platform + ", tags stdjson)"},
+		{"abc1234", info, "switchboard abc1234 (" + platform + ", tags stdjson)"},
+		{"dev", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "switchboard dev (" + platform + ")"},
+		{"dev", nil, "switchboard dev (" + platform + ")"},
+	} {
+		if got := formatVersion(tt.version, tt.info); got != tt.want {
+			t.Errorf("formatVersion(%q, ...) = %q, want %q", tt.version, got, tt.want)
+		}
 	}
 }
 

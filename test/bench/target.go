@@ -68,6 +68,11 @@ const (
 	pkgProfile = "github.com/switchboard-gw/switchboard/test/bench/gwprof"
 )
 
+// gatewayTags are the build tags of the gateway, as the Makefile's TAGS
+// (TestGatewayTagsAreTheMakefiles): what is measured is what make build
+// ships.
+const gatewayTags = "stdjson"
+
 // taskID is the Selarti task of the one adapter instance both targets
 // serve (its name is the driver's, see Driver.Instance).
 const taskID = "bench-task"
@@ -80,8 +85,9 @@ type binaries struct {
 }
 
 // buildBinaries builds the gateway (or its profiling wrapper) and the
-// relay into dir, the way `make build` builds the gateway: its version is
-// the tree's revision. A gatewayBin given is used as it is, not built.
+// relay into dir, the way `make build` builds the gateway: with its build
+// tags, and its version is the tree's revision. A gatewayBin given is
+// used as it is, not built.
 func buildBinaries(ctx context.Context, dir string, profile bool, gatewayBin, revision string) (binaries, error) {
 	b := binaries{gateway: filepath.Join(dir, "switchboard"), relay: filepath.Join(dir, "relay"), profile: profile}
 	gw := pkgGateway
@@ -96,6 +102,9 @@ func buildBinaries(ctx context.Context, dir string, profile bool, gatewayBin, re
 	}
 	for _, job := range jobs {
 		args := []string{"build", "-trimpath", "-o", job.out}
+		if job.pkg != pkgRelay {
+			args = append(args, "-tags", gatewayTags)
+		}
 		if job.pkg == pkgGateway && revision != "" {
 			args = append(args, "-ldflags", "-X main.version="+revision)
 		}

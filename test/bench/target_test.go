@@ -107,6 +107,24 @@ func TestPGReplicas(t *testing.T) {
 	}
 }
 
+// The harness builds the gateway with the Makefile's tags, so that a run
+// measures the binary make build ships.
+func TestGatewayTagsAreTheMakefiles(t *testing.T) {
+	makefile, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(makefile), "\n") {
+		if name, value, ok := strings.Cut(line, "?="); ok && strings.TrimSpace(name) == "TAGS" {
+			if got := strings.TrimSpace(value); got != gatewayTags {
+				t.Fatalf("the Makefile builds with TAGS %q, the harness with %q", got, gatewayTags)
+			}
+			return
+		}
+	}
+	t.Fatal("the Makefile sets no TAGS")
+}
+
 // The report names the binary measured: the gateway's version line.
 func TestGatewayVersion(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "switchboard")

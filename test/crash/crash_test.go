@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,11 +45,20 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// buildBinary builds the real switchboard binary once for the test.
+// buildBinary builds the real switchboard binary once for the test, with
+// the build tags of the test itself (make test passes the Makefile's).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "switchboard")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/switchboard-gw/switchboard/cmd/switchboard")
+	args := []string{"build", "-o", bin}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "-tags" && s.Value != "" {
+				args = append(args, "-tags", s.Value)
+			}
+		}
+	}
+	cmd := exec.Command("go", append(args, "github.com/switchboard-gw/switchboard/cmd/switchboard")...)
 	cmd.Env = os.Environ()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build switchboard: %v\n%s", err, out)
