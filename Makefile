@@ -18,6 +18,9 @@ BIN      ?= bin/switchboard
 # type caches held 8 MB more heap in a connected gateway
 # (docs/benchmarks.md, eleventh change). A build without it works the same.
 TAGS     ?= stdjson
+# Every go command a target runs takes them from GOFLAGS (one place, so a
+# new target cannot miss them); a -tags on a command line would override.
+export GOFLAGS += -tags=$(TAGS)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: demo test build vet fmt-check deps-check fuzz deps bench bench-store clean
@@ -30,12 +33,12 @@ demo: build
 
 ## build: build the binary into $(BIN)
 build:
-	$(GO) build -trimpath -tags "$(TAGS)" -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchboard
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/switchboard
 
 ## test: everything CI runs: static checks, all tests with -race (end-to-end and browser included), short fuzzing
 test: deps vet fmt-check deps-check
-	scripts/with-postgres.sh $(GO) test -tags "$(TAGS)" -race -count=1 $$($(GO) list ./... | grep -v /test/crash)
-	scripts/with-postgres.sh $(GO) test -tags "$(TAGS)" -race -count=1 -v ./test/crash/   # -v: it prints its figures
+	scripts/with-postgres.sh $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/crash)
+	scripts/with-postgres.sh $(GO) test -race -count=1 -v ./test/crash/   # -v: it prints its figures
 	$(MAKE) --no-print-directory fuzz
 
 ## deps: install what the tests need beyond Go (headless Chromium for the browser test)
@@ -43,7 +46,7 @@ deps:
 	@scripts/ensure-chromium.sh
 
 vet:
-	$(GO) vet -tags "$(TAGS)" ./...
+	$(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -55,17 +58,17 @@ deps-check:
 
 ## fuzz: run every fuzz target of outside input (about 10 s each; FUZZTIME=60s for longer)
 fuzz:
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzParseChatID$$' -fuzztime=$(or $(FUZZTIME),90000x) ./core/engine/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzParseWebhook$$' -fuzztime=$(or $(FUZZTIME),200000x) ./core/selarti/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzWebhookAgainstEncodingJSON$$' -fuzztime=$(or $(FUZZTIME),100000x) ./core/selarti/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzClientFrame$$' -fuzztime=$(or $(FUZZTIME),15000x) ./adapters/webchat/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzInbound$$' -fuzztime=$(or $(FUZZTIME),90000x) ./adapters/discord/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzInbound$$' -fuzztime=$(or $(FUZZTIME),150000x) ./adapters/slack/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzTelegramHTML$$' -fuzztime=$(or $(FUZZTIME),130000x) ./kit/richtext/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzDiscordMarkdown$$' -fuzztime=$(or $(FUZZTIME),150000x) ./kit/richtext/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzSlackMrkdwn$$' -fuzztime=$(or $(FUZZTIME),160000x) ./kit/richtext/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzPlainText$$' -fuzztime=$(or $(FUZZTIME),190000x) ./kit/richtext/
-	$(GO) test -tags "$(TAGS)" -run='^$$' -fuzz='^FuzzSafeHTML$$' -fuzztime=$(or $(FUZZTIME),140000x) ./kit/richtext/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseChatID$$' -fuzztime=$(or $(FUZZTIME),90000x) ./core/engine/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseWebhook$$' -fuzztime=$(or $(FUZZTIME),200000x) ./core/selarti/
+	$(GO) test -run='^$$' -fuzz='^FuzzWebhookAgainstEncodingJSON$$' -fuzztime=$(or $(FUZZTIME),100000x) ./core/selarti/
+	$(GO) test -run='^$$' -fuzz='^FuzzClientFrame$$' -fuzztime=$(or $(FUZZTIME),15000x) ./adapters/webchat/
+	$(GO) test -run='^$$' -fuzz='^FuzzInbound$$' -fuzztime=$(or $(FUZZTIME),90000x) ./adapters/discord/
+	$(GO) test -run='^$$' -fuzz='^FuzzInbound$$' -fuzztime=$(or $(FUZZTIME),150000x) ./adapters/slack/
+	$(GO) test -run='^$$' -fuzz='^FuzzTelegramHTML$$' -fuzztime=$(or $(FUZZTIME),130000x) ./kit/richtext/
+	$(GO) test -run='^$$' -fuzz='^FuzzDiscordMarkdown$$' -fuzztime=$(or $(FUZZTIME),150000x) ./kit/richtext/
+	$(GO) test -run='^$$' -fuzz='^FuzzSlackMrkdwn$$' -fuzztime=$(or $(FUZZTIME),160000x) ./kit/richtext/
+	$(GO) test -run='^$$' -fuzz='^FuzzPlainText$$' -fuzztime=$(or $(FUZZTIME),190000x) ./kit/richtext/
+	$(GO) test -run='^$$' -fuzz='^FuzzSafeHTML$$' -fuzztime=$(or $(FUZZTIME),140000x) ./kit/richtext/
 
 ## bench: the end-to-end load benchmark, gateway against a bare relay, webchat and Telegram users (about 17 to 20 minutes; BENCHFLAGS=-quick for about 4); see docs/benchmarks.md
 bench:
@@ -73,7 +76,7 @@ bench:
 
 ## bench-store: the store benchmark (see docs/benchmarks.md)
 bench-store:
-	$(GO) test -tags "$(TAGS)" -run='^$$' -bench=. -benchtime=2s ./core/store/
+	$(GO) test -run='^$$' -bench=. -benchtime=2s ./core/store/
 
 clean:
 	rm -rf bin data
